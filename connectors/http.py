@@ -1,0 +1,138 @@
+"""The one HTTP helper every connector uses: timeouts, retry with backoff, error classes.
+
+Retries: connection errors, timeouts, 429 (waiting what ``Retry-After`` says), 500, 502,
+503, 504 and bodies that should be JSON but are not (a truncated page). Everything else
+is returned to the connector, which knows what its API's errors mean. Error texts carry
+the redacted URL, never a token or secret.
+"""
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, TypeVar
+
+import requests
+
+from hub.errors import RateLimitedError, TransientError, redact
+
+log = logging.getLogger("connectors.http")
+
+
+class _RedactingFilter(logging.Filter):
+    """urllib3 logs request lines at DEBUG; some real APIs (the U8 token call) carry a secret
+    in the query string, so those lines pass through the same redaction as our errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactingFilter())
+
+RETRY_STATUS = {429, 500, 502, 503, 504}
+T = TypeVar("T")
+S = TypeVar("S")
+
+
+class MalformedResponse(TransientError):
+    """The body was not the JSON the API promised (kept, redacted, for quarantine)."""
+
+    def __init__(self, message: str, body: str = "", **kw) -> None:
+        super().__init__(message, **kw)
+        self.body = body
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class HttpClient:
+    """A retrying JSON-over-HTTP client bound to one base URL."""
+
+    def __init__(self, base_url: str, *, secrets: tuple[str, ...] = (), timeout: tuple[float, float] = (5.0, 60.0),
+                 max_attempts: int = 6, backoff: float = 0.2, max_backoff: float = 20.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.secrets = secrets
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self._local = threading.local()
+        self.retries = 0
+
+    @property
+    def session(self) -> requests.Session:
+        """One session per thread: connection reuse without sharing a session across threads."""
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def _where(self, method: str, path: str) -> str:
+        return redact(f"{method} {self.base_url}{path}", self.secrets)
+
+    def request(self, method: str, path: str, *, params: dict | None = None, data: dict | None = None,
+                json_body: Any = None, headers: dict | None = None, expect_json: bool = True) -> Response:
+        """Send with retries; returns the last response for the caller to interpret."""
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        last: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            wait: float | None = None
+            try:
+                resp = self.session.request(method, url, params=params, data=data, json=json_body,
+                                            headers=headers, timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = TransientError(f"{self._where(method, path)}: {type(exc).__name__}", secrets=self.secrets)
+            else:
+                if resp.status_code in RETRY_STATUS:
+                    wait = retry_after_seconds(resp.headers.get("Retry-After"))
+                    cls = RateLimitedError if resp.status_code == 429 else TransientError
+                    last = cls(f"{self._where(method, path)}: HTTP {resp.status_code}", secrets=self.secrets)
+                else:
+                    body: Any = resp.text
+                    if expect_json:
+                        try:
+                            body = resp.json()
+                        except (ValueError, json.JSONDecodeError):
+                            last = MalformedResponse(f"{self._where(method, path)}: HTTP {resp.status_code} body is not JSON",
+                                                     body=redact(resp.text[:2000], self.secrets), secrets=self.secrets)
+                            body = None
+                    if body is not None or not expect_json:
+                        return Response(resp.status_code, body, dict(resp.headers))
+            if attempt < self.max_attempts:
+                self.retries += 1
+                delay = wait if wait is not None else min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+                delay *= 1 if wait is not None else random.uniform(0.5, 1.0)
+                log.warning("%s (attempt %d/%d, retrying in %.2fs)", last, attempt, self.max_attempts, delay)
+                self.sleep(delay)
+        assert last is not None
+        raise last
+
+
+def paginate(fetch: Callable[[S], tuple[T, S | None]], start: S) -> Iterator[T]:
+    """Drive any paging scheme (offset, keyset, scroll locator): ``fetch(state)`` returns a
+    page and the next state, ``None`` when there is no next page."""
+    state: S | None = start
+    while state is not None:
+        page, state = fetch(state)
+        yield page

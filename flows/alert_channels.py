@@ -1,0 +1,179 @@
+"""Where alerts go: e-mail over SMTP, a 钉钉 (DingTalk) group robot, a 企业微信 (WeCom)
+group robot. Each channel is an Airflow connection; a connection that does not exist is a
+channel that is off.
+
+| conn id | host | login / password | extra |
+|---|---|---|---|
+| ``hub_alert_smtp`` | SMTP server (port in port) | SMTP user / password | ``to`` (comma-separated), ``from_email``, ``disable_ssl``, ``disable_tls``, ``timeout`` (the SMTP provider's names) |
+| ``hub_alert_dingtalk`` | ``https://oapi.dingtalk.com`` (default) | password = the robot's access_token | ``secret``: the robot's 加签 secret (SEC…) |
+| ``hub_alert_wecom`` | ``https://qyapi.weixin.qq.com`` (default) | password = the robot's key | |
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import smtplib
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Callable, Protocol
+from urllib.parse import quote_plus
+
+from hub import connections
+from hub.errors import ConfigurationError, redact
+from hub.types import ConnectionInfo
+
+log = logging.getLogger("flows.alert_channels")
+
+SMTP_CONN, DINGTALK_CONN, WECOM_CONN = "hub_alert_smtp", "hub_alert_dingtalk", "hub_alert_wecom"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One alert as channels carry it: a one-line title and a Markdown body."""
+
+    title: str
+    text: str
+
+
+class Channel(Protocol):
+    name: str
+
+    def secrets(self) -> tuple[str, ...]: ...
+
+    def send(self, message: Message) -> None: ...
+
+
+def _flag(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+class EmailChannel:
+    """Plain-text e-mail through the SMTP server of ``hub_alert_smtp``."""
+
+    name = "email"
+
+    def __init__(self, info: ConnectionInfo) -> None:
+        self.info = info
+        extra = info.extra
+        self.recipients = [a.strip() for a in str(extra.get("to", "")).replace(";", ",").split(",") if a.strip()]
+        if not info.host or not self.recipients:
+            raise ConfigurationError(f"connection {info.conn_id!r} needs a host and extra 'to' (recipients)")
+        self.sender = str(extra.get("from_email") or extra.get("from") or info.login or "integration-hub@localhost")
+        self.ssl = not _flag(extra.get("disable_ssl", False))
+        self.starttls = not self.ssl and not _flag(extra.get("disable_tls", False))
+        self.timeout = float(extra.get("timeout", 30))
+
+    def secrets(self) -> tuple[str, ...]:
+        return self.info.secrets()
+
+    def send(self, message: Message) -> None:
+        mail = EmailMessage()
+        mail["Subject"] = message.title
+        mail["From"] = self.sender
+        mail["To"] = ", ".join(self.recipients)
+        mail.set_content(message.text)
+        port = self.info.port or (465 if self.ssl else 25)
+        smtp_class = smtplib.SMTP_SSL if self.ssl else smtplib.SMTP
+        with smtp_class(self.info.host, port, timeout=self.timeout) as smtp:
+            if self.starttls:
+                smtp.starttls()
+            if self.info.login:
+                smtp.login(self.info.login, self.info.password)
+            smtp.send_message(mail)
+
+
+class _Robot:
+    """A chat group robot: JSON posted to a webhook whose token is the connection password."""
+
+    name = "robot"
+    default_host = ""
+    path = ""
+    token_param = ""
+
+    def __init__(self, info: ConnectionInfo) -> None:
+        if not info.password and "?" not in info.host:
+            raise ConfigurationError(f"connection {info.conn_id!r} needs the robot's token as password")
+        self.info = info
+        self.timeout = float(info.extra.get("timeout", 10))
+
+    def secrets(self) -> tuple[str, ...]:
+        return self.info.secrets()
+
+    def url(self) -> str:
+        if "?" in self.info.host:  # the full webhook URL was given as host
+            return self.info.host
+        host = (self.info.base_url() if self.info.host else self.default_host).rstrip("/")
+        return f"{host}{self.path}?{self.token_param}={quote_plus(self.info.password)}"
+
+    def body(self, message: Message) -> dict:
+        raise NotImplementedError
+
+    def send(self, message: Message) -> None:
+        import requests  # lazy: DAG files import this module while parsing
+
+        resp = requests.post(self.url(), json=self.body(message), timeout=self.timeout)
+        resp.raise_for_status()
+        answer = resp.json() if resp.content else {}
+        if answer.get("errcode", 0) != 0:
+            raise RuntimeError(f"{self.name} robot refused the message: {answer.get('errcode')} {answer.get('errmsg')}")
+
+
+class DingTalkChannel(_Robot):
+    """钉钉 group robot with 加签: ``timestamp`` and ``sign`` =
+    urlencode(base64(HMAC-SHA256(secret, f"{timestamp}\\n{secret}"))) on the webhook URL."""
+
+    name = "dingtalk"
+    default_host = "https://oapi.dingtalk.com"
+    path = "/robot/send"
+    token_param = "access_token"
+
+    @staticmethod
+    def sign(secret: str, timestamp_ms: int) -> str:
+        digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+        return quote_plus(base64.b64encode(digest).decode())
+
+    def url(self) -> str:
+        url = super().url()
+        secret = str(self.info.extra.get("secret", ""))
+        if secret:
+            ts = int(time.time() * 1000)
+            url += f"&timestamp={ts}&sign={self.sign(secret, ts)}"
+        return url
+
+    def body(self, message: Message) -> dict:
+        return {"msgtype": "markdown", "markdown": {"title": message.title, "text": message.text}}
+
+
+class WeComChannel(_Robot):
+    """企业微信 group robot (the key in the URL is its only credential)."""
+
+    name = "wecom"
+    default_host = "https://qyapi.weixin.qq.com"
+    path = "/cgi-bin/webhook/send"
+    token_param = "key"
+
+    def body(self, message: Message) -> dict:
+        return {"msgtype": "markdown", "markdown": {"content": f"**{message.title}**\n\n{message.text}"}}
+
+
+FACTORIES: dict[str, Callable[[ConnectionInfo], Channel]] = {
+    SMTP_CONN: EmailChannel, DINGTALK_CONN: DingTalkChannel, WECOM_CONN: WeComChannel,
+}
+
+
+def configured() -> list[Channel]:
+    """The channels whose connection exists; a broken one is logged (without secrets) and skipped."""
+    out: list[Channel] = []
+    for conn_id, factory in FACTORIES.items():
+        try:
+            info = connections.get(conn_id)
+        except ConfigurationError:
+            continue  # not configured: the channel is off
+        try:
+            out.append(factory(info))
+        except ConfigurationError as exc:
+            log.warning("alert channel %s is misconfigured: %s", conn_id, redact(str(exc), info.secrets()))
+    return out

@@ -1,0 +1,528 @@
+"""The customer master flow: CRM ⇄ hub ⇄ U8.
+
+extract (CRM accounts and contacts, U8 Customer) → map (YAML specs) → validate (GX gates)
+→ resolve (xref, unchanged records skipped, dedup against every stored record) → load
+(source records, survivorship into golden records, outbox, watermarks; contacts) →
+publish (registry check, what each target lacks) → write back (U8 OpenAPI with biz_id,
+then the U8 code into the CRM account).
+
+Each function is one step: it reads this run's input from the store and writes its
+output there, so Airflow may retry any step alone.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select, update
+
+from connectors.u8 import U8Connector
+from connectors.xiaoshouyi import XiaoshouyiConnector
+from flows import contacts, registry, settings
+from flows.steps import quarantine_errors, read_stream, write_in_chunks
+from hub import connections, model, quarantine, watermarks, xref
+from hub.errors import ConfigurationError, DataError
+from hub.model import CUSTOMER_FIELDS, SOURCE_EXTRA
+from hub.runlog import StepCounts
+from hub.runner import StepContext
+from hub.store import chunks, frame_records, select_in, stage_append, stage_read, stage_write, upsert, utcnow
+from mappings import engine
+from quality import gate, golden, matching, review
+
+log = logging.getLogger("flows.customer_master")
+
+FLOW = "customer_master"
+ENTITY = "customer"
+SOURCES = {"crm": "crm_account_to_customer", "u8": "u8_customer_to_customer"}
+TO_U8, TO_CRM = "customer_to_u8", "customer_to_crm_account"
+CRM_CONN, U8_ODBC_CONN, U8_API_CONN = "crm_xiaoshouyi", "u8_odbc", "u8_openapi"
+SOURCE_COLUMNS = [*CUSTOMER_FIELDS, *SOURCE_EXTRA]
+
+
+def crm() -> XiaoshouyiConnector:
+    account, contact = engine.load_spec(SOURCES["crm"]), contacts.spec()
+    return XiaoshouyiConnector(connections.get(CRM_CONN), streams={account.stream: account.source_fields,
+                                                                   contact.stream: contact.source_fields})
+
+
+def u8(write: bool = False) -> U8Connector:
+    spec = engine.load_spec(SOURCES["u8"])
+    return U8Connector(connections.get(U8_ODBC_CONN), connections.get(U8_API_CONN) if write else None,
+                       columns={spec.stream: spec.source_fields})
+
+
+CONNECTORS = {"crm": crm, "u8": u8}
+
+
+# --- extract -------------------------------------------------------------------------------------
+
+def extract(ctx: StepContext) -> StepCounts:
+    counts = StepCounts()
+    for system, spec_name in SOURCES.items():
+        spec = engine.load_spec(spec_name)
+        counts += read_stream(ctx, CONNECTORS[system](), system, spec.stream, ENTITY)
+    counts += read_stream(ctx, crm(), "crm", contacts.spec().stream, contacts.ENTITY, stage_as=contacts.STAGE)
+    return counts
+
+
+# --- map -----------------------------------------------------------------------------------------
+
+def map_step(ctx: StepContext) -> StepCounts:
+    counts = StepCounts()
+    with ctx.engine.begin() as conn:
+        for system, spec_name in SOURCES.items():
+            spec = engine.load_spec(spec_name)
+            raw = stage_read(conn, ctx.run_id, "extract", system)
+            counts.read += len(raw)
+            if raw.empty:
+                stage_write(conn, ctx.run_id, "map", pd.DataFrame(), system)
+                continue
+            raw = raw.reset_index(drop=True)
+            # the overlap window and replays can bring one record twice: keep its newest version
+            order = pd.to_numeric(raw[spec.version], errors="coerce") if spec.version in raw.columns else None
+            if order is not None:
+                raw = raw.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
+            keys = raw[spec.key].astype(str) if spec.key in raw.columns else pd.Series(raw.index.astype(str))
+            dup = keys.duplicated(keep="last")
+            counts.skipped += int(dup.sum())
+            raw = raw[~dup]
+            result = engine.apply(spec, raw)
+            counts.quarantined += quarantine_errors(conn, ctx, FLOW, ENTITY, system, "map", raw, result.errors, spec.key)
+            good = result.frame.drop(columns=["_row"])
+            good.insert(0, "system", system)
+            good["_row"] = system + ":" + good["_key"].astype(str)
+            counts.mapped += len(good)
+            stage_write(conn, ctx.run_id, "map", good, system)
+        counts += contacts.map_step(conn, ctx, FLOW)
+    counts.rejected = counts.quarantined
+    return counts
+
+
+# --- validate ------------------------------------------------------------------------------------
+
+def validate(ctx: StepContext) -> StepCounts:
+    with ctx.engine.begin() as conn:
+        contact_counts = contacts.validate(conn, ctx, FLOW)
+        batch = pd.concat([stage_read(conn, ctx.run_id, "map", system) for system in SOURCES], ignore_index=True)
+    counts = StepCounts(read=len(batch))
+    if batch.empty:
+        with ctx.engine.begin() as conn:
+            stage_write(conn, ctx.run_id, "validate", batch, ENTITY)
+        return counts + contact_counts
+    result = gate.validate(ENTITY, batch)
+    with ctx.engine.begin() as conn:
+        if len(result.failures):
+            reasons = result.failures.groupby("_row").apply(
+                lambda g: [f"{e}: {r}" for e, r in zip(g["expectation"], g["reason"])], include_groups=False)
+            bad = batch[batch["_row"].isin(reasons.index)]
+            for system, part in bad.groupby("system"):
+                items = [(k, rec, reasons[row]) for k, row, rec in zip(part["_key"], part["_row"], frame_records(part))]
+                counts.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY,
+                                                     system=str(system), stage="validate", items=items)
+        stage_write(conn, ctx.run_id, "validate", result.good, ENTITY)
+        stage_write(conn, ctx.run_id, "validate_report", pd.DataFrame(result.results))
+        stage_write(conn, ctx.run_id, "validate_cleared", result.cleared)
+    if len(result.cleared):
+        log.warning("%d fields failed the gate on records that were kept with the field cleared: %s",
+                    len(result.cleared), result.cleared.groupby("expectation").size().to_dict())
+    counts.rejected = counts.quarantined
+    counts.mapped = len(result.good)
+    rate = counts.rejected / max(1, counts.read)
+    counts += contact_counts
+    if counts.read >= settings.MIN_ROWS_FOR_THRESHOLD and rate > settings.reject_threshold(FLOW):
+        raise DataError(f"{FLOW}: {rate:.0%} of {counts.read} records failed validation "
+                        f"(threshold {settings.reject_threshold(FLOW):.0%}); the source itself looks broken")
+    return counts
+
+
+# --- resolve -------------------------------------------------------------------------------------
+
+def resolve_step(ctx: StepContext) -> StepCounts:
+    with ctx.engine.begin() as conn:
+        applied = review.apply_requested(conn)  # verdicts a reviewer gave in the console
+        if applied:
+            log.info("applied %d dedup verdicts from the review queue", applied)
+        batch = stage_read(conn, ctx.run_id, "validate", ENTITY)
+        counts = StepCounts(read=len(batch))
+        if batch.empty:
+            stage_write(conn, ctx.run_id, "resolve", batch, ENTITY)
+            return counts
+        batch["uscc"] = batch["uscc"].where(batch["uscc"].notna(), None)
+        parts = []
+        for system, part in batch.groupby("system"):
+            spec = engine.load_spec(SOURCES[str(system)])
+            known = xref.lookup(conn, ENTITY, str(system), part["_key"].astype(str).tolist())
+            part = part.assign(_key=part["_key"].astype(str), content_hash=xref.content_hash(part, spec.hash_fields))
+            part = part.merge(known[["native_key", "hub_id", "content_hash"]].rename(
+                columns={"native_key": "_key", "content_hash": "known_hash"}), on="_key", how="left")
+            parts.append(part)
+        batch = pd.concat(parts, ignore_index=True)
+        unchanged = batch["hub_id"].notna() & (batch["content_hash"] == batch["known_hash"])
+        counts.skipped = int(unchanged.sum())
+        changed = batch[~unchanged].drop(columns=["known_hash"]).reset_index(drop=True)
+        if not changed.empty:
+            changed, stats = matching.resolve(conn, changed, ctx.run_id)
+            counts.merged = int(changed["match_rule"].isin(["match", "batch", "conflict"]).sum())
+            log.info("matching: %s", stats)
+        stage_write(conn, ctx.run_id, "resolve", changed, ENTITY)
+        stage_write(conn, ctx.run_id, "skipped", batch.loc[unchanged, ["system", "_key", "hub_id"]], ENTITY)
+    return counts
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+def _sources_of(conn, hub_ids: list[str]) -> pd.DataFrame:
+    return select_in(conn, model.customer_source, "hub_id", hub_ids)
+
+
+def load(ctx: StepContext) -> StepCounts:
+    """Store source records and xref, rebuild the touched golden records, enqueue them."""
+    with ctx.engine.begin() as conn:
+        batch = stage_read(conn, ctx.run_id, "resolve", ENTITY)
+        counts = StepCounts(read=len(batch))
+        if not batch.empty:
+            src = batch.rename(columns={"_key": "native_key"})
+            for col in SOURCE_COLUMNS:
+                if col not in src.columns:
+                    src[col] = None
+            src["source_updated_at"] = pd.to_datetime(src["source_updated_at"], utc=True, errors="coerce")
+            src["run_id"] = ctx.run_id
+            rows = frame_records(src[["system", "native_key", "hub_id", *SOURCE_COLUMNS, "source_updated_at",
+                                      "content_hash", "run_id"]])
+            upsert(conn, model.customer_source, rows, keys=["system", "native_key"])
+            for system, part in src.groupby("system"):
+                xref.save(conn, ENTITY, str(system), part.assign(
+                    native_version=part["_version"].astype(str) if "_version" in part else None))
+                quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system=str(system),
+                                   record_keys=part["native_key"].tolist())
+            matching.index(conn, src)
+            counts.written = golden.rebuild(conn, ctx.run_id, batch["hub_id"].unique().tolist())
+            counts.skipped = counts.read - len(batch)
+        # contacts after their customers, whose hub ids they need
+        counts += contacts.resolve(conn, ctx, FLOW)
+        counts += contacts.load(conn, ctx, FLOW)
+        moved = watermarks.commit_pending(conn, ctx.run_id, FLOW)
+        log.info("watermarks moved: %s", moved)
+    return counts
+
+
+# --- publish -------------------------------------------------------------------------------------
+
+def _pending(conn, target: str) -> list[str]:
+    o = model.outbox.c
+    return [r[0] for r in conn.execute(select(o.hub_id).where(o.entity == ENTITY, o.target == target,
+                                                              o.status == "pending"))]
+
+
+def _golden(conn, hub_ids: list[str]) -> pd.DataFrame:
+    return select_in(conn, model.customer, "hub_id", hub_ids)
+
+
+def publish(ctx: StepContext) -> StepCounts:
+    """Decide what U8 lacks: golden records whose U8 projection differs from what U8 holds.
+
+    Before that, new and changed golden records are checked against the business registry
+    (when a ``registry`` connection exists): its legal facts become a source record that
+    survivorship ranks first, a company it reports 注销 / 吊销 is held back from the ERP
+    with a reason, and one whose lookup was deferred (quota, outage) waits for the next run.
+    """
+    with ctx.engine.begin() as conn:
+        replays = quarantine.take_replays(conn, FLOW, "u8", ["write", "publish"])
+        if replays:  # an operator fixed what U8 refused: send those golden records again
+            _outbox_done(conn, "u8", [r["record_key"] for r in replays], "pending")
+        pending = _pending(conn, "u8")
+    counts = StepCounts(read=len(pending))
+    waiting = _registry_check(ctx, pending, counts)
+    spec = engine.load_spec(TO_U8)
+    with ctx.engine.begin() as conn:
+        pending = [h for h in _pending(conn, "u8") if h not in waiting]
+        gold = _golden(conn, pending)
+        sources = _sources_of(conn, pending)
+        projected = gold.assign(content_hash=xref.content_hash(gold, spec.hash_fields))
+        have = sources[sources["system"] == "u8"][["hub_id", "native_key", "content_hash"]] if not sources.empty else \
+            pd.DataFrame(columns=["hub_id", "native_key", "content_hash"])
+        have = have.sort_values("native_key").drop_duplicates("hub_id")
+        merged = projected.merge(have.rename(columns={"content_hash": "u8_hash", "native_key": "u8_code"}),
+                                 on="hub_id", how="left")
+        todo = merged[merged["u8_hash"].isna() | (merged["u8_hash"] != merged["content_hash"])].copy()
+        todo["op"] = todo["u8_code"].map(lambda v: "edit" if isinstance(v, str) else "add")
+        done = sorted(set(pending) - set(todo["hub_id"]))
+        _outbox_done(conn, "u8", done)
+        counts.skipped += len(done)
+        counts.written = len(todo)
+        stage_write(conn, ctx.run_id, "publish", todo)
+    return counts
+
+
+REGISTRY_FIELDS = {"legal_name": "name", "uscc": "uscc", "registry_status": "registry_status",
+                   "legal_representative": "legal_representative", "registered_capital": "registered_capital"}
+
+
+def _registry_check(ctx: StepContext, pending: list[str], counts: StepCounts) -> set[str]:
+    """Enrich pending golden records from the registry; returns the hub ids that must wait."""
+    if not pending:
+        return set()
+    try:
+        connector = registry.connector()
+    except ConfigurationError as exc:
+        log.info("no business registry check: %s", exc)
+        return set()
+    with ctx.engine.begin() as conn:
+        gold = _golden(conn, pending)[["hub_id", "name", "uscc"]]
+    facts, enrich_counts = registry.enrich(ctx.engine, gold, connector)
+    log.info("registry: %s", enrich_counts)
+    found = facts[facts["lookup"] == "ok"]
+    held = found[found["hold_reason"].notna()]
+    deferred = facts[facts["lookup"] == "deferred"]
+    with ctx.engine.begin() as conn:
+        if len(found):
+            rows = found.rename(columns=REGISTRY_FIELDS)[["hub_id", *REGISTRY_FIELDS.values()]].assign(
+                system="registry", native_key=found["hub_id"].to_numpy(), source_updated_at=utcnow(), run_id=ctx.run_id)
+            for col in SOURCE_COLUMNS:
+                if col not in rows.columns:
+                    rows[col] = None
+            rows["content_hash"] = xref.content_hash(rows, list(REGISTRY_FIELDS.values()))
+            upsert(conn, model.customer_source, frame_records(rows[["system", "native_key", "hub_id", *SOURCE_COLUMNS,
+                                                                    "source_updated_at", "content_hash", "run_id"]]),
+                   keys=["system", "native_key"])
+            matching.index(conn, rows)  # a renamed company is found again by its legal name
+            golden.rebuild(conn, ctx.run_id, found["hub_id"].tolist())
+        if len(held):
+            _outbox_done(conn, "u8", held["hub_id"].tolist(), "held", "registry status")
+            counts.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="registry",
+                                                 stage="publish", items=[
+                (h, {"hub_id": h, "legal_name": n, "registry_status": st}, [reason])
+                for h, n, st, reason in zip(held["hub_id"], held["legal_name"], held["registry_status"], held["hold_reason"])])
+    counts.skipped += len(deferred)
+    if len(deferred):
+        log.warning("%d customers wait for a deferred registry lookup: %s", len(deferred),
+                    deferred["reason"].dropna().unique()[:3].tolist())
+    return set(held["hub_id"]) | set(deferred["hub_id"])
+
+
+def _outbox_done(conn, target: str, hub_ids: list[str], status: str = "done", error: str | None = None) -> None:
+    o = model.outbox.c
+    for part in chunks(hub_ids):
+        conn.execute(update(model.outbox).where(o.entity == ENTITY, o.target == target, o.hub_id.in_(part)).values(
+            status=status, updated_at=utcnow(), last_error=error))
+
+
+# --- write back ----------------------------------------------------------------------------------
+
+def write_back(ctx: StepContext) -> StepCounts:
+    """U8 first (create with biz_id = hub id, or edit), then the U8 code into the CRM."""
+    counts = StepCounts()
+    with ctx.engine.begin() as conn:
+        todo = stage_read(conn, ctx.run_id, "publish")
+        if not todo.empty:  # a retried write-back skips what its killed attempt already stored
+            todo = todo[todo["hub_id"].isin(_pending(conn, "u8"))]
+    counts += _write_u8(ctx, todo)
+    counts += _write_crm(ctx)
+    _save_outcomes(ctx)
+    return counts
+
+
+def _write_u8(ctx: StepContext, todo: pd.DataFrame) -> StepCounts:
+    counts = StepCounts(read=len(todo))
+    if todo.empty:
+        return counts
+    spec = engine.load_spec(TO_U8)
+    mapped = engine.apply(spec, todo.reset_index(drop=True))
+    todo = todo.reset_index(drop=True)
+    with ctx.engine.begin() as conn:
+        bad = mapped.errors
+        if len(bad):
+            counts.quarantined += quarantine_errors(conn, ctx, FLOW, ENTITY, "u8", "write", todo, bad, "hub_id")
+            _outbox_done(conn, "u8", todo.loc[bad["_row"].unique(), "hub_id"].tolist(), "failed", "mapping to U8 failed")
+    body = mapped.frame
+    ops = todo.loc[body["_row"], ["hub_id", "op", "u8_code"]].reset_index(drop=True)
+    records = []
+    for payload, (hub_id, op, code) in zip(frame_records(body.drop(columns=["_row"])), ops.itertuples(index=False)):
+        payload.update({"_key": hub_id, "_op": op, "_biz_id": hub_id})
+        if op == "edit":
+            payload["code"] = code
+        records.append(payload)
+    connector = u8(write=True)
+    by_hub = todo.set_index("hub_id")
+
+    def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
+        c = StepCounts()
+        ok = [(rec, res) for rec, res in zip(chunk, results) if res.status != "failed"]
+        failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
+        if ok:
+            rows = pd.DataFrame([by_hub.loc[rec["_key"]].to_dict() | {"hub_id": rec["_key"], "native_key": res.native_key}
+                                 for rec, res in ok])
+            _record_target_state(conn, ctx.run_id, "u8", rows, engine.load_spec(SOURCES["u8"]).hash_fields)
+            _outbox_done(conn, "u8", [rec["_key"] for rec, _ in ok])
+            c.written += len(ok)
+        if failed:
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="u8", stage="write",
+                                            items=[(rec["_key"], rec, [res.error or "write failed"]) for rec, res in failed])
+            for rec, res in failed:
+                _outbox_done(conn, "u8", [rec["_key"]], "failed", res.error)
+        outcomes = pd.DataFrame([{"hub_id": rec["_key"], "u8_result": res.status, "u8_code": res.native_key}
+                                 for rec, res in zip(chunk, results)])
+        stage_append(conn, ctx.run_id, "u8_results", outcomes)
+        return c
+
+    counts += write_in_chunks(ctx, connector, "customer", records, persist)
+    return counts
+
+
+def _record_target_state(conn, run_id: str, system: str, rows: pd.DataFrame, hash_fields) -> None:
+    """After a write, remember what the target now holds, so its read-back is no change."""
+    now = utcnow()
+    frame = rows.copy()
+    for col in SOURCE_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = None
+    frame["content_hash"] = xref.content_hash(frame, hash_fields)
+    frame["source_updated_at"] = now
+    frame["system"] = system
+    frame["run_id"] = run_id
+    upsert(conn, model.customer_source, frame_records(frame[["system", "native_key", "hub_id", *SOURCE_COLUMNS,
+                                                             "source_updated_at", "content_hash", "run_id"]]),
+           keys=["system", "native_key"])
+    xref.save(conn, ENTITY, system, frame.assign(native_version=None))
+    matching.index(conn, frame)
+
+
+def _write_crm(ctx: StepContext) -> StepCounts:
+    """CRM accounts whose ERP code field is not yet their U8 code get it (and the hub id).
+
+    Candidates are the golden records the outbox holds for the CRM plus those U8 took in
+    this run; the field names come from ``customer_to_crm_account.yaml``.
+    """
+    crm_spec, out_spec = engine.load_spec(SOURCES["crm"]), engine.load_spec(TO_CRM)
+    s = model.customer_source.c
+    with ctx.engine.begin() as conn:
+        written = stage_read(conn, ctx.run_id, "u8_results")
+        hub_ids = sorted(set(_pending(conn, "crm")) | set(written.get("hub_id", pd.Series(dtype=object))))
+        have = select_in(conn, model.customer_source, "hub_id", hub_ids, where=[s.system == "crm"],
+                         columns=["native_key", "hub_id", "erp_code"]).rename(columns={"erp_code": "current_erp_code"})
+        u8_codes = select_in(conn, model.xref, "hub_id", hub_ids, where=[model.xref.c.entity == ENTITY,
+                                                                         model.xref.c.system == "u8"],
+                             columns=["hub_id", "native_key"]).sort_values("native_key").drop_duplicates("hub_id")
+        want = have.merge(u8_codes.rename(columns={"native_key": "erp_code"}), on="hub_id")
+        todo = want[want["erp_code"] != want["current_erp_code"]].reset_index(drop=True)
+        _outbox_done(conn, "crm", sorted(set(hub_ids) - set(todo["hub_id"])))  # nothing to send for these
+    counts = StepCounts()
+    counts.read, counts.skipped = len(want), len(want) - len(todo)
+    if todo.empty:
+        return counts
+    mapped = engine.apply(out_spec, todo)
+    records = [{**body, "_key": key, "id": key}
+               for body, key in zip(frame_records(mapped.frame.drop(columns=["_row"])), todo.loc[mapped.frame["_row"], "native_key"])]
+    codes = dict(zip(todo["native_key"], todo["erp_code"]))
+    hub_of = dict(zip(todo["native_key"], todo["hub_id"]))
+
+    def persist(conn, chunk, results) -> StepCounts:
+        c = StepCounts()
+        ok = [rec["_key"] for rec, res in zip(chunk, results) if res.status != "failed"]
+        if ok:
+            _crm_now_holds(conn, {k: codes[k] for k in ok}, crm_spec.hash_fields)
+            c.written += len(ok)
+        failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
+        if failed:
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="crm", stage="write",
+                                            items=[(rec["_key"], rec, [res.error or "write failed"]) for rec, res in failed])
+        return c
+
+    failed_keys: set[str] = set()
+
+    def persist_and_note(conn, chunk, results) -> StepCounts:
+        failed_keys.update(rec["_key"] for rec, res in zip(chunk, results) if res.status == "failed")
+        return persist(conn, chunk, results)
+
+    counts += write_in_chunks(ctx, crm(), "account", records, persist_and_note)
+    with ctx.engine.begin() as conn:  # only now: a kill before this leaves them pending, and a PATCH may be redone
+        _outbox_done(conn, "crm", sorted(set(hub_of.values()) - {hub_of[k] for k in failed_keys}))
+    return counts
+
+
+def _crm_now_holds(conn, erp_codes: dict[str, str], hash_fields) -> None:
+    """The CRM accounts now carry these ERP codes: update their source records and hashes."""
+    s = model.customer_source.c
+    rows = select_in(conn, model.customer_source, "native_key", list(erp_codes), where=[s.system == "crm"])
+    rows["erp_code"] = rows["native_key"].map(erp_codes)
+    rows["content_hash"] = xref.content_hash(rows, hash_fields)
+    upsert(conn, model.customer_source, frame_records(rows), keys=["system", "native_key"])
+    xref.save(conn, ENTITY, "crm", rows.assign(native_version=None))
+
+
+#: The seven steps, in order, as the DAG schedules them.
+STEP_FUNCTIONS = {
+    "extract": extract, "map": map_step, "validate": validate, "resolve": resolve_step,
+    "load": load, "publish": publish, "write_back": write_back,
+}
+
+
+# --- outcomes ------------------------------------------------------------------------------------
+
+def outcomes(conn, run_id: str) -> pd.DataFrame:
+    """Every record this run read, with the one outcome it ended in (for the report)."""
+    q = model.quarantine.c
+    quarantined = pd.DataFrame(conn.execute(select(q.system, q.record_key, q.stage, q.reasons).where(
+        q.last_run_id == run_id, q.entity == ENTITY)).all(), columns=["system", "key", "stage", "reasons"])
+    skipped = stage_read(conn, run_id, "skipped", ENTITY)
+    resolved = stage_read(conn, run_id, "resolve", ENTITY)
+    u8_results = stage_read(conn, run_id, "u8_results")
+    u8_xref = xref.by_hub_id(conn, ENTITY, "u8")
+    frames = []
+    for system, spec_name in SOURCES.items():
+        spec = engine.load_spec(spec_name)
+        raw = stage_read(conn, run_id, "extract", system)
+        keys = raw[spec.key] if spec.key in raw.columns else pd.Series([None] * len(raw))
+        df = pd.DataFrame({"system": system, "key": keys.map(lambda k: None if k is None or k != k else str(k))})
+        df["outcome"], df["detail"], df["hub_id"] = None, None, None
+        bad = quarantined[(quarantined["system"] == system) & quarantined["stage"].isin(["extract", "map", "validate"])]
+        hit = df["key"].isin(bad["key"]) | df["key"].isna()
+        df.loc[hit, "outcome"] = "quarantined"
+        df.loc[hit, "detail"] = df.loc[hit, "key"].map(bad.drop_duplicates("key").set_index("key")["reasons"].map(
+            lambda r: "; ".join(r))).fillna("record has no key")
+        dup = df["outcome"].isna() & df["key"].duplicated(keep="last")
+        df.loc[dup, ["outcome", "detail"]] = ["skipped", "read twice (overlap window)"]
+        if not skipped.empty:
+            same = df["outcome"].isna() & df["key"].isin(skipped.loc[skipped["system"] == system, "_key"].astype(str))
+            df.loc[same, ["outcome", "detail"]] = ["skipped", "unchanged since last run"]
+        if not resolved.empty:
+            part = resolved[resolved["system"] == system].drop_duplicates("_key").set_index("_key")
+            df["hub_id"] = df["key"].map(part["hub_id"])
+            df["match_rule"] = df["key"].map(part["match_rule"])
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True)
+    res = u8_results.drop_duplicates("hub_id", keep="last").set_index("hub_id")["u8_result"] if not u8_results.empty else pd.Series(dtype=object)
+    has_u8 = set(u8_xref["hub_id"])
+    open_rows = out["outcome"].isna()
+    r = out.loc[open_rows, "hub_id"].map(res)
+    crm = out["system"] == "crm"
+    out.loc[open_rows & crm & (r == "created"), "outcome"] = "created in U8"
+    out.loc[open_rows & crm & (r == "updated"), "outcome"] = "updated in U8"
+    out.loc[open_rows & crm & (r == "failed"), "outcome"] = "quarantined"
+    out.loc[open_rows & crm & (r == "failed"), "detail"] = "U8 refused the write (see quarantine, stage write)"
+    still = out["outcome"].isna()
+    out.loc[still & crm & out["hub_id"].isin(has_u8), "outcome"] = "linked to existing U8 customer"
+    o = model.outbox.c
+    held = dict(conn.execute(select(o.hub_id, o.last_error).where(o.entity == ENTITY, o.target == "u8",
+                                                                  o.status == "held")).all())
+    reasons = _hold_reasons(conn, list(held))
+    is_held = out["outcome"].isna() & crm & out["hub_id"].isin(held)
+    out.loc[is_held, "outcome"] = "held back from U8"
+    out.loc[is_held, "detail"] = out.loc[is_held, "hub_id"].map(reasons)
+    out.loc[still & ~crm & r.reindex(out.index).eq("updated"), "outcome"] = "updated in U8"
+    out.loc[out["outcome"].isna() & ~crm, "outcome"] = "stored in hub"
+    out.loc[out["outcome"].isna(), "outcome"] = "waiting"
+    return pd.concat([out, contacts.outcomes(conn, run_id)], ignore_index=True)
+
+
+def _hold_reasons(conn, hub_ids: list[str]) -> dict[str, str]:
+    q = model.quarantine.c
+    rows = select_in(conn, model.quarantine, "record_key", hub_ids, where=[q.system == "registry", q.stage == "publish"],
+                     columns=["record_key", "reasons"])
+    return {k: "; ".join(r) for k, r in zip(rows["record_key"], rows["reasons"])}
+
+
+def _save_outcomes(ctx: StepContext) -> None:
+    with ctx.engine.begin() as conn:
+        stage_write(conn, ctx.run_id, "outcome", outcomes(conn, ctx.run_id))

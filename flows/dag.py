@@ -1,0 +1,96 @@
+"""Build a flow's Airflow DAG: one task per step, retries with backoff, assets, callbacks.
+
+DAG files stay thin: they call :func:`flow_dag`. Heavy imports (pandas, GX, the flow
+module) happen inside the tasks, never while the DAG file is parsed.
+"""
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+from typing import Any, Mapping, Sequence
+
+import pendulum
+from airflow.sdk import DAG, Asset, task
+
+from flows.alerts import HubAlertNotifier
+from hub.runner import STEPS
+
+ASSET_PREFIX = "hub://"
+
+
+def asset(entity: str) -> Asset:
+    """The Airflow asset a flow emits when an entity's records are in the hub and its targets."""
+    return Asset(f"{ASSET_PREFIX}{entity}", group="hub")
+
+
+def _run_step(flow: str, module: str, step: str, **context: Any) -> dict[str, int]:
+    from airflow.exceptions import AirflowFailException
+
+    from hub import runner
+    from hub.errors import ConfigurationError, DataError
+
+    functions = importlib.import_module(module).STEP_FUNCTIONS
+    ti = context.get("ti")
+    try:
+        counts = runner.run_step(flow, step, context["run_id"], functions[step],
+                                 log_url=getattr(ti, "log_url", None))
+    except (ConfigurationError, DataError) as exc:
+        # a person must act: retrying would only repeat the failure
+        raise AirflowFailException(str(exc)) from None
+    if step == STEPS[-1]:
+        from hub import report
+
+        runner.finish_run(context["run_id"], "success")
+        report.save(context["run_id"])
+    return counts
+
+
+def _on_failure(context: dict[str, Any]) -> None:
+    """Close the run's row as failed (its failed step's class and error are copied to it)."""
+    from hub import runner
+
+    runner.finish_run(context["run_id"], "failed", context.get("exception"))
+
+
+#: A failed run first closes its run row, then alerts the configured channels (connections
+#: hub_alert_smtp, hub_alert_dingtalk, hub_alert_wecom; see flows/alert_channels.py).
+ON_FAILURE = [_on_failure, HubAlertNotifier()]
+
+
+def _schedule(schedule: timedelta | str | None, consumes: Sequence[str]) -> Any:
+    """Assets alone (run when every consumed entity was updated), or assets *or* a timer when
+    both are given: a flow whose source changes on its own (CRM orders, U8 dispatches) must not
+    wait for an upstream that has nothing new."""
+    if not consumes:
+        return schedule
+    assets = [asset(e) for e in consumes]
+    if schedule is None:
+        return assets
+    from airflow.timetables.assets import AssetOrTimeSchedule
+    from airflow.timetables.trigger import CronTriggerTimetable, DeltaTriggerTimetable
+
+    timer = DeltaTriggerTimetable(schedule) if isinstance(schedule, timedelta) else CronTriggerTimetable(schedule, timezone="UTC")
+    return AssetOrTimeSchedule(timetable=timer, assets=assets)
+
+
+def flow_dag(flow: str, module: str, *, schedule: timedelta | str | None, produces: Sequence[str] = (),
+             consumes: Sequence[str] = (), doc: str = "", pools: Mapping[str, str] | None = None) -> DAG:
+    """A DAG running ``module``'s STEP_FUNCTIONS in order; ``pools`` puts named steps in an
+    Airflow pool (e.g. the registry lookups in ``registry_api``) to bound them across DAGs."""
+    default_args = {
+        "retries": 3, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=5), "on_failure_callback": None,
+    }
+    with DAG(dag_id=flow, schedule=_schedule(schedule, consumes),
+             start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, max_active_runs=1,
+             default_args=default_args, on_failure_callback=ON_FAILURE, tags=["hub", *produces],
+             doc_md=doc) as dag:
+        previous = None
+        for step in STEPS:
+            outlets = [asset(e) for e in produces] if step == STEPS[-1] else []
+            pool = {"pool": pools[step]} if pools and step in pools else {}
+            op = task(task_id=step, outlets=outlets, **pool)(_run_step).override(task_id=step)(flow=flow, module=module, step=step)
+            if previous is not None:
+                previous >> op
+            previous = op
+    return dag

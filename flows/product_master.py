@@ -1,0 +1,274 @@
+"""The product master flow: U8 → hub → CRM (销售易).
+
+extract (U8 Inventory by pubufts) → map (YAML spec; units through a strict value map) →
+validate (GX: code, name, a VAT rate in force, price) → resolve (unchanged products skipped by
+content hash) → load (source record, canonical product, xref, outbox, watermark) → publish
+(what the CRM lacks) → write back (销售易 product created or patched; before a create the
+connector looks the U8 code up in ``productCode__c``, so a product the CRM users typed in
+themselves is linked, and a create whose answer was lost is not made twice).
+
+The ERP masters products: the CRM gets every sales item (``bSale`` = 1), and a product it
+already has is disabled there when U8 discontinues it or stops selling it.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import pandas as pd
+
+from connectors.u8 import U8Connector
+from connectors.xiaoshouyi import XiaoshouyiConnector
+from flows.steps import (gate_records, map_records, quarantine_errors, read_outcomes, read_stream, save_outcomes,
+                         upsert_canonical, with_known_hashes, write_in_chunks)
+from hub import connections, model, money, outbox, quarantine, watermarks, xref
+from hub.model import PRODUCT_FIELDS
+from hub.runlog import StepCounts
+from hub.runner import StepContext
+from hub.store import frame_records, select_in, stage_append, stage_read, stage_write, upsert, utcnow
+from mappings import engine
+
+log = logging.getLogger("flows.product_master")
+
+FLOW = "product_master"
+ENTITY = "product"
+SOURCE, TO_CRM = "u8_inventory_to_product", "product_to_crm_product"
+CRM_CONN, U8_ODBC_CONN = "crm_xiaoshouyi", "u8_odbc"
+NS = uuid.UUID("6f1c2a8e-3b7d-4e0a-9c55-1d2e3f405162")
+SOURCE_COLUMNS = [*PRODUCT_FIELDS, *model.SOURCE_EXTRA]
+
+
+def hub_id_of(code: str) -> str:
+    """A product's hub id: stable for its U8 code, so a rebuilt hub finds the same ids."""
+    return str(uuid.uuid5(NS, f"u8:{code}"))
+
+
+def u8() -> U8Connector:
+    spec = engine.load_spec(SOURCE)
+    return U8Connector(connections.get(U8_ODBC_CONN), columns={spec.stream: spec.source_fields})
+
+
+def crm() -> XiaoshouyiConnector:
+    return XiaoshouyiConnector(connections.get(CRM_CONN), streams={"product": ["productCode__c"]},
+                               natural_keys={"product": "productCode__c"})
+
+
+# --- extract / map / validate ---------------------------------------------------------------------
+
+def extract(ctx: StepContext) -> StepCounts:
+    return read_stream(ctx, u8(), "u8", engine.load_spec(SOURCE).stream, ENTITY)
+
+
+def map_step(ctx: StepContext) -> StepCounts:
+    with ctx.engine.begin() as conn:
+        _, counts = map_records(conn, ctx, ENTITY, "u8", engine.load_spec(SOURCE), stage_read(conn, ctx.run_id, "extract", "u8"))
+    return counts
+
+
+def _active(batch: pd.DataFrame) -> pd.Series:
+    """Not discontinued: no 停用日期, or one still ahead."""
+    end = pd.to_datetime(batch["end_date"], utc=True, errors="coerce") if "end_date" in batch else pd.Series(pd.NaT, index=batch.index)
+    return (end.isna() | (end > pd.Timestamp(utcnow()))).map({True: "true", False: "false"})
+
+
+def validate(ctx: StepContext) -> StepCounts:
+    with ctx.engine.begin() as conn:
+        batch = stage_read(conn, ctx.run_id, "map", "u8")
+        if not batch.empty:
+            batch["active"] = _active(batch)
+            batch["sellable"] = batch["sellable"].map(lambda v: "false" if v in (0, "0") else "true")
+        good, counts = gate_records(conn, ctx, ENTITY, batch)
+        stage_write(conn, ctx.run_id, "validate", good, ENTITY)
+    return counts
+
+
+# --- resolve / load --------------------------------------------------------------------------------
+
+def resolve_step(ctx: StepContext) -> StepCounts:
+    spec = engine.load_spec(SOURCE)
+    with ctx.engine.begin() as conn:
+        batch = stage_read(conn, ctx.run_id, "validate", ENTITY)
+        counts = StepCounts(read=len(batch))
+        if batch.empty:
+            stage_write(conn, ctx.run_id, "resolve", batch, ENTITY)
+            return counts
+        batch = with_known_hashes(conn, ENTITY, "u8", batch, xref.content_hash(batch, spec.hash_fields))
+        batch["hub_id"] = batch["hub_id"].where(batch["hub_id"].notna(), batch["_key"].map(hub_id_of))
+        unchanged = batch["known_hash"].notna() & (batch["content_hash"] == batch["known_hash"])
+        counts.skipped = int(unchanged.sum())
+        stage_write(conn, ctx.run_id, "resolve", batch[~unchanged].drop(columns=["known_hash"]), ENTITY)
+        stage_write(conn, ctx.run_id, "skipped", batch.loc[unchanged, ["system", "_key", "hub_id"]], ENTITY)
+    return counts
+
+
+def load(ctx: StepContext) -> StepCounts:
+    """Source record, canonical product and xref of every changed product; enqueue it for the CRM."""
+    with ctx.engine.begin() as conn:
+        batch = stage_read(conn, ctx.run_id, "resolve", ENTITY)
+        counts = StepCounts(read=len(batch))
+        if not batch.empty:
+            src = batch.rename(columns={"_key": "native_key"})
+            for col in SOURCE_COLUMNS:
+                if col not in src.columns:
+                    src[col] = None
+            src["source_updated_at"] = pd.to_datetime(src["source_updated_at"], utc=True, errors="coerce")
+            src["run_id"] = ctx.run_id
+            upsert(conn, model.product_source, frame_records(src[["system", "native_key", "hub_id", *SOURCE_COLUMNS,
+                                                                  "source_updated_at", "content_hash", "run_id"]]),
+                   keys=["system", "native_key"])
+            counts.written = upsert_canonical(conn, model.product, src, PRODUCT_FIELDS, ctx.run_id)
+            xref.save(conn, ENTITY, "u8", src.assign(native_version=src["_version"].astype(str)))
+            quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system="u8", record_keys=src["native_key"].tolist())
+            outbox.enqueue(conn, ENTITY, ctx.run_id, src["hub_id"].tolist(), ["crm"])
+        log.info("watermarks moved: %s", watermarks.commit_pending(conn, ctx.run_id, FLOW))
+    return counts
+
+
+# --- publish / write back --------------------------------------------------------------------------
+
+def _projection(gold: pd.DataFrame) -> pd.DataFrame:
+    """What the CRM should show: a product that is not sold (any more) is disabled there."""
+    out = gold.copy()
+    out["active"] = ((out["active"] == "true") & (out["sellable"] != "false")).map({True: "true", False: "false"})
+    out["content_hash"] = xref.content_hash(out, engine.load_spec(TO_CRM).hash_fields)
+    return out
+
+
+def publish(ctx: StepContext) -> StepCounts:
+    """Products whose CRM projection differs from what the CRM holds; new non-sales items are not sent."""
+    with ctx.engine.begin() as conn:
+        replays = quarantine.take_replays(conn, FLOW, "crm", ["write"])
+        if replays:
+            outbox.mark(conn, ENTITY, "crm", [r["record_key"] for r in replays], outbox.PENDING)
+        pending = outbox.ids(conn, ENTITY, "crm")
+        counts = StepCounts(read=len(pending))
+        gold = _projection(select_in(conn, model.product, "hub_id", pending))
+        s = model.product_source.c
+        have = select_in(conn, model.product_source, "hub_id", pending, where=[s.system == "crm"],
+                         columns=["hub_id", "native_key", "content_hash"])
+        have = have.sort_values("native_key").drop_duplicates("hub_id").rename(
+            columns={"native_key": "crm_id", "content_hash": "crm_hash"})
+        merged = gold.merge(have, on="hub_id", how="left")
+        never_sold = merged["crm_id"].isna() & (merged["sellable"] == "false")
+        todo = merged[~never_sold & (merged["crm_hash"].isna() | (merged["crm_hash"] != merged["content_hash"]))]
+        done = sorted(set(pending) - set(todo["hub_id"]))
+        outbox.mark(conn, ENTITY, "crm", done)
+        counts.skipped, counts.written = len(done), len(todo)
+        stage_write(conn, ctx.run_id, "publish", todo)
+    return counts
+
+
+def write_back(ctx: StepContext) -> StepCounts:
+    """Create or patch the CRM products, chunk by chunk, each chunk's outcome committed."""
+    spec = engine.load_spec(TO_CRM)
+    with ctx.engine.begin() as conn:
+        todo = stage_read(conn, ctx.run_id, "publish")
+        if not todo.empty:  # a retried write-back skips what its killed attempt already stored
+            todo = todo[todo["hub_id"].isin(outbox.ids(conn, ENTITY, "crm"))].reset_index(drop=True)
+    counts = StepCounts(read=len(todo))
+    if not todo.empty:
+        mapped = engine.apply(spec, todo)
+        if len(mapped.errors):
+            with ctx.engine.begin() as conn:
+                counts.quarantined += quarantine_write_errors(conn, ctx, todo, mapped.errors)
+        records = []
+        for payload, (hub_id, crm_id) in zip(frame_records(mapped.frame.drop(columns=["_row"])),
+                                             todo.loc[mapped.frame["_row"], ["hub_id", "crm_id"]].itertuples(index=False)):
+            payload = money.json_numbers({k: v for k, v in payload.items() if not k.startswith("_")})
+            known = isinstance(crm_id, str)
+            payload.update({"_key": hub_id, "_linked": not known})  # no CRM id yet: looked up by its code
+            if known:
+                payload["id"] = crm_id
+            records.append(payload)
+        by_hub = todo.set_index("hub_id")
+
+        def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
+            c = StepCounts()
+            ok = [(rec, res) for rec, res in zip(chunk, results) if res.status != "failed"]
+            if ok:
+                rows = pd.DataFrame([by_hub.loc[rec["_key"]].to_dict() | {"hub_id": rec["_key"], "native_key": res.native_key}
+                                     for rec, res in ok])
+                _crm_now_holds(conn, ctx.run_id, rows)
+                outbox.mark(conn, ENTITY, "crm", [rec["_key"] for rec, _ in ok])
+                c.written += len(ok)
+            failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
+            if failed:
+                c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="crm",
+                                                stage="write", items=[(rec["_key"], rec, [res.error or "write failed"])
+                                                                      for rec, res in failed])
+                outbox.mark_each(conn, ENTITY, "crm", outbox.FAILED, {rec["_key"]: res.error or "" for rec, res in failed})
+            stage_append(conn, ctx.run_id, "crm_results", pd.DataFrame([
+                {"hub_id": rec["_key"], "result": _result(rec, res), "crm_id": res.native_key}
+                for rec, res in zip(chunk, results)]))
+            return c
+
+        counts += write_in_chunks(ctx, crm(), "product", records, persist)
+    with ctx.engine.begin() as conn:
+        result = outcomes(conn, ctx.run_id)
+    save_outcomes(ctx, result)
+    return counts
+
+
+def _result(rec: dict[str, Any], res) -> str:
+    if res.status == "updated" and rec.get("_linked"):
+        return "linked"  # the CRM already had it under its U8 code: patched, not created again
+    return res.status
+
+
+def quarantine_write_errors(conn, ctx: StepContext, todo: pd.DataFrame, errors: pd.DataFrame) -> int:
+    n = quarantine_errors(conn, ctx, FLOW, ENTITY, "crm", "write", todo, errors, "hub_id")
+    outbox.mark(conn, ENTITY, "crm", todo.loc[errors["_row"].unique(), "hub_id"].tolist(), outbox.FAILED,
+                "mapping to the CRM failed")
+    return n
+
+
+def _crm_now_holds(conn, run_id: str, rows: pd.DataFrame) -> None:
+    """After a write, remember what the CRM now holds (its source record and xref), so the next
+    publish sends nothing unless the product changes again."""
+    frame = rows.copy()
+    for col in SOURCE_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = None
+    frame["system"], frame["run_id"], frame["source_updated_at"] = "crm", run_id, utcnow()
+    upsert(conn, model.product_source, frame_records(frame[["system", "native_key", "hub_id", *SOURCE_COLUMNS,
+                                                            "source_updated_at", "content_hash", "run_id"]]),
+           keys=["system", "native_key"])
+    xref.save(conn, ENTITY, "crm", frame.assign(native_version=None))
+
+
+#: The seven steps, in order, as the DAG schedules them.
+STEP_FUNCTIONS = {
+    "extract": extract, "map": map_step, "validate": validate, "resolve": resolve_step,
+    "load": load, "publish": publish, "write_back": write_back,
+}
+
+
+# --- outcomes --------------------------------------------------------------------------------------
+
+RESULT_OUTCOMES = {"created": "created in CRM", "updated": "updated in CRM",
+                   "linked": "linked to the CRM product with its U8 code", "failed": "quarantined"}
+
+
+def outcomes(conn, run_id: str) -> pd.DataFrame:
+    """Every U8 product this run read, with the one outcome it ended in."""
+    spec = engine.load_spec(SOURCE)
+    raw = stage_read(conn, run_id, "extract", "u8")
+    keys = raw[spec.key] if spec.key in raw.columns else pd.Series([], dtype=object)
+    out = read_outcomes(conn, run_id, ENTITY, "u8", keys, hub_id_of, stage_read(conn, run_id, "skipped", ENTITY))
+    results = stage_read(conn, run_id, "crm_results")
+    if not results.empty:
+        res = results.drop_duplicates("hub_id", keep="last").set_index("hub_id")["result"].map(RESULT_OUTCOMES)
+        open_rows = out["outcome"].isna()
+        out.loc[open_rows, "outcome"] = out.loc[open_rows, "hub_id"].map(res)
+        failed = out["outcome"] == "quarantined"
+        out.loc[failed & out["detail"].isna(), "detail"] = "the CRM refused the write (see quarantine, stage write)"
+    waiting = outbox.reasons(conn, ENTITY, "crm", outbox.FAILED)
+    still = out["outcome"].isna() & out["hub_id"].isin(waiting)
+    out.loc[still, ["outcome", "detail"]] = ["quarantined", "an earlier write to the CRM failed (see quarantine)"]
+    gold = select_in(conn, model.product, "hub_id", out.loc[out["outcome"].isna(), "hub_id"].dropna().tolist(),
+                     columns=["hub_id", "sellable"])
+    not_sold = out["outcome"].isna() & out["hub_id"].isin(gold.loc[gold["sellable"] == "false", "hub_id"])
+    out.loc[not_sold, ["outcome", "detail"]] = ["skipped", "not a sales item (bSale = 0): not sent to the CRM"]
+    out.loc[out["outcome"].isna(), ["outcome", "detail"]] = ["stored in hub", "the CRM already holds this version"]
+    return out

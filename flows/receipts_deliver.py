@@ -1,0 +1,260 @@
+"""Delivery of posted receipts: U8 收款单 with the write-off link, 销售易 回款 records and plan
+status, and the finance workbook.
+
+Every write is idempotent: the U8 add carries ``biz_id`` = the receipt's hub id (a repeat
+answers the 收款单 it made), a CRM 回款 record is looked up by its ``hubId__c`` before a create,
+a plan is patched only when what the CRM holds differs from what the hub computed. The outbox
+(``receipt`` → ``u8`` / ``crm``) holds what still has to go; each chunk's outcome is
+committed before the next, so a kill mid-way redoes at most one chunk, harmlessly.
+"""
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import bindparam, select, update
+
+from flows import receipts_book as book, receipts_outcomes, receipts_plans as plans
+from flows.receipts_sources import FLOW, TO_CRM_APPLICATION, TO_CRM_PLAN, TO_U8, as_of, crm, u8
+from flows.steps import quarantine_errors, write_in_chunks
+from hub import config, model, outbox, quarantine, receipts_model as rm, xref
+from hub.runlog import StepCounts
+from hub.runner import StepContext
+from hub.store import frame_records, select_in, stage_append
+from mappings import engine
+from quality.reconcile import queue, workbook as wb
+from quality.reconcile.amounts import yuan
+
+log = logging.getLogger("flows.receipts")
+
+
+def _text(fen: int) -> str:
+    return format(yuan(int(fen)), "f")
+
+
+def _posted(conn, hub_ids: list[str]) -> pd.DataFrame:
+    return select_in(conn, rm.receipt, "hub_id", hub_ids)
+
+
+# --- U8 ------------------------------------------------------------------------------------------
+
+def to_u8(ctx: StepContext) -> StepCounts:
+    """One 收款单 per posted bank receipt (accept/add, biz_id = hub id); its define11 carries the
+    invoices it writes off and how much of each."""
+    with ctx.engine.begin() as conn:
+        todo = outbox.ids(conn, "receipt", "u8")
+        if not todo:
+            return StepCounts()
+        rec = _posted(conn, todo)
+        allocs = select_in(conn, rm.allocation, "receipt_hub_id", todo, columns=["receipt_hub_id", "item_key", "kind",
+                                                                                  "amount_fen", "seq"])
+        docs = select_in(conn, rm.open_item, "item_key", allocs["item_key"].tolist(), columns=["item_key", "doc_no"])
+    counts = StepCounts(read=len(rec))
+    doc_of = dict(zip(docs["item_key"], docs["doc_no"])) if len(docs) else {}
+    invoices = allocs[allocs["kind"] == "invoice"].sort_values("seq")
+    link = invoices.groupby("receipt_hub_id").apply(
+        lambda g: ";".join(f"{doc_of.get(k, k)}={_text(a)}" for k, a in zip(g["item_key"], g["amount_fen"])),
+        include_groups=False) if len(invoices) else pd.Series(dtype=object)
+    waiting = rec[rec["customer_code"].isna()]
+    rec = rec[rec["customer_code"].notna()].reset_index(drop=True)
+    frame = pd.DataFrame({
+        "hub_id": rec["hub_id"], "value_date": rec["value_date"].astype(str), "customer_code": rec["customer_code"],
+        "amount_text": rec["amount_fen"].map(_text),
+        "digest": ("银行收款 " + rec["bank"].fillna("") + " " + rec["receipt_no"].fillna("") + " "
+                   + rec["memo"].fillna("")).str.slice(0, 120),
+        "payer_name": rec["payer_name"], "payer_account": rec["payer_account"],
+        "writeoff_link": rec["hub_id"].map(link)})
+    spec = engine.load_spec(TO_U8)
+    mapped = engine.apply(spec, frame)
+    with ctx.engine.begin() as conn:
+        if len(waiting):
+            outbox.mark(conn, "receipt", "u8", waiting["hub_id"].tolist(), outbox.WAITING,
+                        "the receipt's customer is not known in U8")
+            counts.skipped += len(waiting)
+        if len(mapped.errors):
+            counts.quarantined += quarantine_errors(conn, ctx, FLOW, "receipt", "u8", "write", frame, mapped.errors,
+                                                    "hub_id")
+            outbox.mark(conn, "receipt", "u8", frame.loc[mapped.errors["_row"].unique(), "hub_id"].tolist(),
+                        outbox.FAILED, "mapping to the U8 收款单 failed")
+    body = mapped.frame
+    records = [{**{k: v for k, v in r.items() if v is not None}, "_key": h, "_biz_id": h}
+               for r, h in zip(frame_records(body.drop(columns=["_row"])), frame.loc[body["_row"], "hub_id"])]
+
+    def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
+        c = StepCounts()
+        ok = [(rec_, res) for rec_, res in zip(chunk, results) if res.status != "failed"]
+        bad = [(rec_, res) for rec_, res in zip(chunk, results) if res.status == "failed"]
+        if ok:
+            xref.save(conn, "receipt", "u8", pd.DataFrame({
+                "native_key": [res.native_key for _, res in ok], "hub_id": [r["_key"] for r, _ in ok],
+                "native_version": None, "content_hash": None}))
+            outbox.mark(conn, "receipt", "u8", [r["_key"] for r, _ in ok])
+            c.written += len(ok)
+        if bad:
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="receipt", system="u8",
+                                            stage="write", items=[(r["_key"], r, [res.error or "U8 refused the 收款单"])
+                                                                  for r, res in bad])
+            outbox.mark_each(conn, "receipt", "u8", outbox.FAILED, {r["_key"]: res.error or "" for r, res in bad})
+        stage_append(conn, ctx.run_id, "u8_results", pd.DataFrame(
+            [{"hub_id": r["_key"], "u8_result": res.status, "u8_code": res.native_key} for r, res in zip(chunk, results)]))
+        return c
+
+    if records:
+        counts += write_in_chunks(ctx, u8(write=True), "accept", records, persist)
+    return counts
+
+
+# --- CRM -----------------------------------------------------------------------------------------
+
+def _float(fen: int) -> float:
+    """A JSON number for the CRM: a two-decimal yuan amount below 2^53 fen survives float's
+    shortest repr exactly (the value on the wire is the decimal text)."""
+    return float(yuan(int(fen)))
+
+
+def to_crm(ctx: StepContext) -> StepCounts:
+    """销售易 回款 records (paymentApplication) for posted receipts: one per allocation and plan
+    instalment it pays; credits as 预收款."""
+    with ctx.engine.begin() as conn:
+        todo = outbox.ids(conn, "receipt", "crm")
+        if not todo:
+            return StepCounts()
+        rec = _posted(conn, todo).set_index("hub_id")
+        items = book.items_frame(conn)
+        plan_rows = plans.plans_frame(conn)
+        pieces = plans.applications(conn, todo, items, plan_rows)
+        if pieces.empty:
+            outbox.mark(conn, "receipt", "crm", todo)
+            return StepCounts()
+        fallback = plans.crm_accounts_of(conn, pieces["customer_code"].dropna().unique().tolist())
+    counts = StepCounts(read=len(pieces))
+    pieces["account_id"] = pieces["account_id"].where(pieces["account_id"].notna(),
+                                                      pieces["customer_code"].map(fallback))
+    no_account = pieces["account_id"].isna()
+    orphan = sorted(set(pieces.loc[no_account, "receipt_hub_id"]) - set(pieces.loc[~no_account, "receipt_hub_id"]))
+    pieces = pieces[~no_account].reset_index(drop=True)
+    frame = pd.DataFrame({
+        "hub_id": [book.hub_id(a, p) for a, p in zip(pieces["alloc_id"], pieces["crm_id"].fillna(""))],
+        "receipt_hub_id": pieces["receipt_hub_id"],
+        "title": [f"{rec.at[h, 'receipt_no'] or h[:8]} {d if isinstance(d, str) else '预收款'}"
+                  for h, d in zip(pieces["receipt_hub_id"], pieces["doc_no"])],
+        "account_id": pieces["account_id"].astype(str), "plan_id": pieces["crm_id"],
+        "order_no": pieces["order_no"], "invoice_no": pieces["doc_no"].where(pieces["kind"] == "invoice", None),
+        "amount": pieces["amount_fen"].map(lambda f: yuan(int(f))),
+        "value_date": [str(rec.at[h, "value_date"]) for h in pieces["receipt_hub_id"]],
+        "payer_name": [rec.at[h, "payer_name"] for h in pieces["receipt_hub_id"]],
+        "application_type": pieces["kind"].map({"credit": "预收款"}).fillna("回款"),
+        "receipt_no": [rec.at[h, "receipt_no"] for h in pieces["receipt_hub_id"]]})
+    mapped = engine.apply(engine.load_spec(TO_CRM_APPLICATION), frame)
+    with ctx.engine.begin() as conn:
+        if orphan:  # a U8-only customer, or none known: nothing for sales to see
+            outbox.mark(conn, "receipt", "crm", orphan, outbox.DONE, "the customer has no 销售易 account")
+            counts.skipped += len(orphan)
+        if len(mapped.errors):
+            counts.quarantined += quarantine_errors(conn, ctx, FLOW, "receipt", "crm", "write", frame, mapped.errors,
+                                                    "hub_id")
+    body = mapped.frame
+    records = []
+    for r, (h, rh) in zip(frame_records(body.drop(columns=["_row"])), frame.loc[body["_row"], ["hub_id", "receipt_hub_id"]]
+                          .itertuples(index=False)):
+        r = {k: v for k, v in r.items() if v is not None}
+        r["amount"] = float(r["amount"]) if isinstance(r["amount"], Decimal) else r["amount"]
+        records.append({**r, "_key": h, "_receipt": rh})
+    pieces_of: dict[str, set[str]] = frame.groupby("receipt_hub_id")["hub_id"].agg(set).to_dict()
+    x = model.xref.c
+
+    def persist(conn, chunk, results) -> StepCounts:
+        c = StepCounts()
+        ok = [(r, res) for r, res in zip(chunk, results) if res.status != "failed"]
+        bad = [(r, res) for r, res in zip(chunk, results) if res.status == "failed"]
+        if ok:
+            xref.save(conn, "payment_application", "crm", pd.DataFrame({
+                "native_key": [res.native_key for _, res in ok], "hub_id": [r["_key"] for r, _ in ok],
+                "native_version": None, "content_hash": None}))
+            c.written += len(ok)
+        if bad:
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="receipt", system="crm",
+                                            stage="write", items=[(r["_key"], r, [res.error or "销售易 refused"])
+                                                                  for r, res in bad])
+            outbox.mark(conn, "receipt", "crm", sorted({r["_receipt"] for r, _ in bad}), outbox.FAILED,
+                        "销售易 refused a 回款 record (see quarantine)")
+        touched = sorted({r["_receipt"] for r, _ in ok})
+        wanted = [p for h in touched for p in pieces_of[h]]
+        have = set(select_in(conn, model.xref, "hub_id", wanted, where=[x.entity == "payment_application",
+                                                                         x.system == "crm"], columns=["hub_id"])["hub_id"])
+        outbox.mark(conn, "receipt", "crm", [h for h in touched if pieces_of[h] <= have])  # every piece is in the CRM
+        return c
+
+    if records:
+        counts += write_in_chunks(ctx, crm(), "paymentApplication", records, persist)
+    return counts
+
+
+def plans_to_crm(ctx: StepContext) -> StepCounts:
+    """PATCH each plan instalment whose received amount, status or overdue flag in the CRM is not
+    what the hub computed (as of ``HUB_RECEIPTS_AS_OF`` or today)."""
+    with ctx.engine.begin() as conn:
+        plan_rows = plans.plans_frame(conn)
+        if plan_rows.empty:
+            return StepCounts()
+        status = plans.plan_status(plan_rows, book.items_frame(conn), as_of())
+    same = ((status["received_fen"].fillna(-1).astype("int64") == status["new_received"])
+            & (status["status_text"].fillna("") == status["new_status"])
+            & (status["overdue"].fillna(-1).astype("int64") == status["new_overdue"]))
+    todo = status[~same].reset_index(drop=True)
+    counts = StepCounts(read=len(status), skipped=int(same.sum()))
+    if todo.empty:
+        return counts
+    frame = pd.DataFrame({"received": todo["new_received"].map(lambda f: yuan(int(f))), "status_text": todo["new_status"],
+                          "overdue": todo["new_overdue"], "overdue_days": todo["overdue_days"]})
+    mapped = engine.apply(engine.load_spec(TO_CRM_PLAN), frame)
+    records = []
+    for r, row in zip(frame_records(mapped.frame.drop(columns=["_row"])), mapped.frame["_row"]):
+        r["receivedAmount__c"] = float(r["receivedAmount__c"])
+        records.append({**r, "id": todo.at[row, "crm_id"], "_key": todo.at[row, "crm_id"],
+                        "_fen": int(todo.at[row, "new_received"])})
+    p = rm.payment_plan.c
+
+    def persist(conn, chunk, results) -> StepCounts:
+        c = StepCounts()
+        ok = [r for r, res in zip(chunk, results) if res.status != "failed"]
+        bad = [(r, res) for r, res in zip(chunk, results) if res.status == "failed"]
+        if ok:  # the CRM now holds these values: its read-back of them is no change
+            conn.execute(update(rm.payment_plan).where(p.crm_id == bindparam("k")).values(
+                received_fen=bindparam("f"), status_text=bindparam("s"), overdue=bindparam("o")),
+                [{"k": r["_key"], "f": r["_fen"], "s": r["paymentStatus__c"], "o": r["overdue__c"]} for r in ok])
+            now = select_in(conn, rm.payment_plan, "crm_id", [r["_key"] for r in ok])
+            conn.execute(update(rm.payment_plan).where(p.crm_id == bindparam("k")).values(content_hash=bindparam("h")),
+                         [{"k": k, "h": h} for k, h in zip(now["crm_id"], plans.plan_hash(now))])
+            c.written += len(ok)
+        if bad:
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="payment_plan", system="crm",
+                                            stage="write", items=[(r["_key"], r, [res.error or "销售易 refused"])
+                                                                  for r, res in bad])
+        return c
+
+    counts += write_in_chunks(ctx, crm(), "paymentPlan", records, persist)
+    return counts
+
+
+# --- finance workbook ----------------------------------------------------------------------------
+
+def workbook(ctx: StepContext) -> str:
+    """var/reports/receipts__<run>.xlsx: matched, partial, exceptions, per-customer totals, overdue."""
+    with ctx.engine.begin() as conn:
+        a = rm.allocation.c
+        allocs = pd.DataFrame([dict(r._mapping) for r in conn.execute(select(rm.allocation).where(a.run_id == ctx.run_id))])
+        items = book.items_frame(conn)
+        receipts = select_in(conn, rm.receipt, "hub_id", allocs["receipt_hub_id"].unique().tolist()) if len(allocs) \
+            else pd.DataFrame()
+        exceptions = queue.rows(conn)
+        plan_rows = plans.plans_frame(conn)
+        status = plans.plan_status(plan_rows, items, as_of()) if len(plan_rows) else pd.DataFrame()
+        figures = receipts_outcomes.summary(conn, ctx.run_id)
+    path = config.var_dir() / "reports" / wb.file_name(FLOW, ctx.run_id)
+    wb.write(path, figures=figures, allocations=allocs, receipts=receipts, items=items, exceptions=exceptions,
+             plans=status, as_of=as_of())
+    log.info("finance workbook: %s", path)
+    return str(path)

@@ -1,0 +1,210 @@
+"""The receipts flow's map step per source: raw rows → canonical rows, bad rows to quarantine.
+
+Bank lines get their natural key (bank, our account, the bank's serial; a content hash where
+a bank gives none), debit lines are skipped; a U8 收款单 gets its unsettled remainder from its
+lines, and one the hub itself wrote (echo) or finance already settled in U8 is skipped; an
+invoice gets its total and settled amount from its lines. Money leaves here as integer fen.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pandas as pd
+
+from flows.receipts_sources import FLOW, SPECS
+from flows.steps import quarantine_errors
+from hub import xref
+from hub.runlog import StepCounts
+from hub.runner import StepContext
+from hub.store import stage_append, stage_read, stage_write
+from mappings import engine
+from quality.reconcile.amounts import AmountError, to_fen
+
+
+def _fen(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: to_fen(v) if v is not None and v == v else None).astype(object)
+
+
+def _sum_fen(lines: pd.DataFrame, key: str, column: str) -> pd.Series:
+    """Σ of a money column per key, exactly (each cell to fen first: ODBC hands SQLite decimals as floats)."""
+    if lines.empty:
+        return pd.Series(dtype=object)
+    return lines.assign(_f=_fen(lines[column]).fillna(0).astype("int64")).groupby(key)["_f"].sum()
+
+
+def _yuan_text(fen: Any) -> str | None:
+    if fen is None or fen != fen:
+        return None
+    fen = int(fen)
+    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def _local_day(values: pd.Series) -> pd.Series:
+    """U8 datetimes are local wall-clock times without a zone (the mapping read them as UTC):
+    their calendar day as it stands."""
+    return pd.to_datetime(values, utc=True).dt.strftime("%Y-%m-%d")
+
+
+def skip(conn, ctx: StepContext, system: str, keys: list[Any], detail: str) -> int:
+    """Records read but deliberately not taken, with why (for the report's outcomes)."""
+    if keys:
+        stage_append(conn, ctx.run_id, "skipped", pd.DataFrame({"system": system, "key": [str(k) for k in keys],
+                                                                "detail": detail}))
+    return len(keys)
+
+
+def _apply(conn, ctx: StepContext, system: str, entity: str, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
+    spec = engine.load_spec(SPECS[system])
+    result = engine.apply(spec, raw)
+    counts.quarantined += quarantine_errors(conn, ctx, FLOW, entity, system, "map", raw, result.errors, spec.key)
+    return result.frame.drop(columns=["_row"])
+
+
+def _latest(raw: pd.DataFrame, key: str, counts: StepCounts, conn, ctx: StepContext, system: str) -> pd.DataFrame:
+    """One version per key (the overlap window and replays can bring a record twice)."""
+    if "rowversion" in raw:
+        raw = raw.assign(_rv=pd.to_numeric(raw["rowversion"], errors="coerce")).sort_values("_rv", kind="stable")
+        raw = raw.drop(columns="_rv")
+    dup = raw[key].astype(str).duplicated(keep="last")
+    counts.skipped += skip(conn, ctx, system, raw.loc[dup, key].tolist(), "read twice (overlap window)")
+    return raw[~dup].reset_index(drop=True)
+
+
+def bank_key(lines: pd.DataFrame) -> pd.Series:
+    """<bank>:<our account>:<serial>; without a serial, a hash of the line's content and its
+    occurrence number (two identical transfers on one day stay two receipts)."""
+    serial = lines["serial"].astype(object).where(lines["serial"].notna(), None)
+    parts = [lines[c].astype(object).where(lines[c].notna(), "").astype(str)
+             for c in ("value_date", "amount", "payer_account", "payer_name", "memo")]
+    text = parts[0].str.cat(parts[1:], sep="|")
+    digest = text.map(lambda t: hashlib.sha1(t.encode()).hexdigest()[:16])
+    occurrence = digest.groupby([lines["sha256"], digest]).cumcount().astype(str)
+    base = lines["bank"].astype(str) + ":" + lines["our_account"].fillna("").astype(str) + ":"
+    return (base + serial.where(serial.notna(), "h" + digest + "-" + occurrence)).astype(str)
+
+
+def map_bank(conn, ctx: StepContext) -> StepCounts:
+    raw = stage_read(conn, ctx.run_id, "extract", "bank")
+    counts = StepCounts(read=len(raw))
+    if raw.empty:
+        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "bank")
+        return counts
+    for col in ("serial", "our_account", "payer_account", "payer_name", "memo", "parse_error", "amount", "direction"):
+        if col not in raw:
+            raw[col] = None
+    raw["native_key"] = bank_key(raw)
+    broken = raw[raw["parse_error"].notna()]
+    if len(broken):
+        errors = pd.DataFrame({"_row": broken.index, "field": "amount", "reason": broken["parse_error"]})
+        counts.quarantined += quarantine_errors(conn, ctx, FLOW, "receipt", "bank", "map", raw, errors, "native_key")
+    raw = raw[raw["parse_error"].isna()]
+    not_credit = raw["direction"] != "credit"
+    counts.skipped += skip(conn, ctx, "bank", raw.loc[not_credit, "native_key"].tolist(),
+                           "a payment out or a zero line (借方 / 支出), not a receipt")
+    raw = raw[~not_credit]
+    dup = raw["native_key"].duplicated(keep="first")
+    counts.skipped += skip(conn, ctx, "bank", raw.loc[dup, "native_key"].tolist(),
+                           "the same statement line twice (overlapping statements)")
+    raw = raw[~dup].reset_index(drop=True)
+    good = _apply(conn, ctx, "bank", "receipt", raw, counts)
+    good["native_key"] = good["_key"].astype(str)
+    good["amount_fen"] = _fen(good["amount"])
+    good["open_fen"] = good["amount_fen"]
+    good["customer_code"] = None
+    counts.mapped = len(good)
+    stage_write(conn, ctx.run_id, "map", good.drop(columns=["amount"]), "bank")
+    return counts
+
+
+def map_u8_receipts(conn, ctx: StepContext) -> StepCounts:
+    raw = stage_read(conn, ctx.run_id, "extract", "u8")
+    counts = StepCounts(read=len(raw))
+    if raw.empty:
+        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "u8")
+        return counts
+    raw = _latest(raw, "iID", counts, conn, ctx, "u8")
+    lines = stage_read(conn, ctx.run_id, "extract_lines", "u8")
+    remainder = _sum_fen(lines, "iID", "iRAmt_s")
+    raw["open_amount"] = raw["iID"].map(remainder).map(_yuan_text)
+    written = set(xref.lookup(conn, "receipt", "u8", raw["cVouchID"].astype(str).tolist())["native_key"])
+    echo = raw["cVouchID"].astype(str).isin(written)
+    counts.skipped += skip(conn, ctx, "u8", raw.loc[echo, "iID"].tolist(),
+                           "written by the hub itself (the 收款单 of a bank receipt): not a receipt of its own")
+    raw = raw[~echo].reset_index(drop=True)
+    good = _apply(conn, ctx, "u8", "receipt", raw, counts)
+    good["amount_fen"] = _fen(good["amount"])
+    good["open_fen"] = _fen(good["open_amount"])
+    good["value_date"] = _local_day(good["value_date"])
+    settled = good["open_fen"].fillna(0).astype("int64") <= 0
+    counts.skipped += skip(conn, ctx, "u8", good.loc[settled, "_key"].tolist(),
+                           "already settled in U8 (iRAmt_s = 0): finance wrote it off there")
+    good = good[~settled].assign(native_key=lambda d: d["_key"].astype(str))
+    counts.mapped = len(good)
+    stage_write(conn, ctx.run_id, "map", good.drop(columns=["amount", "open_amount"]), "u8")
+    return counts
+
+
+def map_invoices(conn, ctx: StepContext) -> StepCounts:
+    raw = stage_read(conn, ctx.run_id, "extract", "u8_invoice")
+    counts = StepCounts(read=len(raw))
+    if raw.empty:
+        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "u8_invoice")
+        return counts
+    raw = _latest(raw, "SBVID", counts, conn, ctx, "u8_invoice")
+    lines = stage_read(conn, ctx.run_id, "extract_lines", "u8_invoice")
+    raw["total"] = raw["SBVID"].map(_sum_fen(lines, "SBVID", "iSum")).map(_yuan_text)
+    raw["settled"] = raw["SBVID"].map(_sum_fen(lines, "SBVID", "iMoneySum")).map(_yuan_text)
+    good = _apply(conn, ctx, "u8_invoice", "open_item", raw, counts)
+    red = pd.to_numeric(good["red"], errors="coerce").fillna(0).astype(int) == 1
+    counts.skipped += skip(conn, ctx, "u8_invoice", good.loc[red, "_key"].tolist(),
+                           "a red (return) invoice: nothing to collect")
+    good = good[~red].copy()
+    good["amount_fen"] = _fen(good["amount"])
+    good["settled_fen"] = _fen(good["settled"]).fillna(0)
+    good["doc_date"] = _local_day(good["doc_date"])
+    counts.mapped = len(good)
+    stage_write(conn, ctx.run_id, "map", good.drop(columns=["amount", "settled", "red"]), "u8_invoice")
+    return counts
+
+
+def map_plans(conn, ctx: StepContext) -> StepCounts:
+    raw = stage_read(conn, ctx.run_id, "extract", "crm_plan")
+    counts = StepCounts(read=len(raw))
+    if raw.empty:
+        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "crm_plan")
+        return counts
+    raw = raw.assign(rowversion=raw.get("updatedAt"))
+    raw = _latest(raw, "id", counts, conn, ctx, "crm_plan")
+    good = _apply(conn, ctx, "crm_plan", "payment_plan", raw.drop(columns=["rowversion"]), counts)
+    good["amount_fen"] = _fen(good["amount"])
+    good["received_fen"] = _fen(good["received"])
+    good["due_date"] = pd.to_datetime(good["due_date"], utc=True).dt.tz_convert("Asia/Shanghai").dt.strftime("%Y-%m-%d")
+    counts.mapped = len(good)
+    stage_write(conn, ctx.run_id, "map", good.drop(columns=["amount", "received"]), "crm_plan")
+    return counts
+
+
+def map_customers(conn, ctx: StepContext) -> StepCounts:
+    raw = stage_read(conn, ctx.run_id, "extract", "u8_customer")
+    counts = StepCounts(read=len(raw))
+    if raw.empty:
+        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "u8_customer")
+        return counts
+    raw = _latest(raw, "cCusCode", counts, conn, ctx, "u8_customer")
+    good = _apply(conn, ctx, "u8_customer", "payer", raw, counts)
+    counts.mapped = len(good)
+    stage_write(conn, ctx.run_id, "map", good, "u8_customer")
+    return counts
+
+
+def map_all(ctx: StepContext) -> StepCounts:
+    counts = StepCounts()
+    with ctx.engine.begin() as conn:
+        for fn in (map_bank, map_u8_receipts, map_invoices, map_plans, map_customers):
+            try:
+                counts += fn(conn, ctx)
+            except AmountError as exc:  # the mapping's decimal check lets no such value through
+                raise AssertionError(f"money that passed the mapping is not money: {exc}") from None
+    counts.rejected = counts.quarantined
+    return counts

@@ -1,0 +1,415 @@
+"""The shipments flow: U8 发货单 → hub → CRM (销售易).
+
+extract (U8 DispatchList by ufts; its DispatchLists rows and the SO_SODetails rows they ship,
+read by key, set-based) → map (YAML specs; a bad row holds its dispatch list) → validate (GX)
+→ resolve (a dispatch list of an order the hub sent: linked to the order and, through iSOsID,
+to the order lines; others skipped; unchanged ones skipped by hash) → load (canonical
+shipment and lines, xref, outbox for the shipment and for its order's delivery state) →
+publish (the shipment record, and each touched order's shipped quantities and status
+partial / complete) → write back (shipment__c created or patched, looked up by its dispatch
+number first; orderProduct.shippedQuantity__c and order.deliveryStatus__c patched).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import delete
+
+from connectors.u8 import U8Connector
+from connectors.xiaoshouyi import XiaoshouyiConnector
+from flows.steps import (gate_records, json_safe, map_lines, map_records, quarantine_errors, read_outcomes,
+                         read_stream, save_outcomes, upsert_canonical, with_known_hashes, write_in_chunks)
+from hub import connections, model, money, outbox, quarantine, watermarks, xref
+from hub.model import SHIPMENT_FIELDS, SHIPMENT_LINE_FIELDS
+from hub.runlog import StepCounts
+from hub.runner import StepContext
+from hub.store import chunks, frame_records, select_in, stage_append, stage_read, stage_write
+from mappings import engine
+from quality.orders import shipment_facts
+
+log = logging.getLogger("flows.shipments")
+
+FLOW = "shipments"
+ENTITY, LINE_ENTITY, DELIVERY = "shipment", "shipment_line", "sales_order_delivery"
+HEADER_SPEC, LINE_SPEC, TO_CRM = "u8_dispatch_to_shipment", "u8_dispatch_line_to_shipment_line", "shipment_to_crm"
+HEAD, LINES, SO_LINES = "u8", "u8.lines", "u8.so_lines"
+CRM_CONN, U8_ODBC_CONN = "crm_xiaoshouyi", "u8_odbc"
+NS = uuid.UUID("c8e1d0a4-7f6b-4c3d-a2e9-5b4f3e2d1c0b")
+LINE_HASH = ("native_key", "line_no", "product_code", "quantity", "serial_numbers", "so_line_key", "order_line_hub_id")
+HEAD_HASH = ("code", "order_code", "ship_date", "carrier", "tracking_no", "is_return", "order_hub_id")
+
+
+def shipment_hub_id(dlid: str) -> str:
+    return str(uuid.uuid5(NS, f"u8:DispatchList:{dlid}"))
+
+
+def line_hub_id(autoid: str) -> str:
+    return str(uuid.uuid5(NS, f"u8:DispatchLists:{autoid}"))
+
+
+def u8() -> U8Connector:
+    head, line = engine.load_spec(HEADER_SPEC), engine.load_spec(LINE_SPEC)
+    return U8Connector(connections.get(U8_ODBC_CONN), columns={
+        head.stream: head.source_fields, line.stream: line.source_fields,
+        "SO_SODetails": ["cSOCode", "iRowNo", "iSOsID"]})
+
+
+def crm() -> XiaoshouyiConnector:
+    return XiaoshouyiConnector(connections.get(CRM_CONN), streams={"shipment__c": ["dispatchCode__c"]},
+                               natural_keys={"shipment__c": "dispatchCode__c"})
+
+
+# --- extract / map / validate ---------------------------------------------------------------------
+
+def extract(ctx: StepContext) -> StepCounts:
+    """Dispatch lists changed since the watermark, their rows, and the order rows those ship."""
+    connector = u8()
+    counts = read_stream(ctx, connector, "u8", "DispatchList", ENTITY)
+    with ctx.engine.begin() as conn:
+        heads = stage_read(conn, ctx.run_id, "extract", HEAD)
+    ids = heads["DLID"].tolist() if not heads.empty else []
+    lines = connector.lookup("DispatchLists", "DLID", ids)
+    so_lines = connector.lookup("SO_SODetails", "iSOsID", [r["iSOsID"] for r in lines if r.get("iSOsID")])
+    with ctx.engine.begin() as conn:
+        stage_write(conn, ctx.run_id, "extract", pd.DataFrame([json_safe(r) for r in lines]), LINES)
+        stage_write(conn, ctx.run_id, "extract", pd.DataFrame([json_safe(r) for r in so_lines]), SO_LINES)
+    return counts
+
+
+def map_step(ctx: StepContext) -> StepCounts:
+    with ctx.engine.begin() as conn:
+        heads, counts = map_records(conn, ctx, ENTITY, "u8", engine.load_spec(HEADER_SPEC),
+                                    stage_read(conn, ctx.run_id, "extract", HEAD))
+        lines, heads, held = map_lines(conn, ctx, ENTITY, "u8", engine.load_spec(LINE_SPEC),
+                                       stage_read(conn, ctx.run_id, "extract", LINES), heads, "DLID", "shipment_key")
+        counts.quarantined += held
+        counts.rejected, counts.mapped = counts.quarantined, len(heads)
+        stage_write(conn, ctx.run_id, "map", heads, HEAD)
+        stage_write(conn, ctx.run_id, "map", lines, LINES)
+    return counts
+
+
+def validate(ctx: StepContext) -> StepCounts:
+    with ctx.engine.begin() as conn:
+        heads, lines = stage_read(conn, ctx.run_id, "map", HEAD), stage_read(conn, ctx.run_id, "map", LINES)
+        good, counts = gate_records(conn, ctx, ENTITY, shipment_facts(heads, lines)) if not heads.empty \
+            else (heads, StepCounts())
+        stage_write(conn, ctx.run_id, "validate", good, HEAD)
+        stage_write(conn, ctx.run_id, "validate", lines[lines["shipment_key"].isin(good["_key"])] if not good.empty
+                    else pd.DataFrame(), LINES)
+    return counts
+
+
+# --- resolve / load --------------------------------------------------------------------------------
+
+def _link(conn, heads: pd.DataFrame, lines: pd.DataFrame, so_lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Attach each shipment to the hub order of its U8 order number and each row to the order
+    line it ships (iSOsID → SO_SODetails → U8 order + row number → the hub's order line)."""
+    orders = xref.lookup(conn, "sales_order", "u8", heads["order_code"].dropna().astype(str).tolist())
+    by_code = orders.drop_duplicates("native_key").set_index("native_key")["hub_id"]
+    heads = heads.assign(hub_id=heads["_key"].map(shipment_hub_id),
+                         order_hub_id=heads["order_code"].map(lambda c: by_code.get(str(c)) if isinstance(c, str) else None))
+    if lines.empty:
+        return heads, pd.DataFrame(columns=["hub_id", "shipment_hub_id", *SHIPMENT_LINE_FIELDS])
+    lines = lines.assign(hub_id=lines["_key"].map(line_hub_id), shipment_hub_id=lines["shipment_key"].map(shipment_hub_id),
+                         native_key=lines["_key"], so_line_key=lines["so_line_key"].astype(str))
+    so = so_lines.assign(so_line_key=so_lines["iSOsID"].astype(str),
+                         rowno=pd.to_numeric(so_lines["iRowNo"], errors="coerce").astype("Int64").astype(str),
+                         order_code=so_lines["cSOCode"].astype(str)) if not so_lines.empty else \
+        pd.DataFrame(columns=["so_line_key", "rowno", "order_code"])
+    codes = xref.lookup(conn, "sales_order", "u8", so["order_code"].unique().tolist()).drop_duplicates("native_key")
+    so = so.merge(codes.rename(columns={"native_key": "order_code", "hub_id": "order_hub_id"})[["order_code", "order_hub_id"]],
+                  on="order_code", how="inner")
+    order_lines = select_in(conn, model.sales_order_line, "order_hub_id", so["order_hub_id"].unique().tolist(),
+                            columns=["hub_id", "order_hub_id", "line_no"]).rename(
+        columns={"hub_id": "order_line_hub_id", "line_no": "rowno"})
+    so = so.merge(order_lines, on=["order_hub_id", "rowno"], how="left")
+    lines = lines.merge(so.drop_duplicates("so_line_key")[["so_line_key", "order_line_hub_id"]], on="so_line_key", how="left")
+    return heads, lines
+
+
+def resolve_step(ctx: StepContext) -> StepCounts:
+    """Shipments of orders the hub sent, linked to their order lines; unchanged ones skipped."""
+    with ctx.engine.begin() as conn:
+        heads = stage_read(conn, ctx.run_id, "validate", HEAD)
+        counts = StepCounts(read=len(heads))
+        if heads.empty:
+            for name in ("resolve", "skipped"):
+                stage_write(conn, ctx.run_id, name, heads, HEAD)
+            return counts
+        heads, lines = _link(conn, heads, stage_read(conn, ctx.run_id, "validate", LINES),
+                             stage_read(conn, ctx.run_id, "extract", SO_LINES))
+        hashes = _hashes(heads, lines)
+        batch = with_known_hashes(conn, ENTITY, "u8", heads, heads["hub_id"].map(hashes))
+        batch["hub_id"] = batch["_key"].map(shipment_hub_id)
+        reason = pd.Series(None, index=batch.index, dtype=object)
+        reason[batch["order_hub_id"].isna()] = "not a shipment of an order the hub sent to U8"
+        reason[batch["known_hash"].notna() & (batch["content_hash"] == batch["known_hash"])] = "unchanged since last run"
+        counts.skipped = int(reason.notna().sum())
+        changed = batch[reason.isna()].drop(columns=["known_hash"])
+        stage_write(conn, ctx.run_id, "resolve", changed, HEAD)
+        stage_write(conn, ctx.run_id, "resolve", lines[lines["shipment_hub_id"].isin(changed["hub_id"])], LINES)
+        stage_write(conn, ctx.run_id, "skipped", batch.loc[reason.notna(), ["_key", "hub_id"]].assign(
+            reason=reason[reason.notna()].to_numpy()), HEAD)
+    return counts
+
+
+def _hashes(heads: pd.DataFrame, lines: pd.DataFrame) -> pd.Series:
+    head = xref.content_hash(heads, list(HEAD_HASH))
+    digest = (lines.assign(_h=xref.content_hash(lines, list(LINE_HASH))).sort_values("native_key")
+              .groupby("shipment_hub_id")["_h"].agg("".join)) if not lines.empty else pd.Series(dtype=object)
+    joined = head.to_numpy() + heads["hub_id"].map(digest).fillna("").to_numpy()
+    return pd.Series([hashlib.sha256(s.encode()).hexdigest() for s in joined], index=heads["hub_id"].to_numpy())
+
+
+def load(ctx: StepContext) -> StepCounts:
+    """Canonical shipments and lines, xref; the shipment and its order's delivery state enqueued."""
+    with ctx.engine.begin() as conn:
+        heads, lines = stage_read(conn, ctx.run_id, "resolve", HEAD), stage_read(conn, ctx.run_id, "resolve", LINES)
+        counts = StepCounts(read=len(heads))
+        if not heads.empty:
+            heads["ship_date"] = heads["ship_date"].map(lambda v: str(v)[:10] if isinstance(v, str) else None)
+            counts.written = upsert_canonical(conn, model.shipment, heads, SHIPMENT_FIELDS, ctx.run_id)
+            for part in chunks(heads["hub_id"].tolist()):
+                conn.execute(delete(model.shipment_line).where(model.shipment_line.c.shipment_hub_id.in_(part)))
+            if not lines.empty:
+                upsert_canonical(conn, model.shipment_line, lines.assign(
+                    content_hash=xref.content_hash(lines, list(LINE_HASH))), SHIPMENT_LINE_FIELDS, ctx.run_id)
+            xref.save(conn, ENTITY, "u8", heads.rename(columns={"_key": "native_key"}).assign(
+                native_version=heads["_version"].astype(str)))
+            quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system="u8", record_keys=heads["_key"].tolist())
+            outbox.enqueue(conn, ENTITY, ctx.run_id, heads["hub_id"].tolist(), ["crm"])
+            outbox.enqueue(conn, DELIVERY, ctx.run_id, heads["order_hub_id"].dropna().unique().tolist(), ["crm"])
+        log.info("watermarks moved: %s", watermarks.commit_pending(conn, ctx.run_id, FLOW))
+    return counts
+
+
+# --- publish ---------------------------------------------------------------------------------------
+
+def _crm_order_ids(conn, order_hub_ids: list[str]) -> pd.Series:
+    x = model.xref.c
+    rows = select_in(conn, model.xref, "hub_id", order_hub_ids, where=[x.entity == "sales_order", x.system == "crm"],
+                     columns=["hub_id", "native_key"])
+    return rows.drop_duplicates("hub_id").set_index("hub_id")["native_key"]
+
+
+def _shipment_records(conn, ids: list[str]) -> pd.DataFrame:
+    """The CRM projection of these shipments (one row each) with its hash."""
+    heads = select_in(conn, model.shipment, "hub_id", ids)
+    lines = select_in(conn, model.shipment_line, "shipment_hub_id", ids)
+    heads["crm_order_id"] = heads["order_hub_id"].map(_crm_order_ids(conn, heads["order_hub_id"].dropna().tolist()))
+    heads["ship_day"] = heads["ship_date"]
+    if not lines.empty:
+        lines = lines.assign(_n=pd.to_numeric(lines["line_no"], errors="coerce")).sort_values(["shipment_hub_id", "_n"])
+        items = lines.groupby("shipment_hub_id").apply(
+            lambda g: "; ".join(f"{c} × {q}" for c, q in zip(g["product_code"], g["quantity"])), include_groups=False)
+        serials = lines.dropna(subset=["serial_numbers"]).groupby("shipment_hub_id")["serial_numbers"].agg(",".join)
+        heads["items"] = heads["hub_id"].map(items)
+        heads["serial_numbers"] = heads["hub_id"].map(serials)
+    else:
+        heads["items"], heads["serial_numbers"] = None, None
+    heads["content_hash"] = xref.content_hash(heads, engine.load_spec(TO_CRM).hash_fields)
+    return heads
+
+
+def delivery_state(conn, order_hub_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per order line: ordered and shipped quantity (Decimal sums over every shipment of the
+    order, returns negative); per order: none | partial | complete and a hash of it all."""
+    order_lines = select_in(conn, model.sales_order_line, "order_hub_id", order_hub_ids,
+                            columns=["hub_id", "order_hub_id", "native_key", "quantity"])
+    ships = select_in(conn, model.shipment, "order_hub_id", order_hub_ids, columns=["hub_id", "order_hub_id"])
+    rows = select_in(conn, model.shipment_line, "shipment_hub_id", ships["hub_id"].tolist(),
+                     columns=["order_line_hub_id", "quantity"])
+    shipped: dict[str, Decimal] = {}
+    for line, qty in zip(rows["order_line_hub_id"], rows["quantity"]):
+        if isinstance(line, str):
+            shipped[line] = shipped.get(line, Decimal(0)) + (money.dec(qty) or Decimal(0))
+    order_lines["shipped"] = order_lines["hub_id"].map(lambda h: shipped.get(h, Decimal(0)))
+    order_lines["complete"] = [s >= (money.dec(q) or Decimal(0)) for s, q in zip(order_lines["shipped"], order_lines["quantity"])]
+    order_lines["shipped"] = order_lines["shipped"].map(money.text)
+    per = order_lines.groupby("order_hub_id").agg(any_shipped=("shipped", lambda s: any(v != "0" for v in s)),
+                                                  complete=("complete", "all"))
+    per["status"] = ["complete" if c else "partial" if a else "none" for a, c in zip(per["any_shipped"], per["complete"])]
+    state = per.reset_index()[["order_hub_id", "status"]]
+    digest = order_lines.sort_values("native_key").groupby("order_hub_id").apply(
+        lambda g: ";".join(f"{k}={s}" for k, s in zip(g["native_key"], g["shipped"])), include_groups=False)
+    state["detail"] = state["order_hub_id"].map(digest)
+    state["content_hash"] = xref.content_hash(state, ["status", "detail"])
+    return state, order_lines
+
+
+def publish(ctx: StepContext) -> StepCounts:
+    """Shipment records the CRM lacks, and orders whose shipped quantities or status changed."""
+    spec = engine.load_spec(TO_CRM)
+    with ctx.engine.begin() as conn:
+        replays = quarantine.take_replays(conn, FLOW, "crm", ["write"])
+        if replays:
+            outbox.mark(conn, ENTITY, "crm", [r["record_key"] for r in replays], outbox.PENDING)
+        ids = outbox.ids(conn, ENTITY, "crm")
+        ships = _shipment_records(conn, ids) if ids else pd.DataFrame(columns=["hub_id", "content_hash"])
+        have = select_in(conn, model.xref, "hub_id", ids, where=[model.xref.c.entity == ENTITY, model.xref.c.system == "crm"],
+                         columns=["hub_id", "native_key", "content_hash"]).drop_duplicates("hub_id")
+        ships = ships.merge(have.rename(columns={"native_key": "crm_id", "content_hash": "crm_hash"}), on="hub_id", how="left")
+        todo = ships[ships["crm_hash"].isna() | (ships["crm_hash"] != ships["content_hash"])]
+        outbox.mark(conn, ENTITY, "crm", sorted(set(ids) - set(todo["hub_id"])))
+        orders = outbox.ids(conn, DELIVERY, "crm")
+        state, lines = delivery_state(conn, orders) if orders else (pd.DataFrame(columns=["order_hub_id"]), pd.DataFrame())
+        if not state.empty:
+            state["crm_id"] = state["order_hub_id"].map(_crm_order_ids(conn, orders))
+            known = xref.lookup(conn, DELIVERY, "crm", state["crm_id"].dropna().tolist())
+            state["crm_hash"] = state["crm_id"].map(known.set_index("native_key")["content_hash"])
+        due = state[state["crm_hash"].isna() | (state["crm_hash"] != state["content_hash"])] if not state.empty else state
+        outbox.mark(conn, DELIVERY, "crm", sorted(set(orders) - set(due.get("order_hub_id", []))))
+        due_lines = lines[lines["order_hub_id"].isin(due["order_hub_id"])] if not due.empty else pd.DataFrame()
+        stage_write(conn, ctx.run_id, "publish", todo.drop(columns=[c for c in ("created_at", "updated_at") if c in todo]))
+        stage_write(conn, ctx.run_id, "publish_delivery", due)
+        stage_write(conn, ctx.run_id, "publish_delivery_lines", due_lines)
+    log.info("publish: %d shipments, %d orders' delivery state for the CRM (spec %s)", len(todo), len(due), spec.name)
+    return StepCounts(read=len(ids) + len(orders), written=len(todo) + len(due),
+                      skipped=len(ids) - len(todo) + len(orders) - len(due))
+
+
+# --- write back ------------------------------------------------------------------------------------
+
+def write_back(ctx: StepContext) -> StepCounts:
+    counts = _write_shipments(ctx) + _write_delivery(ctx)
+    with ctx.engine.begin() as conn:
+        result = outcomes(conn, ctx.run_id)
+    save_outcomes(ctx, result)
+    return counts
+
+
+def _write_shipments(ctx: StepContext) -> StepCounts:
+    """shipment__c records, created or patched (looked up by dispatchCode__c before a create)."""
+    spec = engine.load_spec(TO_CRM)
+    with ctx.engine.begin() as conn:
+        todo = stage_read(conn, ctx.run_id, "publish")
+        if not todo.empty:
+            todo = todo[todo["hub_id"].isin(outbox.ids(conn, ENTITY, "crm"))].reset_index(drop=True)
+    counts = StepCounts(read=len(todo))
+    if todo.empty:
+        return counts
+    mapped = engine.apply(spec, todo)
+    if len(mapped.errors):
+        with ctx.engine.begin() as conn:
+            counts.quarantined += quarantine_errors(conn, ctx, FLOW, ENTITY, "crm", "write", todo, mapped.errors, "hub_id")
+            outbox.mark(conn, ENTITY, "crm", todo.loc[mapped.errors["_row"].unique(), "hub_id"].tolist(), outbox.FAILED,
+                        "mapping to the CRM failed")
+    records = []
+    for payload, (hub_id, crm_id) in zip(frame_records(mapped.frame.drop(columns=["_row"])),
+                                         todo.loc[mapped.frame["_row"], ["hub_id", "crm_id"]].itertuples(index=False)):
+        rec = {k: v for k, v in payload.items() if v is not None} | {"_key": hub_id, "_linked": not isinstance(crm_id, str)}
+        if isinstance(crm_id, str):
+            rec["id"] = crm_id
+        records.append(rec)
+    hashes = todo.set_index("hub_id")["content_hash"]
+
+    def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
+        c = StepCounts()
+        ok = [(rec, res) for rec, res in zip(chunk, results) if res.status != "failed"]
+        if ok:
+            xref.save(conn, ENTITY, "crm", pd.DataFrame([{"hub_id": rec["_key"], "native_key": res.native_key,
+                                                          "native_version": None, "content_hash": hashes[rec["_key"]]}
+                                                         for rec, res in ok]))
+            outbox.mark(conn, ENTITY, "crm", [rec["_key"] for rec, _ in ok])
+            c.written += len(ok)
+        failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
+        if failed:
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="crm", stage="write",
+                                            items=[(rec["_key"], rec, [res.error or "write failed"]) for rec, res in failed])
+            outbox.mark_each(conn, ENTITY, "crm", outbox.FAILED, {rec["_key"]: res.error or "" for rec, res in failed})
+        stage_append(conn, ctx.run_id, "crm_results", pd.DataFrame([
+            {"hub_id": rec["_key"], "result": "linked" if res.status == "updated" and rec["_linked"] else res.status}
+            for rec, res in zip(chunk, results)]))
+        return c
+
+    return counts + write_in_chunks(ctx, crm(), "shipment__c", records, persist)
+
+
+def _write_delivery(ctx: StepContext) -> StepCounts:
+    """Shipped quantity on every line of a touched order, then the order's delivery status."""
+    with ctx.engine.begin() as conn:
+        due = stage_read(conn, ctx.run_id, "publish_delivery")
+        lines = stage_read(conn, ctx.run_id, "publish_delivery_lines")
+        if not due.empty:
+            due = due[due["order_hub_id"].isin(outbox.ids(conn, DELIVERY, "crm")) & due["crm_id"].notna()]
+    counts = StepCounts(read=len(due))
+    if due.empty:
+        return counts
+    connector = crm()
+    failed_orders: set[str] = set()
+    line_records = [{"_key": k, "_order": o, "id": k, "shippedQuantity__c": money.json_number(money.dec(s))}
+                    for k, o, s in zip(lines["native_key"], lines["order_hub_id"], lines["shipped"])
+                    if o in set(due["order_hub_id"])]
+
+    def persist_lines(conn, chunk, results) -> StepCounts:
+        bad = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
+        failed_orders.update(rec["_order"] for rec, _ in bad)
+        return StepCounts(quarantined=quarantine.add(
+            conn, run_id=ctx.run_id, flow=FLOW, entity=DELIVERY, system="crm", stage="write",
+            items=[(rec["_order"], rec, [res.error or "write failed"]) for rec, res in bad]) if bad else 0)
+
+    counts += write_in_chunks(ctx, connector, "orderProduct", line_records, persist_lines)
+    labels = engine.load_value_map("crm_delivery_status")[0]
+    ready = due[~due["order_hub_id"].isin(failed_orders)]
+    by_order = due.set_index("order_hub_id")
+    order_records = [{"_key": h, "id": k, "deliveryStatus__c": labels[s]}
+                     for h, k, s in zip(ready["order_hub_id"], ready["crm_id"], ready["status"])]
+
+    def persist_orders(conn, chunk, results) -> StepCounts:
+        c = StepCounts()
+        ok = [rec["_key"] for rec, res in zip(chunk, results) if res.status != "failed"]
+        if ok:
+            rows = by_order.loc[ok].reset_index()
+            xref.save(conn, DELIVERY, "crm", pd.DataFrame({"hub_id": rows["order_hub_id"], "native_key": rows["crm_id"],
+                                                           "native_version": rows["status"],
+                                                           "content_hash": rows["content_hash"]}))
+            outbox.mark(conn, DELIVERY, "crm", ok)
+            c.written += len(ok)
+        bad = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
+        if bad:
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=DELIVERY, system="crm",
+                                            stage="write", items=[(rec["_key"], rec, [res.error or "write failed"])
+                                                                  for rec, res in bad])
+        return c
+
+    with ctx.engine.begin() as conn:
+        outbox.mark(conn, DELIVERY, "crm", sorted(failed_orders), outbox.FAILED, "a line's shipped quantity was refused")
+    return counts + write_in_chunks(ctx, connector, "order", order_records, persist_orders)
+
+
+#: The seven steps, in order, as the DAG schedules them.
+STEP_FUNCTIONS = {
+    "extract": extract, "map": map_step, "validate": validate, "resolve": resolve_step,
+    "load": load, "publish": publish, "write_back": write_back,
+}
+
+
+# --- outcomes --------------------------------------------------------------------------------------
+
+RESULT_OUTCOMES = {"created": "created in CRM", "updated": "updated in CRM",
+                   "linked": "linked to the CRM shipment with its dispatch number", "failed": "quarantined"}
+
+
+def outcomes(conn, run_id: str) -> pd.DataFrame:
+    """Every U8 dispatch list this run read, with the one outcome it ended in."""
+    raw = stage_read(conn, run_id, "extract", HEAD)
+    keys = raw["DLID"] if "DLID" in raw else pd.Series([], dtype=object)
+    out = read_outcomes(conn, run_id, ENTITY, "u8", keys, shipment_hub_id, stage_read(conn, run_id, "skipped", HEAD))
+    results = stage_read(conn, run_id, "crm_results")
+    if not results.empty:
+        res = results.drop_duplicates("hub_id", keep="last").set_index("hub_id")["result"].map(RESULT_OUTCOMES)
+        open_rows = out["outcome"].isna()
+        out.loc[open_rows, "outcome"] = out.loc[open_rows, "hub_id"].map(res)
+        failed = (out["outcome"] == "quarantined") & out["detail"].isna()
+        out.loc[failed, "detail"] = "the CRM refused the write (see quarantine, stage write)"
+    failed_before = outbox.reasons(conn, ENTITY, "crm", outbox.FAILED)
+    hit = out["outcome"].isna() & out["hub_id"].isin(failed_before)
+    out.loc[hit, ["outcome", "detail"]] = ["quarantined", "an earlier write to the CRM failed (see quarantine)"]
+    out.loc[out["outcome"].isna(), ["outcome", "detail"]] = ["stored in hub", "the CRM already holds this version"]
+    return out

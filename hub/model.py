@@ -1,0 +1,294 @@
+"""The hub store's tables (SQLAlchemy Core): canonical entities and system tables.
+
+Canonical entities keep the golden record; ``*_source`` tables keep each system's own
+version mapped to the canonical shape, which survivorship merges into the golden one and
+which tells whether a system already holds what the hub would write (echo suppression).
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
+)
+
+metadata = MetaData()
+
+#: Canonical customer fields (开票档案 invoicing profile and registry facts included).
+CUSTOMER_FIELDS: tuple[str, ...] = (
+    "name", "name_key", "short_name", "uscc", "phone", "mobile", "address", "contact_name",
+    "email", "invoice_title", "tax_number", "invoice_address", "invoice_phone", "invoice_bank",
+    "invoice_bank_account", "registry_status", "legal_representative", "registered_capital",
+    "category_code", "region_code",
+)
+
+#: Canonical contact fields.
+CONTACT_FIELDS: tuple[str, ...] = ("customer_hub_id", "name", "mobile", "phone", "email", "title")
+
+
+def _field(name: str) -> Column:
+    """Text, except references to another canonical record (``*_hub_id``): short and indexed."""
+    if name.endswith("_hub_id"):
+        return Column(name, String(40), index=True)
+    return Column(name, Text)
+
+
+def _canonical(name: str, fields: tuple[str, ...]) -> Table:
+    return Table(
+        name, metadata,
+        Column("hub_id", String(40), primary_key=True),
+        *[_field(f) for f in fields],
+        Column("content_hash", String(64)),
+        Column("created_at", DateTime(timezone=True)),
+        Column("updated_at", DateTime(timezone=True)),
+        Column("run_id", String(250)),
+    )
+
+
+#: Per-system extras a source record keeps beyond the canonical fields (the ERP code the
+#: CRM holds, so the write-back knows whether the CRM already has it).
+SOURCE_EXTRA: tuple[str, ...] = ("erp_code",)
+
+
+def _source(name: str, fields: tuple[str, ...]) -> Table:
+    return Table(
+        name, metadata,
+        Column("system", String(40), primary_key=True),
+        Column("native_key", String(100), primary_key=True),
+        Column("hub_id", String(40), index=True),
+        *[_field(f) for f in (*fields, *SOURCE_EXTRA)],
+        Column("source_updated_at", DateTime(timezone=True)),
+        Column("content_hash", String(64)),
+        Column("run_id", String(250)),
+    )
+
+
+customer = _canonical("customer", CUSTOMER_FIELDS)
+customer_source = _source("customer_source", CUSTOMER_FIELDS)
+contact = _canonical("contact", CONTACT_FIELDS)
+contact_source = _source("contact_source", CONTACT_FIELDS)
+
+#: Canonical product (存货 / 物料): mastered in the ERP. Money and rates are exact decimal text.
+PRODUCT_FIELDS: tuple[str, ...] = ("code", "name", "spec", "uom", "tax_rate", "class_code", "list_price",
+                                   "active", "sellable")
+product = _canonical("product", PRODUCT_FIELDS)
+product_source = _source("product_source", PRODUCT_FIELDS)
+
+#: Canonical sales order and its lines (CRM → ERP). Quantities, prices and amounts are exact
+#: decimal text (never float); ``total`` is the tax-inclusive order total the CRM shows.
+SALES_ORDER_FIELDS: tuple[str, ...] = ("order_no", "customer_key", "status", "order_date", "total",
+                                       "currency", "memo", "owner_key", "erp_code")
+SALES_ORDER_LINE_FIELDS: tuple[str, ...] = ("order_hub_id", "native_key", "line_no", "product_key",
+                                            "quantity", "unit_price", "discount", "tax_rate", "amount",
+                                            "special_price_ref")
+sales_order = _canonical("sales_order", SALES_ORDER_FIELDS)
+sales_order_line = _canonical("sales_order_line", SALES_ORDER_LINE_FIELDS)
+
+#: Canonical shipment (发货单) and its lines (ERP → CRM); a line points at the order line it ships.
+SHIPMENT_FIELDS: tuple[str, ...] = ("code", "order_hub_id", "order_code", "customer_code", "ship_date",
+                                    "carrier", "tracking_no", "is_return", "memo")
+SHIPMENT_LINE_FIELDS: tuple[str, ...] = ("shipment_hub_id", "order_line_hub_id", "native_key", "line_no",
+                                         "product_code", "quantity", "serial_numbers", "so_line_key")
+shipment = _canonical("shipment", SHIPMENT_FIELDS)
+shipment_line = _canonical("shipment_line", SHIPMENT_LINE_FIELDS)
+
+xref = Table(
+    "xref", metadata,
+    Column("entity", String(40), primary_key=True),
+    Column("system", String(40), primary_key=True),
+    Column("native_key", String(100), primary_key=True),
+    Column("hub_id", String(40), nullable=False),
+    Column("native_version", String(100)),
+    Column("content_hash", String(64)),
+    Column("synced_at", DateTime(timezone=True)),
+    Index("ix_xref_hub", "entity", "hub_id", "system"),
+)
+
+watermark = Table(
+    "watermark", metadata,
+    Column("flow", String(100), primary_key=True),
+    Column("stream", String(100), primary_key=True),
+    Column("cursor", JSON),
+    Column("updated_at", DateTime(timezone=True)),
+)
+
+#: A cursor a run has read up to but not yet committed (committed by the final step).
+pending_watermark = Table(
+    "pending_watermark", metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("flow", String(100), primary_key=True),
+    Column("stream", String(100), primary_key=True),
+    Column("cursor", JSON),
+)
+
+sync_run = Table(
+    "sync_run", metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("flow", String(100), nullable=False, index=True),
+    Column("status", String(20), nullable=False),  # running | success | failed
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("error_class", String(20)),
+    Column("error_text", Text),
+    Column("log_url", Text),
+)
+
+sync_step = Table(
+    "sync_step", metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("step", String(40), primary_key=True),
+    Column("flow", String(100), index=True),
+    Column("status", String(20), nullable=False),
+    Column("attempt", Integer, default=1),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("seconds", Float),
+    Column("read", Integer, default=0),
+    Column("mapped", Integer, default=0),
+    Column("rejected", Integer, default=0),
+    Column("merged", Integer, default=0),
+    Column("written", Integer, default=0),
+    Column("skipped", Integer, default=0),
+    Column("quarantined", Integer, default=0),
+    Column("error_class", String(20)),
+    Column("error_text", Text),
+)
+
+quarantine = Table(
+    "quarantine", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("flow", String(100), nullable=False),
+    Column("entity", String(40), nullable=False),
+    Column("system", String(40), nullable=False),
+    Column("stage", String(40), nullable=False),
+    Column("record_key", String(200), nullable=False),
+    Column("payload_hash", String(64), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("payload", JSON),
+    Column("status", String(20), nullable=False),  # open | replay_pending | replayed | resolved | ignored
+    Column("first_run_id", String(250)),
+    Column("last_run_id", String(250), index=True),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("comment", Text),
+    Index("ux_quarantine_record", "flow", "system", "stage", "record_key", "payload_hash", unique=True),
+    Index("ix_quarantine_status", "flow", "status"),
+)
+
+#: Step outputs keyed by run id, so any step can be retried alone.
+stage = Table(
+    "stage", metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("step", String(40), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("system", String(40)),
+    Column("record_key", String(200)),
+    Column("payload", Text, nullable=False),
+)
+
+#: Transactional outbox: a golden record that changed waits here until every target
+#: system holds it. Enqueued in the same transaction as the change, so a crash between
+#: load and write-back loses nothing: the next run finds the entry still pending.
+outbox = Table(
+    "outbox", metadata,
+    Column("entity", String(40), primary_key=True),
+    Column("hub_id", String(40), primary_key=True),
+    Column("target", String(40), primary_key=True),
+    Column("status", String(20), nullable=False),  # pending | done | failed
+    Column("enqueued_run", String(250)),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Index("ix_outbox_pending", "entity", "target", "status"),
+)
+
+#: Business-registry answers (天眼查, 企查查): a lookup costs money, so each normalised query
+#: is asked at most once per TTL, across runs. ``status``: ok | no_data | deferred (quota,
+#: rate limit or outage: ``next_try`` says from when the next run asks again). A deferred
+#: refresh keeps the last good ``answer``.
+registry_cache = Table(
+    "registry_cache", metadata,
+    Column("provider", String(20), primary_key=True),
+    Column("query_key", String(200), primary_key=True),
+    Column("query_text", Text),
+    Column("status", String(20), nullable=False),
+    Column("answer", JSON),
+    Column("reason", Text),
+    Column("attempts", Integer, default=0),
+    Column("fetched_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("next_try", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+    Index("ix_registry_cache_due", "provider", "status", "expires_at"),
+)
+
+#: Who did what to a quarantined record from the console or the CLI (replay, ignore), so
+#: an operator's decision can be traced after the row's status has moved on.
+quarantine_action = Table(
+    "quarantine_action", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("quarantine_id", Integer, nullable=False, index=True),
+    Column("action", String(20), nullable=False),  # replay | ignore
+    Column("actor", String(200), nullable=False),
+    Column("from_status", String(20)),
+    Column("to_status", String(20)),
+    Column("comment", Text),
+    Column("at", DateTime(timezone=True)),
+)
+
+#: Alerts sent (failed run, reject rate, stale flow), so one event alerts once and a stale
+#: flow is re-announced only after a quiet period.
+alert_log = Table(
+    "alert_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("flow", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),  # failed | reject_rate | stale
+    Column("dedup_key", String(300), nullable=False, index=True),
+    Column("run_id", String(250)),
+    Column("title", Text),
+    Column("channels", Text),  # channels that took the message, comma-separated
+    Column("errors", Text),    # channels that refused it, redacted
+    Column("sent_at", DateTime(timezone=True)),
+)
+
+#: Block keys of every source record, so an incoming record finds its candidates among all
+#: stored records with a few indexed lookups instead of a scan (dedup is never O(n²)).
+match_key = Table(
+    "match_key", metadata,
+    Column("entity", String(40), primary_key=True),
+    Column("node", String(150), primary_key=True),   # "<system>:<native_key>"
+    Column("rule", String(80), primary_key=True),
+    Column("key", Text, nullable=False),
+    Column("hub_id", String(40)),
+    Index("ix_match_key_lookup", "entity", "rule", "key"),
+)
+
+#: Every dedup decision with its evidence: the model's (match / review / distinct) and a
+#: reviewer's (merge / distinct), which overrides the model and sticks across runs.
+match_decision = Table(
+    "match_decision", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entity", String(40), nullable=False),
+    Column("left_node", String(150), nullable=False),
+    Column("right_node", String(150), nullable=False),
+    Column("source", String(20), nullable=False),     # model | reviewer
+    Column("decision", String(20), nullable=False),   # match | review | distinct | merge
+    Column("probability", Float),
+    Column("evidence", JSON),
+    Column("status", String(20), nullable=False),     # active | undone | decided
+    Column("run_id", String(250)),
+    Column("decided_by", String(100)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("comment", Text),
+    Index("ux_match_decision", "entity", "left_node", "right_node", "source", unique=True),
+    Index("ix_match_decision_queue", "entity", "decision", "status"),
+)
+
+#: The trained match model per entity (m, u, prior), reused by incremental runs.
+match_model = Table(
+    "match_model", metadata,
+    Column("entity", String(40), primary_key=True),
+    Column("params", JSON, nullable=False),
+    Column("trained_at", DateTime(timezone=True)),
+    Column("trained_on", Integer),
+)
+
+# Receipts and reconciliation tables (issue 5) live in their own module on this metadata.
+from hub import receipts_model as _receipts_model  # noqa: E402,F401

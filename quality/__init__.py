@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations gates, domain checks, entity resolution, survivorship."""

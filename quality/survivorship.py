@@ -1,0 +1,52 @@
+"""Field-level survivorship: which system's value becomes the golden record's.
+
+Rules are data (``quality/rules/<entity>_survivorship.yaml``): per group of fields either
+``priority`` (first system in the order that has a value: registry > ERP > CRM for legal
+facts) or ``newest`` (the most recently updated source that has a value).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+RULE_DIR = Path(__file__).resolve().parent / "rules"
+
+
+@lru_cache(maxsize=8)
+def rules(entity: str) -> dict:
+    return yaml.safe_load((RULE_DIR / f"{entity}_survivorship.yaml").read_text(encoding="utf-8"))
+
+
+def golden(entity: str, sources: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
+    """One golden row per hub_id from its source rows (system, hub_id, fields, source_updated_at)."""
+    if sources.empty:
+        return pd.DataFrame(columns=["hub_id", *fields])
+    spec = rules(entity)
+    src = sources.copy()
+    src["_ts"] = pd.to_datetime(src["source_updated_at"], utc=True, errors="coerce")
+    out = pd.DataFrame(index=pd.Index(sorted(src["hub_id"].unique()), name="hub_id"))
+    assigned: set[str] = set()
+    for group in spec["groups"]:
+        cols = [f for f in group["fields"] if f in fields]
+        assigned.update(cols)
+        out = out.join(_pick(src, cols, group))
+    rest = [f for f in fields if f not in assigned]
+    if rest:
+        out = out.join(_pick(src, rest, spec.get("default", {"rule": "newest"})))
+    return out.reset_index()[["hub_id", *fields]]
+
+
+def _pick(src: pd.DataFrame, cols: list[str], group: dict) -> pd.DataFrame:
+    if not cols:
+        return pd.DataFrame(index=pd.Index([], name="hub_id"))
+    if group["rule"] == "priority":
+        order = {s: i for i, s in enumerate(group["order"])}
+        ranked = src.assign(_rank=src["system"].map(order).fillna(len(order)))
+        ranked = ranked.sort_values(["hub_id", "_rank", "_ts"], ascending=[True, True, False])
+    else:
+        ranked = src.sort_values(["hub_id", "_ts"], ascending=[True, False], na_position="last")
+    blanks = ranked[cols].astype(object).where(ranked[cols].notna(), None)
+    return blanks.assign(hub_id=ranked["hub_id"]).groupby("hub_id", sort=False)[cols].first()

@@ -1,0 +1,167 @@
+"""Start the sandbox systems as a child process and hand out the Airflow connections that
+reach them. Used by the demo, the tests and the benchmarks; imports nothing of the hub."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sandbox:
+    """The 销售易, U8 and registry (天眼查 / 企查查) stand-ins on loopback, seeded into ``folder``."""
+
+    def __init__(self, folder: Path, accounts: int = 300, seed: int = 42, crm_port: int | None = None,
+                 u8_port: int | None = None, registry_port: int | None = None, orders: int | None = None) -> None:
+        self.folder = Path(folder).resolve()
+        self.accounts = accounts
+        self.orders = orders  # None: the seed's default (one order per two accounts)
+        self.seed_value = seed
+        self.crm_port = crm_port or free_port()
+        self.u8_port = u8_port or free_port()
+        self.registry_port = registry_port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def crm_url(self) -> str:
+        return f"http://127.0.0.1:{self.crm_port}"
+
+    @property
+    def u8_url(self) -> str:
+        return f"http://127.0.0.1:{self.u8_port}"
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.registry_port}"
+
+    @property
+    def u8_db(self) -> Path:
+        return self.folder / "u8.db"
+
+    @property
+    def crm_db(self) -> Path:
+        return self.folder / "crm.db"
+
+    def seed(self) -> "Sandbox":
+        subprocess.run([sys.executable, "-m", "sandbox", "seed", "--dir", str(self.folder), "--accounts",
+                        str(self.accounts), "--seed", str(self.seed_value),
+                        *(["--orders", str(self.orders)] if self.orders is not None else [])],
+                       check=True, stdout=subprocess.DEVNULL)
+        return self
+
+    def start(self, timeout: float = 60.0) -> "Sandbox":
+        log = open(self.folder / "serve.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--dir", str(self.folder),
+                                      "--crm-port", str(self.crm_port), "--u8-port", str(self.u8_port),
+                                      "--registry-port", str(self.registry_port)],
+                                     stdout=subprocess.PIPE, stderr=log, text=True)
+        deadline = time.time() + timeout
+        assert self.proc.stdout is not None
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if "sandbox ready" in line:
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"sandbox did not start; see {self.folder / 'serve.log'}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def credentials(self) -> dict[str, Any]:
+        return json.loads((self.folder / "credentials.json").read_text(encoding="utf-8"))
+
+    def registry_connection(self, provider: str = "tianyancha") -> dict[str, Any]:
+        """The ``registry`` connection (Airflow's JSON form) for 天眼查 or 企查查."""
+        reg = self.credentials()["registry"]
+        if provider == "qichacha":
+            return {"conn_type": "http", "host": self.registry_url, "login": reg["qichacha_key"],
+                    "password": reg["qichacha_secret"], "extra": {"provider": "qichacha", "scheme": "http"}}
+        return {"conn_type": "http", "host": self.registry_url, "password": reg["tianyancha_token"],
+                "extra": {"provider": "tianyancha", "scheme": "http"}}
+
+    def connections(self) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` values (Airflow's JSON form) for the hub's connections."""
+        cred = self.credentials()
+        crm, u8 = cred["crm"], cred["u8"]
+        conns = {
+            "CRM_XIAOSHOUYI": {"conn_type": "http", "host": self.crm_url, "login": crm["username"],
+                               "password": crm["password"],
+                               "extra": {"client_id": crm["client_id"], "client_secret": crm["client_secret"],
+                                         "security_token": crm["security_token"], "scheme": "http"}},
+            "U8_ODBC": {"conn_type": "odbc", "extra": {"odbc": f"DRIVER={{SQLite3}};Database={self.u8_db};"}},
+            "U8_OPENAPI": {"conn_type": "http", "host": self.u8_url, "login": u8["from_account"],
+                           "password": u8["app_secret"],
+                           "extra": {"app_key": u8["app_key"], "to_account": u8["to_account"],
+                                     "ds_sequence": u8.get("ds_sequence", "1")}},
+            "REGISTRY": self.registry_connection("tianyancha"),
+            "BANK_DROP": {"conn_type": "fs", "extra": {"path": str(self.folder / "bank_inbox")}},
+        }
+        return {f"AIRFLOW_CONN_{k}": json.dumps(v, ensure_ascii=False) for k, v in conns.items()}
+
+    def export(self) -> None:
+        os.environ.update(self.connections())
+
+    def faults(self, rate: float, kinds: list[str] | None = None, seed: int = 1,
+               systems: tuple[str, ...] = ("crm", "u8", "registry")) -> None:
+        body = {"rate": rate, "kinds": kinds or ["429", "500", "502", "slow", "expire_token", "malformed"], "seed": seed}
+        urls = {"crm": self.crm_url, "u8": self.u8_url, "registry": self.registry_url}
+        for name in systems:
+            requests.post(f"{urls[name]}/__sandbox/faults", json=body, timeout=10).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        return {name: requests.get(f"{url}/__sandbox/stats", timeout=10).json()
+                for name, url in (("crm", self.crm_url), ("u8", self.u8_url), ("registry", self.registry_url))}
+
+    def u8_ship(self) -> dict[str, Any]:
+        """The U8 warehouse verifies and ships the next stage of its plan (sandbox/u8_orders.py)."""
+        resp = requests.post(f"{self.u8_url}/__sandbox/u8/ship", timeout=120)
+        resp.raise_for_status()
+        return resp.json()
+
+    def crm_after_push(self) -> dict[str, Any]:
+        """A salesperson changes and cancels orders already in U8 (sandbox/crm_orders.py)."""
+        resp = requests.post(f"{self.crm_url}/__sandbox/crm/orders/after-push", timeout=60)
+        resp.raise_for_status()
+        return resp.json()
+
+    def registry_quota(self, remaining: int | None, busy: int = 0) -> None:
+        """After ``remaining`` more paid lookups the registry answers "balance insufficient";
+        the next ``busy`` lookups get "access frequency too fast". None lifts the quota."""
+        requests.post(f"{self.registry_url}/__sandbox/registry/quota", json={"remaining": remaining, "busy": busy},
+                      timeout=10).raise_for_status()
+
+    def registry_stats(self, reset: bool = False) -> dict[str, Any]:
+        """The registry's lookup counters (``paid_by_key``, ``calls_by_key``); ``reset`` clears them."""
+        stats = requests.get(f"{self.registry_url}/__sandbox/stats", timeout=10).json()
+        if reset:
+            requests.delete(f"{self.registry_url}/__sandbox/stats", timeout=10).raise_for_status()
+        return stats
+
+    def registry_truth(self) -> dict[str, Any]:
+        return json.loads((self.folder / "registry_truth.json").read_text(encoding="utf-8"))

@@ -1,0 +1,118 @@
+"""Run the stand-ins in one process: uvicorn servers (CRM, U8 and, when given a port, the
+registry) on one event loop.
+
+Prints exactly one line, ``sandbox ready crm=... u8=...`` (plus `` registry=...`` when it is
+served), once every socket accepts connections (callers wait for it), and stops them all on
+SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import uvicorn
+
+from .crm_app import ACCESS_TTL_S, create_crm_app
+from .faults import KINDS, FaultConfig, Faults
+from .registry_app import create_registry_app
+from .u8_app import TOKEN_TTL_S, create_u8_app
+
+
+@dataclass
+class ServeOptions:
+    """Everything ``python -m sandbox serve`` can set."""
+
+    directory: Path
+    host: str = "127.0.0.1"
+    crm_port: int = 18701
+    u8_port: int = 18702
+    registry_port: int | None = None  # None: the registry stand-in is not served
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = KINDS
+    fault_seed: int = 1
+    slow_seconds: float = 2.0
+    crm_token_ttl: float = ACCESS_TTL_S
+    u8_token_ttl: float = TOKEN_TTL_S
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server that leaves signal handling to us (two servers share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+async def serve(opts: ServeOptions) -> int:
+    """Serve until a signal arrives; returns the process exit status."""
+    def faults() -> Faults:
+        return Faults(FaultConfig(opts.fault_rate, list(opts.fault_kinds), opts.fault_seed, opts.slow_seconds))
+
+    apps = {
+        "crm": (create_crm_app(opts.directory, faults(), opts.crm_token_ttl), opts.crm_port),
+        "u8": (create_u8_app(opts.directory, faults(), opts.u8_token_ttl), opts.u8_port),
+    }
+    if opts.registry_port:
+        apps["registry"] = (create_registry_app(opts.directory, faults()), opts.registry_port)
+    servers = [
+        _Server(uvicorn.Config(app, host=opts.host, port=port, log_level="warning", access_log=False,
+                               lifespan="off", timeout_graceful_shutdown=2))
+        for app, port in apps.values()
+    ]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for s in servers:
+            s.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    async def run_one(server: _Server) -> int:
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn's way of failing startup (e.g. port in use; it logged why)
+            return int(exc.code or 1)
+        return 0
+
+    tasks = [asyncio.create_task(run_one(s)) for s in servers]
+    while not all(s.started for s in servers):
+        if any(t.done() for t in tasks):
+            stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return 1
+        await asyncio.sleep(0.02)
+    while not all(_port_open(opts.host, port) for _, port in apps.values()):
+        await asyncio.sleep(0.02)
+    registry = f" registry=http://{opts.host}:{opts.registry_port}" if opts.registry_port else ""
+    print(f"sandbox ready crm=http://{opts.host}:{opts.crm_port} u8=http://{opts.host}:{opts.u8_port}{registry}",
+          flush=True)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    return 0 if all(r == 0 for r in results) else 1
+
+
+#: What ``seed`` writes and ``serve`` needs (the registry's file only when it is served).
+SEEDED_FILES = ("crm.db", "u8.db", "credentials.json")
+REGISTRY_FILE = "registry.jsonl"
+
+
+def run(opts: ServeOptions) -> int:
+    """Blocking entry point for the CLI."""
+    for name in (*SEEDED_FILES, *((REGISTRY_FILE,) if opts.registry_port else ())):
+        if not (opts.directory / name).exists():
+            print(f"sandbox: {opts.directory / name} is missing; run `python -m sandbox seed` first",
+                  file=sys.stderr)
+            return 2
+    return asyncio.run(serve(opts))

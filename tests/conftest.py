@@ -1,0 +1,104 @@
+"""Shared fixtures: an isolated hub store per test, PostgreSQL when the production profile
+is tested, and the sandbox systems on loopback."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The embedded Airflow profile, as the Makefile sets it, for a bare `pytest` too.
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "var" / "airflow"))
+os.environ.setdefault("AIRFLOW_CONFIG", str(ROOT / "airflow.cfg"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{ROOT / 'var' / 'airflow' / 'airflow.db'}")
+PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> str | None:
+    from sqlalchemy import create_engine, text
+
+    try:
+        eng = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as c:
+            c.execute(text("select 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """A fresh PostgreSQL schema; in CI a missing server fails the test instead of skipping."""
+    problem = _pg_available()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI and is not reachable at {PG_URL}: {problem}")
+        pytest.skip(f"PostgreSQL not reachable: {problem}")
+    from sqlalchemy import create_engine, text
+
+    schema = f"hubtest_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as c:
+        c.execute(text(f"create schema {schema}"))
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    yield url
+    from hub import store
+
+    store.engine_for(url).dispose()
+    store.engine_for.cache_clear()
+    with admin.begin() as c:
+        c.execute(text(f"drop schema {schema} cascade"))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """Run a store test on the embedded SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty hub store and var folder of its own."""
+    from hub import store
+
+    monkeypatch.setenv("HUB_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("HUB_STORE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    store.engine_for.cache_clear()
+    yield tmp_path
+    store.engine_for.cache_clear()
+
+
+def start_sandbox(folder: Path, accounts: int, monkeypatch, seed: int = 42):
+    from sandbox.harness import Sandbox
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sb = Sandbox(folder, accounts=accounts, seed=seed).seed().start()
+    for key, value in sb.connections().items():
+        monkeypatch.setenv(key, value)
+    return sb
+
+
+@pytest.fixture
+def sandbox(hub, monkeypatch):
+    """The sandbox systems on loopback (150 seeded accounts), wired to the hub's connections."""
+    sb = start_sandbox(hub / "sandbox", 150, monkeypatch)
+    yield sb
+    sb.stop()
+
+
+# The console tests' shared Airflow API server and seeded hub (tests/consolekit.py).
+from tests.consolekit import console, console_site  # noqa: E402,F401

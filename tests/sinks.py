@@ -1,0 +1,143 @@
+"""Local stand-ins for alert channels, on loopback: an SMTP server that keeps every mail and
+an HTTP server that keeps every webhook call (answering like 钉钉 / 企业微信 robots)."""
+from __future__ import annotations
+
+import base64
+import json
+import socketserver
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Mail:
+    sender: str
+    recipients: list[str]
+    data: bytes
+    auth: str | None  # what the client sent in AUTH (transport, not the message)
+
+    @property
+    def message(self):
+        return message_from_bytes(self.data, policy=policy.default)
+
+    @property
+    def text(self) -> str:
+        """Subject and body, decoded: what a reader sees."""
+        msg = self.message
+        return f"{msg['Subject']}\n{msg.get_content()}"
+
+
+class _SmtpHandler(socketserver.StreamRequestHandler):
+    def reply(self, line: str) -> None:
+        self.wfile.write((line + "\r\n").encode())
+        self.wfile.flush()
+
+    def handle(self) -> None:
+        sink: SmtpSink = self.server.sink  # type: ignore[attr-defined]
+        sender, rcpts, auth = "", [], None
+        self.reply("220 sink ESMTP")
+        while True:
+            raw = self.rfile.readline()
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            cmd = line.split(" ", 1)[0].upper()
+            if cmd in ("EHLO", "HELO"):
+                self.reply("250-sink")
+                self.reply("250-AUTH PLAIN LOGIN")
+                self.reply("250 8BITMIME")
+            elif cmd == "AUTH":
+                parts = line.split(" ")
+                if parts[1].upper() == "PLAIN" and len(parts) > 2:
+                    auth = base64.b64decode(parts[2]).decode("utf-8", "replace")
+                elif parts[1].upper() == "LOGIN":
+                    self.reply("334 VXNlcm5hbWU6")
+                    user = base64.b64decode(self.rfile.readline().strip()).decode()
+                    self.reply("334 UGFzc3dvcmQ6")
+                    auth = user + ":" + base64.b64decode(self.rfile.readline().strip()).decode()
+                self.reply("235 ok")
+            elif cmd == "MAIL":
+                sender, rcpts = line.split(":", 1)[1].strip(" <>"), []
+                self.reply("250 ok")
+            elif cmd == "RCPT":
+                rcpts.append(line.split(":", 1)[1].strip(" <>"))
+                self.reply("250 ok")
+            elif cmd == "DATA":
+                self.reply("354 go on")
+                chunks = []
+                while True:
+                    chunk = self.rfile.readline()
+                    if chunk in (b".\r\n", b".\n", b""):
+                        break
+                    chunks.append(chunk[1:] if chunk.startswith(b"..") else chunk)
+                sink.mails.append(Mail(sender, rcpts, b"".join(chunks), auth))
+                self.reply("250 queued")
+            elif cmd == "QUIT":
+                self.reply("221 bye")
+                return
+            else:  # RSET, NOOP and the rest
+                self.reply("250 ok")
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class SmtpSink:
+    """An SMTP server on 127.0.0.1 that accepts any login and keeps every mail."""
+
+    def __init__(self) -> None:
+        self.mails: list[Mail] = []
+        self.server = _Server(("127.0.0.1", 0), _SmtpHandler)
+        self.server.sink = self  # type: ignore[attr-defined]
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Call:
+    path: str
+    query: dict[str, str]
+    raw: bytes
+    body: Any = field(default=None)
+
+
+class WebhookSink:
+    """An HTTP server on 127.0.0.1 answering like a chat robot and keeping every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                sink.calls.append(Call(url.path, query, raw, json.loads(raw or b"null")))
+                out = json.dumps({"errcode": 0, "errmsg": "ok"}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
