@@ -14,19 +14,20 @@ import json
 import os
 import random
 import sqlite3
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from harness import crm_session, run_flow, steps  # noqa: E402
 from sandbox.harness import Sandbox  # noqa: E402
+
+FLOW = "customer_master"
 
 
 #: The runs follow each other within seconds, so the production overlap window (60 s)
@@ -35,46 +36,18 @@ from sandbox.harness import Sandbox  # noqa: E402
 OVERLAP_MS = 5000
 
 
-def run_flow(run_id: str, env: dict[str, str]) -> dict[str, float]:
-    """One full flow run in a child process: wall seconds and peak RSS in MiB."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "flows", "run", "customer_master", "--run-id", run_id],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"run {run_id} failed: {proc.stderr.read().decode()[-2000:]}")
-    return {"seconds": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
-
-
-def steps(store_db: Path, run_id: str) -> list[dict]:
-    con = sqlite3.connect(store_db)
-    con.row_factory = sqlite3.Row
-    try:
-        rows = con.execute("select step, seconds, read, mapped, rejected, merged, written, skipped, quarantined "
-                           "from sync_step where run_id = ? order by started_at", (run_id,)).fetchall()
-        return [dict(r) for r in rows]
-    finally:
-        con.close()
-
-
 def change_accounts(sb: Sandbox, share: float, seed: int = 7) -> int:
     """A salesforce editing ``share`` of the accounts through the CRM API."""
-    cred = sb.credentials()["crm"]
-    token = requests.post(f"{sb.crm_url}/auc/oauth2/token", data={
-        "grant_type": "password", "client_id": cred["client_id"], "client_secret": cred["client_secret"],
-        "username": cred["username"], "password": cred["password"] + cred["security_token"]}, timeout=30).json()
-    headers = {"Authorization": f"Bearer {token['access_token']}"}
     con = sqlite3.connect(sb.crm_db)
     ids = [r[0] for r in con.execute("select id from account where erpCode__c is not null and erpCode__c != ''")]
     con.close()
     picked = random.Random(seed).sample(ids, max(1, int(len(ids) * share)))
-    session = requests.Session()
+    session = crm_session(sb)
 
     def patch(i: int) -> None:
         phone = f"021-6{random.Random(i).randint(1000000, 9999999)}"
         session.patch(f"{sb.crm_url}/rest/data/v2.0/xobjects/account/{i}", json={"data": {"phone": phone}},
-                      headers=headers, timeout=30).raise_for_status()
+                      timeout=30).raise_for_status()
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(patch, picked))
@@ -114,11 +87,11 @@ def main() -> int:
         conns["AIRFLOW_CONN_CRM_XIAOSHOUYI"] = json.dumps(crm)
         env = {**os.environ, **conns, "HUB_STORE_URL": f"sqlite:///{store_db}", "HUB_VAR_DIR": str(out),
                "PYTHONPATH": str(ROOT)}
-        result["full"] = run_flow("full", env) | {"steps": steps(store_db, "full")}
+        result["full"] = run_flow(FLOW, "full", env) | {"steps": steps(store_db, "full")}
         # the first run after a full load re-reads what its own write-back touched (and skips it)
-        result["settle"] = run_flow("settle", env) | {"steps": steps(store_db, "settle")}
+        result["settle"] = run_flow(FLOW, "settle", env) | {"steps": steps(store_db, "settle")}
         result["changed_accounts"] = change_accounts(sb, args.changed)
-        result["incremental"] = run_flow("incremental", env) | {"steps": steps(store_db, "incremental")}
+        result["incremental"] = run_flow(FLOW, "incremental", env) | {"steps": steps(store_db, "incremental")}
         result["load_baseline_raw_insert"] = raw_bulk_insert(store_db, "full")
     full, inc = result["full"], result["incremental"]
     result["incremental_ratio"] = round(inc["seconds"] / full["seconds"], 4)

@@ -8,17 +8,16 @@ are against the seed's ground truth.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from harness import per_size  # noqa: E402
 
 
 CHUNK = 100_000  # accounts per generated world: the generator keeps a whole world in memory
@@ -80,22 +79,11 @@ def one(accounts: int) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
-    p.add_argument("--one", type=int)
-    args = p.parse_args()
-    if args.one:
-        print(json.dumps(one(args.one)))
+    rows = per_size(__file__, one, [100_000, 300_000, 1_000_000])
+    if rows is None:
+        return 1
+    if not rows:
         return 0
-    rows = []
-    for n in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-        if out.returncode:
-            print(out.stderr[-3000:], file=sys.stderr)
-            return 1
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
     print("\n| CRM accounts | records | candidate pairs | seconds | µs / record | peak RSS MiB | precision | recall |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

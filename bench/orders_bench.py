@@ -20,7 +20,6 @@ import json
 import os
 import random
 import sqlite3
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,41 +27,24 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from customer_master_bench import OVERLAP_MS, steps  # noqa: E402
+from customer_master_bench import OVERLAP_MS  # noqa: E402
+from harness import crm_session, run_flow, steps  # noqa: E402
 from sandbox.harness import Sandbox  # noqa: E402
-
-
-def run_flow(flow: str, run_id: str, env: dict[str, str]) -> dict[str, float]:
-    """One full flow run in a child process: wall seconds and peak RSS in MiB."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "flows", "run", flow, "--run-id", run_id],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{flow} {run_id} failed: {proc.stderr.read().decode()[-2000:]}")
-    return {"seconds": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
 def change_orders(sb: Sandbox, share: float, seed: int = 7) -> int:
     """A salesforce raising one line's quantity on ``share`` of the orders already in U8."""
-    cred = sb.credentials()["crm"]
-    token = requests.post(f"{sb.crm_url}/auc/oauth2/token", data={
-        "grant_type": "password", "client_id": cred["client_id"], "client_secret": cred["client_secret"],
-        "username": cred["username"], "password": cred["password"] + cred["security_token"]}, timeout=30).json()
-    headers = {"Authorization": f"Bearer {token['access_token']}"}
     con = sqlite3.connect(sb.crm_db)
     ids = [r[0] for r in con.execute('select id from "order" where erpCode__c is not null')]
     picked = random.Random(seed).sample(ids, max(1, int(len(ids) * share)))
     lines = {o: con.execute('select id, quantity, unitPrice, discount__c, amount from "orderProduct" '
                             'where orderId = ? order by id', (o,)).fetchall() for o in picked}
     con.close()
-    session = requests.Session()
+    session = crm_session(sb)
     fen = Decimal("0.01")
 
     def change(order_id: int) -> None:
@@ -73,7 +55,7 @@ def change_orders(sb: Sandbox, share: float, seed: int = 7) -> int:
         for api, rid, data in (("orderProduct", first[0], {"quantity": float(qty), "amount": float(amount)}),
                                ("order", order_id, {"amount": float(total)})):
             session.patch(f"{sb.crm_url}/rest/data/v2.0/xobjects/{api}/{rid}", json={"data": data},
-                          headers=headers, timeout=30).raise_for_status()
+                          timeout=30).raise_for_status()
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(change, picked))

@@ -11,18 +11,17 @@ the auto-match rate and the wrong automatic matches against the generator's trut
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from harness import per_size  # noqa: E402
 
 ITEMS_PER_CUSTOMER = 20
 FORMS = ("有限公司", "有限责任公司", "股份有限公司")
@@ -118,22 +117,11 @@ def one(receipts: int) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
-    p.add_argument("--one", type=int)
-    args = p.parse_args()
-    if args.one:
-        print(json.dumps(one(args.one)))
+    rows = per_size(__file__, one, [10_000, 30_000, 100_000])
+    if rows is None:
+        return 1
+    if not rows:
         return 0
-    rows = []
-    for n in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-        if out.returncode:
-            print(out.stderr[-3000:], file=sys.stderr)
-            return 1
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
     print("\n| receipts | open items | seconds | µs / receipt | peak RSS MiB | of which the data | auto-matched | wrong |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

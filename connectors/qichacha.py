@@ -14,11 +14,12 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from connectors.http import HttpClient
-from hub.errors import ConfigurationError, DataError, QuotaExceededError, RateLimitedError, TransientError
-from hub.types import ConnectionInfo, Page, Record, RegistryRecord, WriteResult
+from hub.errors import ConfigurationError, TransientError
+from connectors.registry_api import RegistryApi
+from hub.types import ConnectionInfo, RegistryRecord
 
 log = logging.getLogger("connectors.qichacha")
 
@@ -73,7 +74,7 @@ def parse(result: dict[str, Any]) -> RegistryRecord:
 
 
 @dataclass
-class QichachaConnector:
+class QichachaConnector(RegistryApi):
     """Connector for one 企查查 open-platform application.
 
     Connection (``registry``): host (default ``https://api.qichacha.com``), login = the
@@ -83,13 +84,19 @@ class QichachaConnector:
 
     conn: ConnectionInfo
     system: str = "qichacha"
+    LABEL, CODE_NAME = "企查查", "Status"
+    QUOTA, RATE_LIMITED, TRANSIENT, BAD_QUERY = QUOTA, RATE_LIMITED, TRANSIENT, BAD_QUERY
+    CONFIG_HINT = "the key, the secret key, the purchased interfaces and the IP whitelist"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self.conn.secrets() + (self.conn.login,)
 
     def __post_init__(self) -> None:
         if not (self.conn.login and self.conn.password):
             raise ConfigurationError(f"connection {self.conn.conn_id!r} needs login = 企查查 key and "
                                      f"password = secret key")
         extra = self.conn.extra
-        self.secrets = self.conn.secrets() + (self.conn.login,)
         self.http = HttpClient(self.conn.base_url() if self.conn.host else DEFAULT_HOST, secrets=self.secrets,
                                max_attempts=int(extra.get("max_attempts", 3)), backoff=float(extra.get("backoff", 0.5)))
         self.workers = int(extra["workers"]) if extra.get("workers") else None
@@ -114,33 +121,3 @@ class QichachaConnector:
         if status == NO_DATA:
             return None
         raise self._error(status, str(body.get("Message") or ""), keyword)
-
-    def _error(self, status: str, message: str, keyword: str) -> Exception:
-        msg = f"企查查 Status {status} {message}".strip()
-        if status in QUOTA:
-            return QuotaExceededError(msg, secrets=self.secrets)
-        if status in RATE_LIMITED:
-            return RateLimitedError(msg, secrets=self.secrets)
-        if status in TRANSIENT:
-            return TransientError(msg, secrets=self.secrets)
-        if status in BAD_QUERY:
-            return DataError(f"{msg} (keyword {keyword!r})", field="keyword", secrets=self.secrets)
-        return ConfigurationError(f"{msg}: check the key, the secret key, the purchased interfaces and the "
-                                  f"IP whitelist of connection {self.conn.conn_id!r}", secrets=self.secrets)
-
-    def check(self) -> None:
-        """Configuration only, unless ``extra.check_keyword`` asks for one (billed) lookup."""
-        keyword = self.conn.extra.get("check_keyword")
-        if keyword:
-            self.lookup(str(keyword))
-
-    def read(self, stream: str, cursor: Any = None) -> Iterator[Page]:
-        """Records by key only (``{"keys": [...]}``): a registry cannot be listed."""
-        if not cursor or "keys" not in cursor:
-            raise ConfigurationError("企查查 is looked up by key; read it with a {'keys': [...]} cursor")
-        for key in cursor["keys"]:
-            record = self.lookup(str(key))
-            yield Page([record.as_dict()] if record else [], None)
-
-    def write(self, stream: str, records: Sequence[Record]) -> list[WriteResult]:
-        raise ConfigurationError("企查查 is a read-only registry; nothing can be written to it")

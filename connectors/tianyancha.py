@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from connectors.http import HttpClient
-from hub.errors import ConfigurationError, DataError, QuotaExceededError, RateLimitedError, TransientError
-from hub.types import ConnectionInfo, Page, Record, RegistryRecord, WriteResult
+from hub.errors import ConfigurationError, TransientError
+from connectors.registry_api import RegistryApi
+from hub.types import ConnectionInfo, RegistryRecord
 
 log = logging.getLogger("connectors.tianyancha")
 
@@ -64,7 +65,7 @@ def parse(result: dict[str, Any]) -> RegistryRecord:
 
 
 @dataclass
-class TianyanchaConnector:
+class TianyanchaConnector(RegistryApi):
     """Connector for one 天眼查 open-platform account.
 
     Connection (``registry``): host (default ``http://open.api.tianyancha.com``), password =
@@ -75,6 +76,9 @@ class TianyanchaConnector:
 
     conn: ConnectionInfo
     system: str = "tianyancha"
+    LABEL, CODE_NAME = "天眼查", "error_code"
+    QUOTA, RATE_LIMITED, TRANSIENT, BAD_QUERY = QUOTA, RATE_LIMITED, TRANSIENT, BAD_QUERY
+    CONFIG_HINT = "the token, the account and the IP whitelist"
 
     def __post_init__(self) -> None:
         if not self.conn.password:
@@ -102,33 +106,3 @@ class TianyanchaConnector:
         if code == NO_DATA:
             return None
         raise self._error(code, str(body.get("reason") or ""), keyword)
-
-    def _error(self, code: int, reason: str, keyword: str) -> Exception:
-        msg = f"天眼查 error_code {code} {reason}".strip()
-        if code in QUOTA:
-            return QuotaExceededError(msg, secrets=self.conn.secrets())
-        if code in RATE_LIMITED:
-            return RateLimitedError(msg, secrets=self.conn.secrets())
-        if code in TRANSIENT:
-            return TransientError(msg, secrets=self.conn.secrets())
-        if code in BAD_QUERY:
-            return DataError(f"{msg} (keyword {keyword!r})", field="keyword", secrets=self.conn.secrets())
-        return ConfigurationError(f"{msg}: check the token, the account and the IP whitelist of "
-                                  f"connection {self.conn.conn_id!r}", secrets=self.conn.secrets())
-
-    def check(self) -> None:
-        """Configuration only, unless ``extra.check_keyword`` asks for one (billed) lookup."""
-        keyword = self.conn.extra.get("check_keyword")
-        if keyword:
-            self.lookup(str(keyword))
-
-    def read(self, stream: str, cursor: Any = None) -> Iterator[Page]:
-        """Records by key only (``{"keys": [...]}``): a registry cannot be listed."""
-        if not cursor or "keys" not in cursor:
-            raise ConfigurationError("天眼查 is looked up by key; read it with a {'keys': [...]} cursor")
-        for key in cursor["keys"]:
-            record = self.lookup(str(key))
-            yield Page([record.as_dict()] if record else [], None)
-
-    def write(self, stream: str, records: Sequence[Record]) -> list[WriteResult]:
-        raise ConfigurationError("天眼查 is a read-only registry; nothing can be written to it")

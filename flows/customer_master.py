@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from connectors.u8 import U8Connector
 from connectors.xiaoshouyi import XiaoshouyiConnector
 from flows import contacts, registry, settings
-from flows.steps import quarantine_errors, read_stream, write_in_chunks
+from flows.steps import quarantine_errors, read_stream, save_source_records, write_in_chunks
 from hub import connections, model, quarantine, watermarks, xref
 from hub.errors import ConfigurationError, DataError
 from hub.model import CUSTOMER_FIELDS, SOURCE_EXTRA
@@ -182,15 +182,7 @@ def load(ctx: StepContext) -> StepCounts:
         batch = stage_read(conn, ctx.run_id, "resolve", ENTITY)
         counts = StepCounts(read=len(batch))
         if not batch.empty:
-            src = batch.rename(columns={"_key": "native_key"})
-            for col in SOURCE_COLUMNS:
-                if col not in src.columns:
-                    src[col] = None
-            src["source_updated_at"] = pd.to_datetime(src["source_updated_at"], utc=True, errors="coerce")
-            src["run_id"] = ctx.run_id
-            rows = frame_records(src[["system", "native_key", "hub_id", *SOURCE_COLUMNS, "source_updated_at",
-                                      "content_hash", "run_id"]])
-            upsert(conn, model.customer_source, rows, keys=["system", "native_key"])
+            src = save_source_records(conn, model.customer_source, batch, SOURCE_COLUMNS, ctx.run_id)
             for system, part in src.groupby("system"):
                 xref.save(conn, ENTITY, str(system), part.assign(
                     native_version=part["_version"].astype(str) if "_version" in part else None))

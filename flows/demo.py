@@ -98,7 +98,7 @@ def demo(accounts: int, runs: int) -> int:
                 if flow in BEFORE:
                     print(f"\n{BEFORE[flow](sb)}")
                 log = logs / f"{flow}-run{n}.log"
-                print(f"\n=== {flow}, run {n} (airflow dags test; log {log.relative_to(config.PROJECT_ROOT)})")
+                print(f"\n=== {flow}, run {n} (airflow dags test; log {_shown(log)})")
                 rc = _airflow("dags", "test", flow, log=log)
                 run_id = _last_run(flow)
                 if run_id:
@@ -130,6 +130,14 @@ def up() -> int:
             return subprocess.call([str(Path(sys.executable).parent / "airflow"), "standalone"], env=os.environ.copy())
         except KeyboardInterrupt:
             return 0
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the project where it lies inside it (shorter to read), else absolute."""
+    try:
+        return str(path.relative_to(config.PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def main() -> int:

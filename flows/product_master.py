@@ -20,8 +20,8 @@ import pandas as pd
 
 from connectors.u8 import U8Connector
 from connectors.xiaoshouyi import XiaoshouyiConnector
-from flows.steps import (gate_records, map_records, quarantine_errors, read_outcomes, read_stream, save_outcomes,
-                         upsert_canonical, with_known_hashes, write_in_chunks)
+from flows.steps import (crm_write_outcomes, gate_records, map_records, quarantine_errors, read_outcomes, read_stream,
+                         save_outcomes, save_source_records, upsert_canonical, with_known_hashes, write_in_chunks)
 from hub import connections, model, money, outbox, quarantine, watermarks, xref
 from hub.model import PRODUCT_FIELDS
 from hub.runlog import StepCounts
@@ -108,15 +108,7 @@ def load(ctx: StepContext) -> StepCounts:
         batch = stage_read(conn, ctx.run_id, "resolve", ENTITY)
         counts = StepCounts(read=len(batch))
         if not batch.empty:
-            src = batch.rename(columns={"_key": "native_key"})
-            for col in SOURCE_COLUMNS:
-                if col not in src.columns:
-                    src[col] = None
-            src["source_updated_at"] = pd.to_datetime(src["source_updated_at"], utc=True, errors="coerce")
-            src["run_id"] = ctx.run_id
-            upsert(conn, model.product_source, frame_records(src[["system", "native_key", "hub_id", *SOURCE_COLUMNS,
-                                                                  "source_updated_at", "content_hash", "run_id"]]),
-                   keys=["system", "native_key"])
+            src = save_source_records(conn, model.product_source, batch, SOURCE_COLUMNS, ctx.run_id)
             counts.written = upsert_canonical(conn, model.product, src, PRODUCT_FIELDS, ctx.run_id)
             xref.save(conn, ENTITY, "u8", src.assign(native_version=src["_version"].astype(str)))
             quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system="u8", record_keys=src["native_key"].tolist())
@@ -256,16 +248,7 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     raw = stage_read(conn, run_id, "extract", "u8")
     keys = raw[spec.key] if spec.key in raw.columns else pd.Series([], dtype=object)
     out = read_outcomes(conn, run_id, ENTITY, "u8", keys, hub_id_of, stage_read(conn, run_id, "skipped", ENTITY))
-    results = stage_read(conn, run_id, "crm_results")
-    if not results.empty:
-        res = results.drop_duplicates("hub_id", keep="last").set_index("hub_id")["result"].map(RESULT_OUTCOMES)
-        open_rows = out["outcome"].isna()
-        out.loc[open_rows, "outcome"] = out.loc[open_rows, "hub_id"].map(res)
-        failed = out["outcome"] == "quarantined"
-        out.loc[failed & out["detail"].isna(), "detail"] = "the CRM refused the write (see quarantine, stage write)"
-    waiting = outbox.reasons(conn, ENTITY, "crm", outbox.FAILED)
-    still = out["outcome"].isna() & out["hub_id"].isin(waiting)
-    out.loc[still, ["outcome", "detail"]] = ["quarantined", "an earlier write to the CRM failed (see quarantine)"]
+    out = crm_write_outcomes(conn, run_id, ENTITY, out, RESULT_OUTCOMES)
     gold = select_in(conn, model.product, "hub_id", out.loc[out["outcome"].isna(), "hub_id"].dropna().tolist(),
                      columns=["hub_id", "sellable"])
     not_sold = out["outcome"].isna() & out["hub_id"].isin(gold.loc[gold["sellable"] == "false", "hub_id"])

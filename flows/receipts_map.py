@@ -8,7 +8,7 @@ invoice gets its total and settled amount from its lines. Money leaves here as i
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -84,12 +84,7 @@ def bank_key(lines: pd.DataFrame) -> pd.Series:
     return (base + serial.where(serial.notna(), "h" + digest + "-" + occurrence)).astype(str)
 
 
-def map_bank(conn, ctx: StepContext) -> StepCounts:
-    raw = stage_read(conn, ctx.run_id, "extract", "bank")
-    counts = StepCounts(read=len(raw))
-    if raw.empty:
-        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "bank")
-        return counts
+def map_bank(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
     for col in ("serial", "our_account", "payer_account", "payer_name", "memo", "parse_error", "amount", "direction"):
         if col not in raw:
             raw[col] = None
@@ -112,17 +107,10 @@ def map_bank(conn, ctx: StepContext) -> StepCounts:
     good["amount_fen"] = _fen(good["amount"])
     good["open_fen"] = good["amount_fen"]
     good["customer_code"] = None
-    counts.mapped = len(good)
-    stage_write(conn, ctx.run_id, "map", good.drop(columns=["amount"]), "bank")
-    return counts
+    return good.drop(columns=["amount"])
 
 
-def map_u8_receipts(conn, ctx: StepContext) -> StepCounts:
-    raw = stage_read(conn, ctx.run_id, "extract", "u8")
-    counts = StepCounts(read=len(raw))
-    if raw.empty:
-        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "u8")
-        return counts
+def map_u8_receipts(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
     raw = _latest(raw, "iID", counts, conn, ctx, "u8")
     lines = stage_read(conn, ctx.run_id, "extract_lines", "u8")
     remainder = _sum_fen(lines, "iID", "iRAmt_s")
@@ -140,17 +128,10 @@ def map_u8_receipts(conn, ctx: StepContext) -> StepCounts:
     counts.skipped += skip(conn, ctx, "u8", good.loc[settled, "_key"].tolist(),
                            "already settled in U8 (iRAmt_s = 0): finance wrote it off there")
     good = good[~settled].assign(native_key=lambda d: d["_key"].astype(str))
-    counts.mapped = len(good)
-    stage_write(conn, ctx.run_id, "map", good.drop(columns=["amount", "open_amount"]), "u8")
-    return counts
+    return good.drop(columns=["amount", "open_amount"])
 
 
-def map_invoices(conn, ctx: StepContext) -> StepCounts:
-    raw = stage_read(conn, ctx.run_id, "extract", "u8_invoice")
-    counts = StepCounts(read=len(raw))
-    if raw.empty:
-        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "u8_invoice")
-        return counts
+def map_invoices(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
     raw = _latest(raw, "SBVID", counts, conn, ctx, "u8_invoice")
     lines = stage_read(conn, ctx.run_id, "extract_lines", "u8_invoice")
     raw["total"] = raw["SBVID"].map(_sum_fen(lines, "SBVID", "iSum")).map(_yuan_text)
@@ -163,48 +144,44 @@ def map_invoices(conn, ctx: StepContext) -> StepCounts:
     good["amount_fen"] = _fen(good["amount"])
     good["settled_fen"] = _fen(good["settled"]).fillna(0)
     good["doc_date"] = _local_day(good["doc_date"])
-    counts.mapped = len(good)
-    stage_write(conn, ctx.run_id, "map", good.drop(columns=["amount", "settled", "red"]), "u8_invoice")
-    return counts
+    return good.drop(columns=["amount", "settled", "red"])
 
 
-def map_plans(conn, ctx: StepContext) -> StepCounts:
-    raw = stage_read(conn, ctx.run_id, "extract", "crm_plan")
-    counts = StepCounts(read=len(raw))
-    if raw.empty:
-        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "crm_plan")
-        return counts
+def map_plans(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
     raw = raw.assign(rowversion=raw.get("updatedAt"))
     raw = _latest(raw, "id", counts, conn, ctx, "crm_plan")
     good = _apply(conn, ctx, "crm_plan", "payment_plan", raw.drop(columns=["rowversion"]), counts)
     good["amount_fen"] = _fen(good["amount"])
     good["received_fen"] = _fen(good["received"])
     good["due_date"] = pd.to_datetime(good["due_date"], utc=True).dt.tz_convert("Asia/Shanghai").dt.strftime("%Y-%m-%d")
-    counts.mapped = len(good)
-    stage_write(conn, ctx.run_id, "map", good.drop(columns=["amount", "received"]), "crm_plan")
-    return counts
+    return good.drop(columns=["amount", "received"])
 
 
-def map_customers(conn, ctx: StepContext) -> StepCounts:
-    raw = stage_read(conn, ctx.run_id, "extract", "u8_customer")
-    counts = StepCounts(read=len(raw))
-    if raw.empty:
-        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), "u8_customer")
-        return counts
+def map_customers(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
     raw = _latest(raw, "cCusCode", counts, conn, ctx, "u8_customer")
     good = _apply(conn, ctx, "u8_customer", "payer", raw, counts)
-    counts.mapped = len(good)
-    stage_write(conn, ctx.run_id, "map", good, "u8_customer")
-    return counts
+    return good
+
+
+#: Each extracted stream and the function that maps its (non-empty) rows.
+MAPPERS: dict[str, Callable[[Any, StepContext, pd.DataFrame, StepCounts], pd.DataFrame]] = {
+    "bank": map_bank, "u8": map_u8_receipts, "u8_invoice": map_invoices, "crm_plan": map_plans,
+    "u8_customer": map_customers,
+}
 
 
 def map_all(ctx: StepContext) -> StepCounts:
     counts = StepCounts()
     with ctx.engine.begin() as conn:
-        for fn in (map_bank, map_u8_receipts, map_invoices, map_plans, map_customers):
+        for stream, fn in MAPPERS.items():
+            raw = stage_read(conn, ctx.run_id, "extract", stream)
+            part = StepCounts(read=len(raw))
             try:
-                counts += fn(conn, ctx)
+                good = fn(conn, ctx, raw, part) if not raw.empty else pd.DataFrame()
             except AmountError as exc:  # the mapping's decimal check lets no such value through
                 raise AssertionError(f"money that passed the mapping is not money: {exc}") from None
+            part.mapped = len(good)
+            stage_write(conn, ctx.run_id, "map", good, stream)
+            counts += part
     counts.rejected = counts.quarantined
     return counts

@@ -22,7 +22,7 @@ from sqlalchemy import delete
 
 from connectors.u8 import U8Connector
 from connectors.xiaoshouyi import XiaoshouyiConnector
-from flows.steps import (gate_records, json_safe, map_lines, map_records, quarantine_errors, read_outcomes,
+from flows.steps import (crm_write_outcomes, gate_records, json_safe, map_lines, map_records, quarantine_errors, read_outcomes,
                          read_stream, save_outcomes, upsert_canonical, with_known_hashes, write_in_chunks)
 from hub import connections, model, money, outbox, quarantine, watermarks, xref
 from hub.model import SHIPMENT_FIELDS, SHIPMENT_LINE_FIELDS
@@ -401,15 +401,6 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     raw = stage_read(conn, run_id, "extract", HEAD)
     keys = raw["DLID"] if "DLID" in raw else pd.Series([], dtype=object)
     out = read_outcomes(conn, run_id, ENTITY, "u8", keys, shipment_hub_id, stage_read(conn, run_id, "skipped", HEAD))
-    results = stage_read(conn, run_id, "crm_results")
-    if not results.empty:
-        res = results.drop_duplicates("hub_id", keep="last").set_index("hub_id")["result"].map(RESULT_OUTCOMES)
-        open_rows = out["outcome"].isna()
-        out.loc[open_rows, "outcome"] = out.loc[open_rows, "hub_id"].map(res)
-        failed = (out["outcome"] == "quarantined") & out["detail"].isna()
-        out.loc[failed, "detail"] = "the CRM refused the write (see quarantine, stage write)"
-    failed_before = outbox.reasons(conn, ENTITY, "crm", outbox.FAILED)
-    hit = out["outcome"].isna() & out["hub_id"].isin(failed_before)
-    out.loc[hit, ["outcome", "detail"]] = ["quarantined", "an earlier write to the CRM failed (see quarantine)"]
+    out = crm_write_outcomes(conn, run_id, ENTITY, out, RESULT_OUTCOMES)
     out.loc[out["outcome"].isna(), ["outcome", "detail"]] = ["stored in hub", "the CRM already holds this version"]
     return out

@@ -11,11 +11,11 @@ import pandas as pd
 from sqlalchemy import select
 
 from flows import settings
-from hub import model, money, quarantine, watermarks, xref
+from hub import model, money, outbox, quarantine, watermarks, xref
 from hub.errors import DataError
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import frame_records, select_in, stage_write, upsert, utcnow
+from hub.store import frame_records, select_in, stage_read, stage_write, upsert, utcnow
 from hub.types import Connector, WriteResult
 from mappings import engine
 from quality import gate
@@ -197,6 +197,20 @@ def quarantined_keys(conn, run_id: str, entity: str, stages: Sequence[str]) -> p
     return pd.DataFrame([(s, k, "; ".join(r)) for s, k, r in rows], columns=["system", "key", "detail"])
 
 
+def save_source_records(conn, table, batch: pd.DataFrame, columns: Sequence[str], run_id: str) -> pd.DataFrame:
+    """Upsert a resolved batch as source records (one per system and native key), the
+    columns a system did not send as NULL; returns the frame, keyed by ``native_key``."""
+    src = batch.rename(columns={"_key": "native_key"})
+    for col in columns:
+        if col not in src.columns:
+            src[col] = None
+    src["source_updated_at"] = pd.to_datetime(src["source_updated_at"], utc=True, errors="coerce")
+    src["run_id"] = run_id
+    upsert(conn, table, frame_records(src[["system", "native_key", "hub_id", *columns, "source_updated_at",
+                                           "content_hash", "run_id"]]), keys=["system", "native_key"])
+    return src
+
+
 def upsert_canonical(conn, table, frame: pd.DataFrame, fields: Sequence[str], run_id: str) -> int:
     """Insert or update canonical records (hub_id, ``fields``, content_hash): ``created_at`` is
     set once, ``updated_at`` and ``run_id`` on every change. Set-based, one statement per chunk."""
@@ -266,4 +280,20 @@ def read_outcomes(conn, run_id: str, entity: str, system: str, keys: pd.Series, 
         hit = out["outcome"].isna() & out["key"].isin(why.index) & ~out["hub_id"].isin(exempt or set())
         out.loc[hit, "outcome"] = "skipped"
         out.loc[hit, "detail"] = out.loc[hit, "key"].map(why)
+    return out
+
+
+def crm_write_outcomes(conn, run_id: str, entity: str, out: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Fill the open outcome rows from this run's CRM writes (``crm_results``: hub_id, result
+    labelled by ``labels``) and from earlier failed writes still in the outbox."""
+    results = stage_read(conn, run_id, "crm_results")
+    if not results.empty:
+        res = results.drop_duplicates("hub_id", keep="last").set_index("hub_id")["result"].map(labels)
+        open_rows = out["outcome"].isna()
+        out.loc[open_rows, "outcome"] = out.loc[open_rows, "hub_id"].map(res)
+        failed = (out["outcome"] == "quarantined") & out["detail"].isna()
+        out.loc[failed, "detail"] = "the CRM refused the write (see quarantine, stage write)"
+    failed_before = outbox.reasons(conn, entity, "crm", outbox.FAILED)
+    hit = out["outcome"].isna() & out["hub_id"].isin(failed_before)
+    out.loc[hit, ["outcome", "detail"]] = ["quarantined", "an earlier write to the CRM failed (see quarantine)"]
     return out

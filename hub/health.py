@@ -16,10 +16,15 @@ from sqlalchemy import func, select
 from hub import model
 from hub.store import aware, utcnow
 
-#: Minutes without a successful run after which a flow is stale, per flow. The flows that
-#: are expected to run are listed here, so one that never ran shows up too.
-DEFAULT_STALE_MINUTES: dict[str, int] = {"customer_master": 60}
+#: Minutes without a successful run after which a flow is stale: a few of its schedule's
+#: intervals (customer_master and sales_orders run every 15 min, product_master every 30,
+#: receipts hourly, registry_refresh daily).
+DEFAULT_STALE_MINUTES: dict[str, int] = {"customer_master": 60, "product_master": 120, "sales_orders": 60,
+                                         "shipments": 60, "receipts": 180, "registry_refresh": 2 * 24 * 60}
 FALLBACK_STALE_MINUTES = 60
+#: Flows expected to run even before their first run (so a never-started one stands out);
+#: ``HUB_FLOWS`` adds the others a deployment schedules.
+EXPECTED_FLOWS: tuple[str, ...] = ("customer_master",)
 
 
 def stale_after(flow: str) -> timedelta:
@@ -31,7 +36,7 @@ def stale_after(flow: str) -> timedelta:
 
 def known_flows(conn) -> list[str]:
     """Flows expected to run (defaults and ``HUB_FLOWS``) plus every flow that ever ran."""
-    expected = set(DEFAULT_STALE_MINUTES)
+    expected = set(EXPECTED_FLOWS)
     expected |= {f.strip() for f in os.environ.get("HUB_FLOWS", "").split(",") if f.strip()}
     ran = {r[0] for r in conn.execute(select(model.sync_run.c.flow).distinct())}
     return sorted(expected | ran)

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import String, and_, cast, func, or_, select, true, tuple_, update
+from sqlalchemy import String, and_, cast, func, or_, select, true, update
 
 from hub import audit, model
 from hub.store import chunks, upsert, utcnow

@@ -58,7 +58,7 @@ def _validation(entity: str):
     reasons: dict[str, str] = {}
     for item in spec["expectations"]:
         cls = getattr(gx.expectations, _camel(item["expectation"]))
-        exp = suite.add_expectation(cls(**item.get("kwargs", {}), meta={"reason": item["reason"], "id": item["id"]}))
+        suite.add_expectation(cls(**item.get("kwargs", {}), meta={"reason": item["reason"], "id": item["id"]}))
         reasons[item["id"]] = item["reason"]
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{entity}_gate", data=batch, suite=suite))
     return vd

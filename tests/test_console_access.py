@@ -164,3 +164,45 @@ def test_a_dedup_verdict_given_in_the_console_is_applied_by_the_next_run(console
             model.match_decision.c.source == "reviewer")).all()
     assert after[left[4:]] == after[right[4:]]
     assert ("active", "ops") in [tuple(v) for v in verdict]
+
+
+def test_finance_works_the_exception_queue_in_the_console(console, monkeypatch):
+    """The receipts run's exceptions appear with their reasons; a viewer may not decide; an
+    operator's rejection without a comment is refused with the reason, with one it is recorded."""
+    from hub import receipts_model as rm
+    from quality.reconcile import queue
+    from tests.flowkit import run_flow
+
+    monkeypatch.setenv("HUB_RECEIPTS_AS_OF", "2025-06-30")
+    run_flow("receipts", "console-receipts-1")
+    with store.engine().begin() as c:
+        waiting = queue.rows(c)
+    assert len(waiting) >= 1
+    first = waiting.iloc[0]
+    url = console.server.url
+
+    viewer = console.server.token("viewer")
+    page = requests.get(url + "/hub/finance", cookies={"_token": viewer}, timeout=10)
+    assert page.status_code == 200 and "read-only" in page.text
+    for r in waiting.itertuples():
+        assert f'data-receipt="{r.receipt_no}"' in page.text and r.reason_code in page.text
+    r = requests.post(url + "/hub/finance/action", cookies={"_token": viewer}, headers={"Origin": url},
+                      data={"receipt": first["receipt_hub_id"], "action": "reject", "comment": "x"},
+                      allow_redirects=False, timeout=10)
+    assert r.status_code == 403
+
+    ops = console.server.token("ops")
+    r = requests.post(url + "/hub/finance/action", cookies={"_token": ops}, headers={"Origin": url},
+                      data={"receipt": first["receipt_hub_id"], "action": "reject"}, allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and "error=" in r.headers["location"] and "comment" in r.headers["location"]
+    r = requests.post(url + "/hub/finance/action", cookies={"_token": ops}, headers={"Origin": url},
+                      data={"receipt": first["receipt_hub_id"], "action": "reject", "comment": "不是我们的客户"},
+                      allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and "recorded" in r.headers["location"]
+    with store.engine().begin() as c:
+        d = rm.recon_decision.c
+        decided = c.execute(select(d.action, d.decided_by, d.comment).where(
+            d.receipt_hub_id == first["receipt_hub_id"], d.status == "active")).one()
+    assert tuple(decided) == ("reject", "ops", "不是我们的客户")
+    page = requests.get(url + "/hub/finance?status=decided", cookies={"_token": ops}, timeout=10)
+    assert f'data-receipt="{first["receipt_no"]}"' in page.text

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from sqlalchemy import func, select
 
 from hub import model, store

@@ -1,11 +1,11 @@
 """The console's HTML pages: flows, run detail, quarantine, record trace, the dedup review
-queue, and the finance exception queue (filled by issue 5)."""
+queue, and the finance exception queue."""
 from __future__ import annotations
 
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
@@ -144,9 +144,48 @@ async def dedup_action(request: Request, op: Op) -> RedirectResponse:
     return RedirectResponse(f"{base}/dedup?{msg}", status_code=status.HTTP_303_SEE_OTHER)
 
 
+def _json_list(value) -> list:
+    if isinstance(value, str):
+        import json
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return value if isinstance(value, list) else []
+
+
 @router.get("/finance", response_class=HTMLResponse)
-def finance_queue(request: Request, op: Op) -> HTMLResponse:
-    """Receipts and invoices that did not reconcile (arrives with issue 5)."""
-    return page(request, "placeholder.html", op=op, title="Finance exception queue", issue=5,
-                what="Receipts, invoices and bank lines that did not reconcile automatically, with the "
-                     "candidate matches, to assign or escalate to finance.")
+def finance_queue(request: Request, op: Op, reason: str = "", status_: Annotated[str, Query(alias="status")] = "open"
+                  ) -> HTMLResponse:
+    """Receipts the reconciliation did not post: reason, proposal, candidates; finance decides."""
+    from quality.reconcile import queue as recon_queue  # the console reads the queue finance's CLI writes
+
+    with store.engine().begin() as conn:
+        frame = recon_queue.rows(conn, status=status_ or "open", reason=reason or None, limit=PAGE_SIZE)
+    rows = frame.to_dict("records") if not frame.empty else []
+    for r in rows:
+        r["proposal"], r["candidates"] = _json_list(r.get("proposal")), _json_list(r.get("candidates"))
+    reasons = sorted({r["reason_code"] for r in rows})
+    return page(request, "finance.html", op=op, rows=rows, reason=reason, status=status_, reasons=reasons,
+                may_edit=op.may_edit("receipts"), done=request.query_params.get("done"),
+                error=request.query_params.get("error"))
+
+
+@router.post("/finance/action")
+async def finance_action(request: Request, op: Op) -> RedirectResponse:
+    """Finance's decision on one receipt (accept / reject / reassign); the next receipts run applies it."""
+    from quality.reconcile import queue as recon_queue
+
+    form = await request.form()
+    op.require_edit(["receipts"])
+    get = lambda k: str(form.get(k, "") or "").strip()  # noqa: E731 - a form field, trimmed
+    items = [x for x in get("items").replace(",", " ").split() if x]
+    base = request.scope.get("root_path", "").rstrip("/")
+    try:
+        with store.engine().begin() as conn:
+            done = recon_queue.decide(conn, get("receipt"), get("action"), op.name, get("comment") or None,
+                                      get("customer") or None, items)
+    except recon_queue.DecisionError as exc:
+        return RedirectResponse(f"{base}/finance?{urlencode({'error': str(exc)})}", status_code=status.HTTP_303_SEE_OTHER)
+    msg = f"{done['action']} on receipt {done['receipt']} recorded; the next receipts run applies it"
+    return RedirectResponse(f"{base}/finance?{urlencode({'done': msg})}", status_code=status.HTTP_303_SEE_OTHER)

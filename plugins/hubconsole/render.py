@@ -36,6 +36,14 @@ def _seconds(value: float | None) -> str:
     return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def _yuan(fen: Any) -> str:
+    """Integer fen as yuan with thousands separators, exactly (no float on the way)."""
+    if fen is None or fen != fen:
+        return "—"
+    sign, fen = ("-" if int(fen) < 0 else ""), abs(int(fen))
+    return f"{sign}{fen // 100:,}.{fen % 100:02d}"
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
@@ -61,7 +69,7 @@ def dag_run_url(flow: str, run_id: str) -> str:
 
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
-_env.filters.update(when=_when, seconds=_seconds, pretty=_pretty, q=lambda v: quote(str(v), safe=""))
+_env.filters.update(when=_when, seconds=_seconds, pretty=_pretty, yuan=_yuan, q=lambda v: quote(str(v), safe=""))
 _env.globals.update(task_log_url=task_log_url, dag_run_url=dag_run_url, trend=charts.trend, advice=ADVICE,
                     urlencode=urlencode)
 
