@@ -183,7 +183,8 @@ def test_finance_works_the_exception_queue_in_the_console(console, monkeypatch):
 
     viewer = console.server.token("viewer")
     page = requests.get(url + "/hub/finance", cookies={"_token": viewer}, timeout=10)
-    assert page.status_code == 200 and "read-only" in page.text
+    assert page.status_code == 200, page.text[-2000:]
+    assert "read-only" in page.text
     for r in waiting.itertuples():
         assert f'data-receipt="{r.receipt_no}"' in page.text and r.reason_code in page.text
     r = requests.post(url + "/hub/finance/action", cookies={"_token": viewer}, headers={"Origin": url},

@@ -117,10 +117,11 @@ def test_an_operator_replays_a_fixed_record_and_sees_it_written(console):
         screenshot(driver, "07-record-trace")
 
         driver.get(url + "/hub/dedup")
-        assert "Arrives with issue 3" in _text(driver, ".placeholder")
+        assert _text(driver, "h1") == "Dedup review queue"
+        screenshot(driver, "08-dedup-review")
         driver.get(url + "/hub/finance")
-        assert "Arrives with issue 5" in _text(driver, ".placeholder")
-        screenshot(driver, "08-finance-placeholder")
+        assert _text(driver, "h1") == "Finance exception queue"
+        screenshot(driver, "09-finance-exceptions")
     finally:
         driver.quit()
 

@@ -24,6 +24,8 @@ def _when(value: datetime | str | None) -> str:
         return "—"
     if isinstance(value, str):
         return value
+    if not isinstance(value, datetime):  # a date (a receipt's value date): no time to show
+        return value.isoformat()
     return value.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if value.tzinfo else "")
 
 
