@@ -1,7 +1,7 @@
 """The finance exception queue and finance's decisions, in the hub store.
 
 A receipt the matcher did not post waits in ``recon_exception`` with its reason, proposal and
-candidates. Finance decides (CLI now, console later): **accept** the proposal as shown,
+candidates. Finance decides (CLI, or the console's Finance exceptions page): **accept** the proposal as shown,
 **reject** it (the receipt stays queued, never posted automatically, until reassigned), or
 **reassign** it to a customer and, optionally, the items it pays. A decision is a row in
 ``recon_decision``; every run applies the latest active one per receipt before matching, so
