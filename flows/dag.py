@@ -24,7 +24,7 @@ def asset(entity: str) -> Asset:
 
 
 def _run_step(flow: str, module: str, step: str, **context: Any) -> dict[str, int]:
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from hub import runner
     from hub.errors import ConfigurationError, DataError
