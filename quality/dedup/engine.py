@@ -145,32 +145,43 @@ def candidate_pairs(df: pd.DataFrame, cfg: DedupConfig) -> np.ndarray:
 
 # --- comparison levels ----------------------------------------------------------------------------
 
+#: Pairs compared at a time: bounds the memory of the string columns' left and right sides.
+LEVEL_CHUNK = 500_000
+
+
+def _level(comp, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """One comparison's levels for aligned object arrays of values (None where missing)."""
+    null = pd.isna(left) | pd.isna(right)
+    ls, rs = left.copy(), right.copy()
+    ls[null], rs[null] = "", ""
+    equal = (ls == rs).astype(bool)
+    lev = np.full(len(ls), comp.n_levels - 1, dtype=np.int8)
+    if comp.method == "similarity" and len(ls):
+        sim = process.cpdist(ls, rs, scorer=SCORERS[comp.scorer], workers=-1)
+        for i, t in reversed(list(enumerate(comp.thresholds, start=1))):
+            lev[sim >= t] = i
+    elif comp.method == "distance" and len(ls):
+        dist = process.cpdist(ls, rs, scorer=DISTANCES[comp.scorer], workers=-1)
+        for i, t in reversed(list(enumerate(comp.thresholds, start=1))):
+            lev[dist <= t] = i
+    lev[equal] = 0
+    lev[null] = NULL
+    return lev
+
+
 def levels(df: pd.DataFrame, pairs: np.ndarray, cfg: DedupConfig) -> np.ndarray:
-    """(pairs × comparisons) int8 matrix of comparison levels."""
+    """(pairs × comparisons) int8 matrix of comparison levels, computed in chunks of pairs."""
     frame = df.reset_index(drop=True)
     out = np.empty((len(pairs), len(cfg.comparisons)), dtype=np.int8)
     for k, comp in enumerate(cfg.comparisons):
         if comp.column not in frame.columns:  # an optional input column that is absent: all unknown
             out[:, k] = NULL
             continue
-        col = frame[comp.column].astype(object).where(frame[comp.column].notna(), None).to_numpy()
-        left, right = col[pairs[:, 0]], col[pairs[:, 1]]
-        null = pd.isna(left) | pd.isna(right)
-        ls = np.where(null, "", left).astype(str)
-        rs = np.where(null, "", right).astype(str)
-        equal = ls == rs
-        lev = np.full(len(pairs), comp.n_levels - 1, dtype=np.int8)
-        if comp.method == "similarity" and len(pairs):
-            sim = process.cpdist(list(ls), list(rs), scorer=SCORERS[comp.scorer], workers=-1)
-            for i, t in reversed(list(enumerate(comp.thresholds, start=1))):
-                lev[sim >= t] = i
-        elif comp.method == "distance" and len(pairs):
-            dist = process.cpdist(list(ls), list(rs), scorer=DISTANCES[comp.scorer], workers=-1)
-            for i, t in reversed(list(enumerate(comp.thresholds, start=1))):
-                lev[dist <= t] = i
-        lev[equal] = 0
-        lev[null] = NULL
-        out[:, k] = lev
+        # text in object arrays, never numpy's fixed-width str: one over-long value would size every row
+        col = frame[comp.column].map(lambda v: None if pd.isna(v) else str(v)).to_numpy(dtype=object)
+        for start in range(0, len(pairs), LEVEL_CHUNK):
+            part = pairs[start:start + LEVEL_CHUNK]
+            out[start:start + len(part), k] = _level(comp, col[part[:, 0]], col[part[:, 1]])
     return out
 
 
