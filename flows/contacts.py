@@ -86,8 +86,12 @@ def _clusters(nodes: pd.DataFrame) -> np.ndarray:
         key = nodes["customer_hub_id"].astype(str) + "\x1f" + nodes[col].astype(str)
         key = key.where(nodes[col].notna() & nodes["customer_hub_id"].notna())
         present = key.dropna()
-        first = present.groupby(present).transform(lambda g: g.index[0])
-        edges.append(np.stack([first.to_numpy(), present.index.to_numpy()], axis=1))
+        if present.empty:
+            continue
+        codes, _ = pd.factorize(present)
+        _, first_at = np.unique(codes, return_index=True)   # each key's first row, set-based
+        rows = present.index.to_numpy()
+        edges.append(np.stack([rows[first_at[codes]], rows], axis=1))
     e = np.concatenate(edges) if edges else np.empty((0, 2), dtype=int)
     graph = coo_matrix((np.ones(len(e)), (e[:, 0].astype(int), e[:, 1].astype(int))), shape=(n, n))
     return connected_components(graph, directed=False)[1]

@@ -211,3 +211,33 @@ def test_companies_the_registry_reports_closed_are_held_back_from_u8_with_a_reas
         reason = " ".join(held[x[key]]["reasons"])
         assert "暂不同步到 ERP" in reason and any(word in reason for word in ("注销", "吊销", "迁出", "停业"))
     assert rep["systems"]["crm"]["outcomes"]["held back from U8"] >= 1
+
+
+def test_a_contact_entered_twice_at_one_customer_becomes_one_person(sandbox):
+    """The seed types some contacts twice at the same account (a stray space in the name, same
+    mobile); each pair ends as one contact hub id, and distinct people stay apart."""
+    import json
+
+    truth = json.loads((sandbox.folder / "truth.json").read_text(encoding="utf-8"))["contact_duplicates"]
+    assert truth
+    run_flow("customer_master", "run-contacts")
+    c = model.contact_source.c
+    with store.engine().begin() as conn:
+        src = conn.execute(select(c.native_key, c.hub_id, c.customer_hub_id, c.name, c.mobile)).all()
+    hub_of = {r.native_key: r.hub_id for r in src}
+    pairs = [(t["contact_id"], t["duplicate_of"]) for t in truth
+             if t["contact_id"] in hub_of and t["duplicate_of"] in hub_of]
+    assert pairs, "the seeded duplicate contacts reached the hub"
+    assert all(hub_of[a] == hub_of[b] for a, b in pairs)
+    # a merged person is one customer's contacts sharing a mobile or a name (spaces aside);
+    # two different people at one customer, or one name at two customers, stay apart
+    groups: dict[str, list] = {}
+    for r in src:
+        groups.setdefault(r.hub_id, []).append(r)
+    merged = [g for g in groups.values() if len(g) > 1]
+    assert len(merged) >= len(pairs)
+    for g in merged:
+        assert len({r.customer_hub_id for r in g}) == 1, g
+        names = {"".join((r.name or "").split()) for r in g}
+        mobiles = {r.mobile for r in g if r.mobile}
+        assert len(names) == 1 or len(mobiles) == 1, g
