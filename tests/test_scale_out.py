@@ -61,6 +61,17 @@ def airflow_on_postgres(pg_url):
     admin.dispose()
 
 
+def _drop_queue(broker_url: str, queue: str) -> None:
+    """Leave the broker as it was: this test's queue goes with it."""
+    from kombu import Connection
+
+    try:
+        with Connection(broker_url, connect_timeout=5) as conn:
+            conn.default_channel.queue_delete(queue)
+    except Exception:  # noqa: BLE001 - cleanup only; the test's verdict does not depend on it
+        pass
+
+
 class Cluster:
     """The Airflow processes of one deployment, each logging to its own file."""
 
@@ -155,6 +166,7 @@ def test_customer_master_runs_on_celery_workers_with_postgres_metadata(broker, s
         assert state == "success", (state, tis, cluster.logs())
     finally:
         cluster.stop()
+        _drop_queue(broker_url, queue)
     assert sorted(t.task_id for t in tis) == sorted(
         ["extract", "map", "validate", "resolve", "load", "publish", "write_back"])
     assert all(t.state == "success" and t.queue == queue and t.hostname for t in tis), tis
