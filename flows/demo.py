@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -117,6 +118,20 @@ def demo(accounts: int, runs: int) -> int:
     return 0
 
 
+def _jwt_secret() -> str:
+    """One signing key for every standalone component (else each makes its own and the API
+    server refuses the scheduler's task tokens): ``AIRFLOW__API_AUTH__JWT_SECRET`` if set, else
+    a random one made once and kept beside the metadata DB (mode 600), never in the repo."""
+    if os.environ.get("AIRFLOW__API_AUTH__JWT_SECRET"):
+        return os.environ["AIRFLOW__API_AUTH__JWT_SECRET"]
+    path = Path(os.environ.get("AIRFLOW_HOME", config.var_dir() / "airflow")) / "jwt_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(64), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
 def up() -> int:
     folder = config.var_dir() / "sandbox"
     sb = Sandbox(folder, crm_port=18701, u8_port=18702)
@@ -126,8 +141,12 @@ def up() -> int:
     with sb:
         sb.export()
         print(f"sandbox up: 销售易 {sb.crm_url}, U8 OpenAPI {sb.u8_url}; starting airflow standalone on :8080")
+        # standalone starts its components as `airflow ...` from PATH: the virtualenv's first
+        venv_bin = str(Path(sys.executable).parent)
+        env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+               "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret()}
         try:
-            return subprocess.call([str(Path(sys.executable).parent / "airflow"), "standalone"], env=os.environ.copy())
+            return subprocess.call([str(Path(venv_bin) / "airflow"), "standalone"], env=env)
         except KeyboardInterrupt:
             return 0
 
