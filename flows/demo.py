@@ -134,13 +134,16 @@ def _jwt_secret() -> str:
 
 def up() -> int:
     folder = config.var_dir() / "sandbox"
-    sb = Sandbox(folder, crm_port=18701, u8_port=18702)
+    # fixed ports by default, so connections a user typed into the UI keep working across restarts
+    sb = Sandbox(folder, crm_port=int(os.environ.get("HUB_UP_CRM_PORT", 18701)),
+                 u8_port=int(os.environ.get("HUB_UP_U8_PORT", 18702)))
     if not (folder / "credentials.json").exists():
         folder.mkdir(parents=True, exist_ok=True)
         sb.seed()
     with sb:
         sb.export()
-        print(f"sandbox up: 销售易 {sb.crm_url}, U8 OpenAPI {sb.u8_url}; starting airflow standalone on :8080")
+        print(f"sandbox up: 销售易 {sb.crm_url}, U8 OpenAPI {sb.u8_url}; starting airflow standalone on "
+              f":{os.environ.get('AIRFLOW__API__PORT', '8080')}")
         # standalone starts its components as `airflow ...` from PATH: the virtualenv's first
         venv_bin = str(Path(sys.executable).parent)
         env = {**os.environ, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
