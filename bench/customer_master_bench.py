@@ -20,11 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from harness import crm_session, run_flow, steps  # noqa: E402
+from harness import run_flow, steps  # noqa: E402
 from sandbox.harness import Sandbox  # noqa: E402
 
 FLOW = "customer_master"
@@ -42,7 +41,7 @@ def change_accounts(sb: Sandbox, share: float, seed: int = 7) -> int:
     ids = [r[0] for r in con.execute("select id from account where erpCode__c is not null and erpCode__c != ''")]
     con.close()
     picked = random.Random(seed).sample(ids, max(1, int(len(ids) * share)))
-    session = crm_session(sb)
+    session = sb.crm_session()
 
     def patch(i: int) -> None:
         phone = f"021-6{random.Random(i).randint(1000000, 9999999)}"

@@ -1,6 +1,6 @@
 """What the benchmarks share: a flow run in a child process (wall time and its own peak RSS),
-the run log's per-step figures, a CRM session as a salesperson, and one child process per
-size so that each size's peak memory is its own."""
+the run log's per-step figures, and one child process per size so that each size's peak
+memory is its own."""
 from __future__ import annotations
 
 import argparse
@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
-
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,35 +40,24 @@ def steps(store_db: Path, run_id: str) -> list[dict]:
         con.close()
 
 
-def crm_session(sb: Any) -> requests.Session:
-    """A session signed into the sandbox CRM the way a salesperson's client is (password grant)."""
-    cred = sb.credentials()["crm"]
-    token = requests.post(f"{sb.crm_url}/auc/oauth2/token", data={
-        "grant_type": "password", "client_id": cred["client_id"], "client_secret": cred["client_secret"],
-        "username": cred["username"], "password": cred["password"] + cred["security_token"]}, timeout=30).json()
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token['access_token']}"
-    return session
-
-
 def per_size(script: str, one: Callable[[int], dict[str, Any]], default_sizes: Sequence[int],
              argv: Sequence[str] | None = None) -> list[dict[str, Any]] | None:
-    """``--one N`` measures one size here; otherwise each of ``--sizes`` runs in its own child
-    process (so peak RSS is that size's) and the rows come back; None after a failure."""
+    """``--one N`` measures one size in this process, prints it and returns None; otherwise
+    each of ``--sizes`` runs as ``script --one N`` in its own child process (so peak RSS is
+    that size's) and their rows come back. A failing child ends the benchmark."""
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", type=int, nargs="+", default=list(default_sizes))
     p.add_argument("--one", type=int)
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(one(args.one)))
-        return []
+        return None
     rows = []
     for n in args.sizes:
         out = subprocess.run([sys.executable, script, "--one", str(n)], capture_output=True, text=True,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
         if out.returncode:
-            print(out.stderr[-3000:], file=sys.stderr)
-            return None
+            raise SystemExit(f"size {n} failed:\n{out.stderr[-3000:]}")
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     return rows

@@ -27,12 +27,11 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from customer_master_bench import OVERLAP_MS  # noqa: E402
-from harness import crm_session, run_flow, steps  # noqa: E402
+from harness import run_flow, steps  # noqa: E402
 from sandbox.harness import Sandbox  # noqa: E402
 
 
@@ -44,7 +43,7 @@ def change_orders(sb: Sandbox, share: float, seed: int = 7) -> int:
     lines = {o: con.execute('select id, quantity, unitPrice, discount__c, amount from "orderProduct" '
                             'where orderId = ? order by id', (o,)).fetchall() for o in picked}
     con.close()
-    session = crm_session(sb)
+    session = sb.crm_session()
     fen = Decimal("0.01")
 
     def change(order_id: int) -> None:

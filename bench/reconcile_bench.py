@@ -118,9 +118,7 @@ def one(receipts: int) -> dict:
 
 def main() -> int:
     rows = per_size(__file__, one, [10_000, 30_000, 100_000])
-    if rows is None:
-        return 1
-    if not rows:
+    if rows is None:  # --one: one size measured and printed
         return 0
     print("\n| receipts | open items | seconds | µs / receipt | peak RSS MiB | of which the data | auto-matched | wrong |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")

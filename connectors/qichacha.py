@@ -17,8 +17,8 @@ from datetime import date
 from typing import Any
 
 from connectors.http import HttpClient
-from hub.errors import ConfigurationError, TransientError
 from connectors.registry_api import RegistryApi
+from hub.errors import ConfigurationError, TransientError
 from hub.types import ConnectionInfo, RegistryRecord
 
 log = logging.getLogger("connectors.qichacha")

@@ -15,8 +15,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from connectors.http import HttpClient
-from hub.errors import ConfigurationError, TransientError
 from connectors.registry_api import RegistryApi
+from hub.errors import ConfigurationError, TransientError
 from hub.types import ConnectionInfo, RegistryRecord
 
 log = logging.getLogger("connectors.tianyancha")

@@ -159,8 +159,7 @@ def map_plans(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> 
 
 def map_customers(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
     raw = _latest(raw, "cCusCode", counts, conn, ctx, "u8_customer")
-    good = _apply(conn, ctx, "u8_customer", "payer", raw, counts)
-    return good
+    return _apply(conn, ctx, "u8_customer", "payer", raw, counts)
 
 
 #: Each extracted stream and the function that maps its (non-empty) rows.

@@ -22,8 +22,9 @@ from sqlalchemy import delete
 
 from connectors.u8 import U8Connector
 from connectors.xiaoshouyi import XiaoshouyiConnector
-from flows.steps import (crm_write_outcomes, gate_records, json_safe, map_lines, map_records, quarantine_errors, read_outcomes,
-                         read_stream, save_outcomes, upsert_canonical, with_known_hashes, write_in_chunks)
+from flows.steps import (crm_write_outcomes, gate_records, json_safe, map_lines, map_records, quarantine_errors,
+                         read_outcomes, read_stream, save_outcomes, upsert_canonical, with_known_hashes,
+                         write_in_chunks)
 from hub import connections, model, money, outbox, quarantine, watermarks, xref
 from hub.model import SHIPMENT_FIELDS, SHIPMENT_LINE_FIELDS
 from hub.runlog import StepCounts

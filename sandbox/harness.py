@@ -96,6 +96,18 @@ class Sandbox:
     def credentials(self) -> dict[str, Any]:
         return json.loads((self.folder / "credentials.json").read_text(encoding="utf-8"))
 
+    def crm_session(self, timeout: float = 30) -> requests.Session:
+        """A session signed into the sandbox CRM as its API user (OAuth2 password grant), the way
+        a salesperson's client edits records: for tests and benchmarks, not for the hub."""
+        cred = self.credentials()["crm"]
+        token = requests.post(f"{self.crm_url}/auc/oauth2/token", data={
+            "grant_type": "password", "client_id": cred["client_id"], "client_secret": cred["client_secret"],
+            "username": cred["username"], "password": cred["password"] + cred["security_token"]},
+            timeout=timeout).json()
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token['access_token']}"
+        return session
+
     def registry_connection(self, provider: str = "tianyancha") -> dict[str, Any]:
         """The ``registry`` connection (Airflow's JSON form) for 天眼查 or 企查查."""
         reg = self.credentials()["registry"]

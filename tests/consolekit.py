@@ -25,7 +25,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SCREENSHOTS = ROOT / "var" / "screenshots"
 
 
-def _metadata_db(target: Path) -> None:
+def metadata_db(target: Path) -> None:
     """An Airflow metadata DB for the server: a copy of the project's migrated one, else a new one."""
     source = ROOT / "var" / "airflow" / "airflow.db"
     if source.exists():
@@ -62,7 +62,7 @@ class AirflowApiServer:
         """Start the server process without waiting for it (it takes a few seconds to boot)."""
         self.home.mkdir(parents=True, exist_ok=True)
         db = self.home / "airflow.db"
-        _metadata_db(db)
+        metadata_db(db)
         passwords = self.home / "passwords.json"
         passwords.write_text(json.dumps({u: p for u, (_, p) in USERS.items()}), encoding="utf-8")
         env = {

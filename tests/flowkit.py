@@ -4,7 +4,6 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import requests
 
 from hub import report, runner
 
@@ -64,15 +63,11 @@ class CrmClient:
     """A salesperson editing an account through the real 销售易 API of the sandbox."""
 
     def __init__(self, sb) -> None:
-        cred = sb.credentials()["crm"]
-        tok = requests.post(f"{sb.crm_url}/auc/oauth2/token", data={
-            "grant_type": "password", "client_id": cred["client_id"], "client_secret": cred["client_secret"],
-            "username": cred["username"], "password": cred["password"] + cred["security_token"]}, timeout=10).json()
         self.base = sb.crm_url
-        self.headers = {"Authorization": f"Bearer {tok['access_token']}"}
+        self.session = sb.crm_session(timeout=10)
 
     def patch(self, apikey: str, rid: str, data: dict[str, Any]) -> dict[str, Any]:
-        r = requests.patch(f"{self.base}/rest/data/v2.0/xobjects/{apikey}/{rid}", json={"data": data},
-                           headers=self.headers, timeout=10)
+        r = self.session.patch(f"{self.base}/rest/data/v2.0/xobjects/{apikey}/{rid}", json={"data": data},
+                               timeout=10)
         r.raise_for_status()
         return r.json()

@@ -1,6 +1,7 @@
 """The customer master flow end to end against the sandbox over real HTTP and real ODBC."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -112,8 +113,9 @@ def _step_process(run_id: str, step_name: str, extra_env: dict[str, str]) -> sub
 
 
 def test_write_back_killed_mid_way_and_run_again_writes_nothing_twice(sandbox):
-    from tests.flowkit import run_flow as _  # noqa: F401
     import importlib
+
+    from tests.flowkit import run_flow as _  # noqa: F401
 
     functions = importlib.import_module("flows.customer_master").STEP_FUNCTIONS
     from hub import runner
@@ -175,7 +177,8 @@ def test_a_page_the_crm_sends_broken_is_quarantined_and_read_again_next_run(sand
     sandbox.faults(1.0, ["malformed"])
     import importlib
 
-    from hub import quarantine as q, runner
+    from hub import quarantine as q
+    from hub import runner
 
     functions = importlib.import_module("flows.customer_master").STEP_FUNCTIONS
     runner.run_step("customer_master", "extract", "broken-1", functions["extract"])
@@ -216,8 +219,6 @@ def test_companies_the_registry_reports_closed_are_held_back_from_u8_with_a_reas
 def test_a_contact_entered_twice_at_one_customer_becomes_one_person(sandbox):
     """The seed types some contacts twice at the same account (a stray space in the name, same
     mobile); each pair ends as one contact hub id, and distinct people stay apart."""
-    import json
-
     truth = json.loads((sandbox.folder / "truth.json").read_text(encoding="utf-8"))["contact_duplicates"]
     assert truth
     run_flow("customer_master", "run-contacts")

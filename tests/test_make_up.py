@@ -15,8 +15,8 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.consolekit import _metadata_db
 from sandbox.harness import free_port
+from tests.consolekit import metadata_db
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def _wait(what: str, check, timeout: float, proc: subprocess.Popen, log: Path):
 def test_make_up_serves_the_ui_and_runs_a_triggered_flow(tmp_path):
     home, port = tmp_path / "airflow", free_port()
     home.mkdir()
-    _metadata_db(home / "airflow.db")
+    metadata_db(home / "airflow.db")
     meta = create_engine(f"sqlite:///{home / 'airflow.db'}")
     with meta.begin() as c:  # the copy may know DAGs other tests ran: only the one unpaused below may run
         c.execute(text("update dag set is_paused = 1"))

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from hub import model, store
-from tests.consolekit import free_port
+from sandbox.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW = str(Path(sys.executable).parent / "airflow")

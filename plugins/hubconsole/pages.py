@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from hub import audit, health, model, quarantine, report, review_queue, runs, store, trace
+from quality.reconcile import queue as recon_queue  # the queue finance's CLI works too
 
 from . import actions
 from .auth import Operator, operator
@@ -144,29 +145,13 @@ async def dedup_action(request: Request, op: Op) -> RedirectResponse:
     return RedirectResponse(f"{base}/dedup?{msg}", status_code=status.HTTP_303_SEE_OTHER)
 
 
-def _json_list(value) -> list:
-    if isinstance(value, str):
-        import json
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return value if isinstance(value, list) else []
-
-
 @router.get("/finance", response_class=HTMLResponse)
 def finance_queue(request: Request, op: Op, reason: str = "", status_: Annotated[str, Query(alias="status")] = "open"
                   ) -> HTMLResponse:
     """Receipts the reconciliation did not post: reason, proposal, candidates; finance decides."""
-    from quality.reconcile import queue as recon_queue  # the console reads the queue finance's CLI writes
-
     with store.engine().begin() as conn:
-        frame = recon_queue.rows(conn, status=status_ or "open", reason=reason or None, limit=PAGE_SIZE)
-    rows = frame.to_dict("records") if not frame.empty else []
-    for r in rows:
-        r["proposal"], r["candidates"] = _json_list(r.get("proposal")), _json_list(r.get("candidates"))
-    reasons = sorted({r["reason_code"] for r in rows})
-    return page(request, "finance.html", op=op, rows=rows, reason=reason, status=status_, reasons=reasons,
+        rows = recon_queue.rows(conn, status=status_ or "open", reason=reason or None, limit=PAGE_SIZE)
+    return page(request, "finance.html", op=op, rows=store.frame_records(rows), reason=reason, status=status_,
                 may_edit=op.may_edit("receipts"), done=request.query_params.get("done"),
                 error=request.query_params.get("error"))
 
@@ -174,8 +159,6 @@ def finance_queue(request: Request, op: Op, reason: str = "", status_: Annotated
 @router.post("/finance/action")
 async def finance_action(request: Request, op: Op) -> RedirectResponse:
     """Finance's decision on one receipt (accept / reject / reassign); the next receipts run applies it."""
-    from quality.reconcile import queue as recon_queue
-
     form = await request.form()
     op.require_edit(["receipts"])
     get = lambda k: str(form.get(k, "") or "").strip()  # noqa: E731 - a form field, trimmed

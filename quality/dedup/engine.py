@@ -152,8 +152,7 @@ LEVEL_CHUNK = 500_000
 def _level(comp, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """One comparison's levels for aligned object arrays of values (None where missing)."""
     null = pd.isna(left) | pd.isna(right)
-    ls, rs = left.copy(), right.copy()
-    ls[null], rs[null] = "", ""
+    ls, rs = np.where(null, "", left), np.where(null, "", right)   # object arrays stay object arrays
     equal = (ls == rs).astype(bool)
     lev = np.full(len(ls), comp.n_levels - 1, dtype=np.int8)
     if comp.method == "similarity" and len(ls):
