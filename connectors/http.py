@@ -4,6 +4,12 @@ Retries: connection errors, timeouts, 429 (waiting what ``Retry-After`` says), 5
 503, 504 and bodies that should be JSON but are not (a truncated page). Everything else
 is returned to the connector, which knows what its API's errors mean. Error texts carry
 the redacted URL, never a token or secret.
+
+A request that is not safe to repeat (``idempotent=False``: a create without the target's
+own idempotency key) is re-sent only when it certainly never arrived (the connection was
+refused, or 429). When its answer is lost after it went out, the helper raises
+:class:`AmbiguousWriteError` instead of sending it again: only the connector can tell, by
+looking the record up by its natural key, whether the write was applied.
 """
 from __future__ import annotations
 
@@ -17,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 
 import requests
+import urllib3
 
-from hub.errors import RateLimitedError, TransientError, redact
+from hub.errors import AmbiguousWriteError, RateLimitedError, TransientError, redact
 
 log = logging.getLogger("connectors.http")
 
@@ -35,6 +42,8 @@ class _RedactingFilter(logging.Filter):
 logging.getLogger("urllib3.connectionpool").addFilter(_RedactingFilter())
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
+#: Methods whose repetition has the effect of one call (RFC 9110 §9.2.2; our PATCHes set fields).
+IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"}
 T = TypeVar("T")
 S = TypeVar("S")
 
@@ -92,24 +101,33 @@ class HttpClient:
         return redact(f"{method} {self.base_url}{path}", self.secrets)
 
     def request(self, method: str, path: str, *, params: dict | None = None, data: dict | None = None,
-                json_body: Any = None, headers: dict | None = None, expect_json: bool = True) -> Response:
-        """Send with retries; returns the last response for the caller to interpret."""
+                json_body: Any = None, headers: dict | None = None, expect_json: bool = True,
+                idempotent: bool | None = None) -> Response:
+        """Send with retries; returns the last response for the caller to interpret.
+
+        ``idempotent`` (default: by method, so a POST is not) says whether the request may be
+        re-sent after its answer was lost; when it may not, such a loss raises
+        :class:`AmbiguousWriteError`."""
         url = path if path.startswith("http") else f"{self.base_url}{path}"
+        repeatable = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
         last: Exception | None = None
         for attempt in range(1, self.max_attempts + 1):
             wait: float | None = None
+            sent = True
             try:
                 resp = self.session.request(method, url, params=params, data=data, json=json_body,
                                             headers=headers, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                body: Any = resp.text if resp.status_code not in RETRY_STATUS else None
+            except requests.RequestException as exc:  # refused, timed out, dropped or cut mid-answer
+                sent = not _never_sent(exc)
                 last = TransientError(f"{self._where(method, path)}: {type(exc).__name__}", secrets=self.secrets)
             else:
                 if resp.status_code in RETRY_STATUS:
                     wait = retry_after_seconds(resp.headers.get("Retry-After"))
+                    sent = resp.status_code != 429  # 429: refused before any work was done
                     cls = RateLimitedError if resp.status_code == 429 else TransientError
                     last = cls(f"{self._where(method, path)}: HTTP {resp.status_code}", secrets=self.secrets)
                 else:
-                    body: Any = resp.text
                     if expect_json:
                         try:
                             body = resp.json()
@@ -119,6 +137,9 @@ class HttpClient:
                             body = None
                     if body is not None or not expect_json:
                         return Response(resp.status_code, body, dict(resp.headers))
+            if sent and not repeatable:
+                raise AmbiguousWriteError(f"{last}: the answer to a write was lost after it was sent",
+                                          secrets=self.secrets) from None
             if attempt < self.max_attempts:
                 self.retries += 1
                 delay = wait if wait is not None else min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
@@ -127,6 +148,15 @@ class HttpClient:
                 self.sleep(delay)
         assert last is not None
         raise last
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request certainly did not reach the server (refused or unreachable)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # MaxRetryError wraps the connection error
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def paginate(fetch: Callable[[S], tuple[T, S | None]], start: S) -> Iterator[T]:

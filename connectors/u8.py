@@ -232,10 +232,17 @@ class U8OpenApi:
         return params
 
     def call(self, method: str, api: str, body: Any = None, **params: Any) -> dict:
-        """One OpenAPI call; a token error fetches a new token and retries once."""
+        """One OpenAPI call; a token error fetches a new token and retries once.
+
+        Every call the hub makes is safe to repeat after a lost answer: an add carries
+        ``biz_id``, which U8 keeps one to one with the voucher it made; edit, verify and close
+        set a state, and closing a closed order answers success."""
+        if api.endswith("/add") and not params.get("biz_id"):
+            raise ConfigurationError(f"U8 {api} without biz_id: a lost answer would make a second voucher")
         token = self._get_token()
         for _ in range(TOKEN_ATTEMPTS):
-            resp = self.http.request(method, f"/api/{api}", params=self._params(token, **params), json_body=body)
+            resp = self.http.request(method, f"/api/{api}", params=self._params(token, **params), json_body=body,
+                                     idempotent=True)
             out = resp.body if isinstance(resp.body, dict) else {}
             code = str(out.get("errcode", resp.status))
             if code in TOKEN_ERRORS:
@@ -260,7 +267,9 @@ class U8OpenApi:
         try:
             if op == "add":
                 out = self.call("POST", f"{entity}/add", body, biz_id=rec.get("_biz_id"), sync=1)
-                return WriteResult(key, "created", str(out.get("id")))
+                if out.get("id") in (None, "", "None"):
+                    raise DataError(f"U8 {entity}/add answered without a voucher code for biz_id {rec.get('_biz_id')}")
+                return WriteResult(key, "created", str(out["id"]))
             self.call("POST", f"{entity}/{op}", body)
             return WriteResult(key, "updated", str(rec.get("code") or rec.get("voucher_code") or ""))
         except DataError as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from connectors.http import HttpClient, MalformedResponse, Response
-from hub.errors import ConfigurationError, DataError, TransientError
+from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, TransientError
 from hub.types import ConnectionInfo, Page, Record, WriteResult
 
 log = logging.getLogger("connectors.xiaoshouyi")
@@ -26,6 +26,8 @@ XOQL_SCROLL = "/rest/data/v2.0/query/xoqlScroll"
 XOBJECTS = "/rest/data/v2.0/xobjects"
 PAGE_MAX = 100
 TOKEN_ATTEMPTS = 3
+#: How often a create whose answer was lost (and that the tenant does not hold) is sent again.
+CREATE_ATTEMPTS = 4
 
 
 def xoql_literal(value: Any) -> str:
@@ -78,7 +80,7 @@ class XiaoshouyiConnector:
         e = self.conn.extra
         params = {"grant_type": "password", "client_id": e["client_id"], "client_secret": e["client_secret"],
                   "username": self.conn.login, "password": self.conn.password + str(e.get("security_token", ""))}
-        resp = self.auth.request("POST", "/auc/oauth2/token", data=params)
+        resp = self.auth.request("POST", "/auc/oauth2/token", data=params, idempotent=True)
         body = resp.body if isinstance(resp.body, dict) else {}
         if resp.status >= 400 or "access_token" not in body:
             raise ConfigurationError(f"销售易 login refused for {self.conn.conn_id!r}: HTTP {resp.status} "
@@ -100,13 +102,14 @@ class XiaoshouyiConnector:
                 self.token = self._login()
             return {"Authorization": f"Bearer {self.token.access_token}"}
 
-    def _call(self, method: str, path: str, **kw) -> Response:
-        """A data call; a 401 means the token expired: log in again and retry."""
+    def _call(self, method: str, path: str, *, idempotent: bool = True, **kw) -> Response:
+        """A data call; a 401 means the token expired: log in again and retry. Queries (POSTs
+        too) are safe to repeat; a create says ``idempotent=False``."""
         stale = None
         for _ in range(TOKEN_ATTEMPTS):
             headers = self._headers(stale)
             assert self.api is not None
-            resp = self.api.request(method, path, headers=headers, **kw)
+            resp = self.api.request(method, path, headers=headers, idempotent=idempotent, **kw)
             if resp.status != 401:
                 return resp
             stale = headers["Authorization"].split(" ", 1)[1]
@@ -229,14 +232,29 @@ class XiaoshouyiConnector:
     def write(self, stream: str, records: Sequence[Record]) -> list[WriteResult]:
         """PATCH records that carry an ``id``, POST the others; one result each, in order.
 
-        The API takes one record per call, so calls run on ``extra.workers`` threads (default
-        4); the HTTP helper keeps one session per thread.
+        The API takes one record per call and has no idempotency key of its own, so a create is
+        made safe to repeat by the stream's natural key (``natural_keys``): records whose key the
+        tenant already holds are patched instead (one query per 100 keys), and a create whose
+        answer was lost is looked up by that key before it is sent again. Calls run on
+        ``extra.workers`` threads (default 4); the HTTP helper keeps one session per thread.
         """
         workers = max(1, int(self.conn.extra.get("workers", 4)))
         self._headers()  # log in once before the threads start
         records = self._with_natural_ids(stream, records)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(lambda rec: self._write_one(stream, rec), records))
+
+    def _natural_key(self, stream: str, rec: Record) -> tuple[str, str]:
+        """(field, value) a create of ``rec`` is recognised by; refusing a create without one,
+        because a lost answer would otherwise become a second record."""
+        key_field = self.natural_keys.get(stream)
+        if not key_field:
+            raise ConfigurationError(f"销售易 {stream}: creates need a natural key (natural_keys) so that a create "
+                                     f"whose answer was lost is found, not made twice")
+        value = rec.get(key_field)
+        if value in (None, ""):
+            raise DataError(f"销售易 {stream}: a new record needs {key_field} (its natural key) to be created safely")
+        return key_field, str(value)
 
     def _with_natural_ids(self, stream: str, records: Sequence[Record]) -> Sequence[Record]:
         """Records without an ``id`` get the id of the record already holding their natural key
@@ -245,12 +263,48 @@ class XiaoshouyiConnector:
         wanted = [str(r[key_field]) for r in records if not r.get("id") and r.get(key_field) not in (None, "")]
         if not key_field or not wanted:
             return records
-        found: dict[str, str] = {}
-        for page in self._by_field(stream, key_field, list(dict.fromkeys(wanted))):
-            for r in page.records:  # lowest id first: a tenant's older double entry wins
-                found.setdefault(str(r.get(key_field)), str(r["id"]))
-        return [r if r.get("id") or str(r.get(key_field)) not in found else {**r, "id": found[str(r[key_field])]}
+        found = self.holders(stream, key_field, wanted)
+        return [r if r.get("id") or str(r.get(key_field)) not in found else {**r, "id": found[str(r[key_field])][0]}
                 for r in records]
+
+    def holders(self, stream: str, key_field: str, values: Sequence[Any]) -> dict[str, list[str]]:
+        """The ids of the ``stream`` records holding each natural-key value, lowest id first (a
+        tenant's older double entry wins); more than one id per value is a duplicate."""
+        found: dict[str, list[str]] = {}
+        for page in self._by_field(stream, key_field, list(dict.fromkeys(str(v) for v in values))):
+            for r in page.records:
+                found.setdefault(str(r.get(key_field)), []).append(str(r["id"]))
+        for ids in found.values():
+            ids.sort(key=lambda i: (len(i), i))
+        return found
+
+    def census(self, stream: str, records: Sequence[Record]) -> dict[str, int]:
+        """How many records the tenant holds per natural-key value of ``records``: what the
+        run report checks its "written" against (``hub.types.Census``)."""
+        key_field = self.natural_keys.get(stream)
+        values = [str(r[key_field]) for r in records if key_field and r.get(key_field) not in (None, "")]
+        if not values:
+            return {}
+        held = self.holders(stream, key_field, values)
+        return {str(v): len(held.get(str(v), [])) for v in dict.fromkeys(values)}
+
+    def _create(self, stream: str, body: Record, natural: tuple[str, str]) -> tuple[Response | None, str | None]:
+        """POST a new record; after a lost answer, look it up by its natural key and send again
+        only when the tenant does not hold it. Returns the answer, or the found record's id."""
+        key_field, value = natural
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return self._call("POST", f"{XOBJECTS}/{stream}", json_body={"data": body}, idempotent=False), None
+            except AmbiguousWriteError as exc:
+                held = self.holders(stream, key_field, [value]).get(value)
+                if held:
+                    log.info("销售易 %s %s=%s: answer lost, the record was created (id %s)", stream, key_field, value, held[0])
+                    return None, held[0]
+                if attempt == CREATE_ATTEMPTS:
+                    raise
+                log.warning("%s; %s=%s is not in the tenant, sending the create again", exc, key_field, value)
+                time.sleep(min(5.0, 0.2 * 2 ** attempt))
+        raise AssertionError("unreachable")
 
     def _write_one(self, stream: str, rec: Record) -> WriteResult:
         key = str(rec.get("_key") or rec.get("id"))
@@ -260,12 +314,17 @@ class XiaoshouyiConnector:
                 resp = self._call("PATCH", f"{XOBJECTS}/{stream}/{rec['id']}", json_body={"data": body})
                 status = "updated"
             else:
-                resp = self._call("POST", f"{XOBJECTS}/{stream}", json_body={"data": body})
+                resp, found = self._create(stream, body, self._natural_key(stream, rec))
                 status = "created"
+                if resp is None:
+                    return WriteResult(key, status, found)
             out = resp.body if isinstance(resp.body, dict) else {}
             if resp.status >= 400 or str(out.get("code")) != "200":
                 raise DataError(f"销售易 refused {stream} {key}: HTTP {resp.status} code {out.get('code')} {out.get('msg') or ''}")
-            return WriteResult(key, status, str((out.get("data") or {}).get("id") or rec.get("id")))
+            native = (out.get("data") or {}).get("id") or rec.get("id")
+            if native in (None, ""):
+                raise DataError(f"销售易 answered {stream} {key} without a record id")
+            return WriteResult(key, status, str(native))
         except DataError as exc:
             return WriteResult(key, "failed", error=str(exc), error_class="data")
 

@@ -1,7 +1,8 @@
-"""``python -m flows run <flow> [--step S] --run-id R``: run a flow's steps outside Airflow.
+"""``python -m flows run <flow> [--step S] --run-id R [--retries N]``: run a flow's steps outside Airflow.
 
-For operators retrying one step by hand and for tests that kill a step mid-way; the
-scheduled path is the Airflow DAG, which calls the same step runner.
+For operators retrying one step by hand and for tests (and the chaos command) that kill a
+step mid-way; the scheduled path is the Airflow DAG, which calls the same step runner.
+``--retries`` retries a step's transient failures the way the DAGs' task retries do.
 """
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import argparse
 import importlib
 import logging
 import sys
+import time
 
+from flows import settings
 from hub import report, runner
+from hub.errors import TransientError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,13 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("flow")
     r.add_argument("--step", action="append", help="a step name; repeat for several (default: all)")
     r.add_argument("--run-id", required=True)
+    r.add_argument("--retries", type=int, default=0,
+                   help=f"retry a step's transient failures this often, with the DAGs' backoff (they use {settings.TASK_RETRIES})")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     functions = importlib.import_module(f"flows.{args.flow}").STEP_FUNCTIONS
     steps = args.step or list(runner.STEPS)
     try:
         for step in steps:
-            runner.run_step(args.flow, step, args.run_id, functions[step])
+            _run_with_retries(args.flow, step, args.run_id, functions[step], args.retries)
     except Exception as exc:  # noqa: BLE001 - reported in the run log, exit non-zero
         runner.finish_run(args.run_id, "failed", exc)
         print(f"{args.flow} {args.run_id}: failed at {step}: {exc}", file=sys.stderr)
@@ -35,6 +41,19 @@ def main(argv: list[str] | None = None) -> int:
         runner.finish_run(args.run_id, "success")
         print(report.render(report.save(args.run_id)))
     return 0
+
+
+def _run_with_retries(flow: str, step: str, run_id: str, fn, retries: int) -> None:
+    for attempt in range(retries + 1):
+        try:
+            runner.run_step(flow, step, run_id, fn)
+            return
+        except TransientError as exc:
+            if attempt == retries:
+                raise
+            delay = settings.retry_delay(attempt + 1)
+            print(f"{flow} {run_id}: {step} failed ({exc}); retry {attempt + 1}/{retries} in {delay:.0f}s", file=sys.stderr)
+            time.sleep(delay)
 
 
 if __name__ == "__main__":

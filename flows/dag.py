@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import pendulum
 from airflow.sdk import DAG, Asset, task
 
+from flows import settings
 from flows.alerts import HubAlertNotifier
 from hub.runner import STEPS
 
@@ -78,8 +79,9 @@ def flow_dag(flow: str, module: str, *, schedule: timedelta | str | None, produc
     """A DAG running ``module``'s STEP_FUNCTIONS in order; ``pools`` puts named steps in an
     Airflow pool (e.g. the registry lookups in ``registry_api``) to bound them across DAGs."""
     default_args = {
-        "retries": 3, "retry_delay": timedelta(seconds=5), "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=5), "on_failure_callback": None,
+        "retries": settings.TASK_RETRIES, "retry_delay": timedelta(seconds=settings.RETRY_DELAY_S),
+        "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(seconds=settings.MAX_RETRY_DELAY_S),
+        "on_failure_callback": None,
     }
     with DAG(dag_id=flow, schedule=_schedule(schedule, consumes),
              start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, max_active_runs=1,

@@ -3,6 +3,18 @@ from __future__ import annotations
 
 import os
 
+#: How a failed task is retried, the same in every DAG and in ``python -m flows run --retries``:
+#: transient failures only, after 5 s, 10 s, 20 s … at most 5 minutes apart.
+TASK_RETRIES = 3
+RETRY_DELAY_S = 5.0
+MAX_RETRY_DELAY_S = 300.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before retry ``attempt`` (1-based), as Airflow's exponential backoff waits."""
+    return min(MAX_RETRY_DELAY_S, RETRY_DELAY_S * 2 ** (attempt - 1))
+
+
 #: Below this many records a batch is too small for a reject rate to mean much.
 MIN_ROWS_FOR_THRESHOLD = 20
 

@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from flows import settings
 from hub import model, money, outbox, quarantine, watermarks, xref
-from hub.errors import DataError
+from hub.errors import DataError, TransientError
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import frame_records, select_in, stage_read, stage_write, upsert, utcnow
-from hub.types import Connector, WriteResult
+from hub.store import frame_records, select_in, stage_append, stage_read, stage_write, upsert, utcnow
+from hub.types import Census, Connector, WriteResult
 from mappings import engine
 from quality import gate
 
@@ -34,13 +34,20 @@ json_safe = _json_safe
 
 
 def read_stream(ctx: StepContext, connector: Connector, system: str, stream: str, entity: str,
-                stage_as: str | None = None) -> StepCounts:
+                stage_as: str | None = None, accounted_as: str | None = None) -> StepCounts:
     """Read ``stream`` since its watermark into this run's extract stage (under ``stage_as``,
     default the system name, when one system gives a flow several streams).
 
     Records an operator asked to replay are fetched again by key (the source may have
     been fixed since). A page the source sent broken is quarantined whole and the read
-    stops there; the pending watermark stays at the last good page.
+    stops there; the pending watermark stays at the last good page, so the next run reads
+    from there again. A read that got only broken pages fails the step (TransientError:
+    Airflow retries, and the run ends failed if it persists) instead of a green run that
+    read nothing; a read that reaches the end closes the stream's earlier broken-page entries
+    as resolved, since their records have now arrived.
+
+    The report accounts the stream under ``accounted_as``: by default ``stage_as`` when it is
+    a system name of its own (``u8_invoice``), else ``system`` (stage ``source``).
     """
     wm_name = f"{system}.{stream}"
     with ctx.engine.begin() as conn:
@@ -55,6 +62,8 @@ def read_stream(ctx: StepContext, connector: Connector, system: str, stream: str
             break
         if page.cursor is not None:
             last = page.cursor
+    read = len(records)
+    label = accounted_as or (stage_as if stage_as and "." not in stage_as else system)
     with ctx.engine.begin() as conn:
         replays = quarantine.take_replays(conn, ctx.flow, system, REFETCH_STAGES, entity)
         keys = sorted({r["record_key"] for r in replays})
@@ -65,11 +74,19 @@ def read_stream(ctx: StepContext, connector: Connector, system: str, stream: str
                     stage_as or system)
         if bad:
             quarantine.add(conn, run_id=ctx.run_id, flow=ctx.flow, entity=entity, system=system, stage="extract",
-                           items=[(where, {"body": body}, ["the source sent a page that is not valid JSON"])
-                                  for where, body in bad])
+                           items=[(quarantine.page_key(stream, where), {"body": body},
+                                   ["the source sent a page that is not valid JSON"]) for where, body in bad])
+        else:
+            quarantine.resolve_pages(conn, run_id=ctx.run_id, flow=ctx.flow, system=system, entity=entity,
+                                     stream=stream)
         if last is not None:
             watermarks.set_pending(conn, ctx.run_id, ctx.flow, wm_name, last)
+        stage_write(conn, ctx.run_id, "source", pd.DataFrame([{"system": label, "stream": stream, "read": len(records),
+                                                               "broken_pages": len(bad)}]), wm_name)
     log.info("%s %s: read %d records (%d replays), %d broken pages", system, stream, len(records), len(keys), len(bad))
+    if bad and not read:
+        raise TransientError(f"{system} {stream}: every page the source sent was unreadable ({len(bad)} quarantined, "
+                             f"stage extract) and no record was read; the read is retried")
     return StepCounts(read=len(records), quarantined=len(bad))
 
 
@@ -94,15 +111,39 @@ Persist = Callable[[Any, list[dict[str, Any]], list[WriteResult]], StepCounts]
 def write_in_chunks(ctx: StepContext, connector: Connector, stream: str, records: Sequence[dict[str, Any]],
                     persist: Persist) -> StepCounts:
     """Write and commit each chunk's outcome before the next: a kill loses at most one
-    chunk's bookkeeping, which the target's idempotency key makes harmless to redo."""
+    chunk's bookkeeping, which the target's idempotency key makes harmless to redo.
+
+    Then count what the target holds for the records written (:func:`take_census`), so the
+    report cannot say "adds up" while the target holds a record twice."""
     counts = StepCounts()
     size = settings.write_chunk()
+    written: list[dict[str, Any]] = []
     for start in range(0, len(records), size):
         chunk = list(records[start:start + size])
         results = connector.write(stream, chunk)
         with ctx.engine.begin() as conn:
             counts += persist(conn, chunk, results)
+        written.extend(rec for rec, res in zip(chunk, results) if res.status != "failed")
+    take_census(ctx, connector, stream, written)
     return counts
+
+
+def take_census(ctx: StepContext, connector: Connector, stream: str, written: Sequence[dict[str, Any]]) -> None:
+    """Stage, per natural key the run wrote, how many records the target holds (stage
+    ``census``): more than one is a duplicate the report shows. Targets whose own idempotency
+    key makes a second record impossible (U8's ``biz_id``) have no census."""
+    if not written or not isinstance(connector, Census):
+        return
+    held = connector.census(stream, written)
+    if not held:
+        return
+    frame = pd.DataFrame({"system": connector.system, "stream": stream, "key": list(held), "held": list(held.values())})
+    with ctx.engine.begin() as conn:
+        stage_append(conn, ctx.run_id, "census", frame)
+    extra = frame[frame["held"] > 1]
+    if len(extra):
+        log.error("%s %s: the target holds %d records for %d keys written once (e.g. %s)", connector.system, stream,
+                  int(extra["held"].sum()), len(extra), ", ".join(extra["key"].head(5)))
 
 
 # --- shared by the flows that map, gate and diff one entity per system -------------------------------

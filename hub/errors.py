@@ -48,6 +48,12 @@ class RateLimitedError(TransientError):
         self.retry_after = retry_after
 
 
+class AmbiguousWriteError(TransientError):
+    """A write that is not safe to send twice went out and its answer was lost (timeout, dropped
+    or cut answer, gateway error): it may or may not have been applied. The connector finds out
+    by looking the record up by its idempotency key before it sends the write again."""
+
+
 class QuotaExceededError(TransientError):
     """A paid API's balance or call allowance is used up: nothing to fix in the hub, so the
     work is deferred (never dropped) until the account is topped up or the day rolls over."""

@@ -33,6 +33,8 @@ def build(run_id: str, url: str | None = None) -> dict[str, Any]:
         steps = [dict(r._mapping) for r in conn.execute(select(model.sync_step).where(
             model.sync_step.c.run_id == run_id).order_by(model.sync_step.c.started_at))]
         outcomes = store.stage_read(conn, run_id, "outcome")
+        census = store.stage_read(conn, run_id, "census")
+        sources = store.stage_read(conn, run_id, "source")
     systems: dict[str, Any] = {}
     if not outcomes.empty:
         for system, part in outcomes.groupby("system"):
@@ -44,6 +46,12 @@ def build(run_id: str, url: str | None = None) -> dict[str, Any]:
             systems[str(system)] = {"in": len(part), "written": written, "skipped": skipped,
                                     "quarantined": quarantined, "outcomes": {k: int(v) for k, v in tally.items()},
                                     "adds_up": len(part) == written + skipped + quarantined}
+    _add_sources(systems, sources)
+    targets = _targets(census)
+    for system, held in targets.items():
+        if held["duplicates"]:
+            systems.setdefault(system, {"in": 0, "written": 0, "skipped": 0, "quarantined": 0, "outcomes": {}})
+            systems[system]["adds_up"] = False
     return {
         "run_id": run_id,
         "flow": run.flow if run else None,
@@ -53,7 +61,35 @@ def build(run_id: str, url: str | None = None) -> dict[str, Any]:
         "steps": [{k: (str(v) if k.endswith("_at") else v) for k, v in s.items() if k not in ("run_id", "flow")}
                   for s in steps],
         "systems": systems,
+        "targets": targets,
     }
+
+
+def _add_sources(systems: dict[str, Any], sources) -> None:
+    """Every system the run read from gets its line, also with 0 records read (an empty
+    incremental read, or a source whose pages were all unreadable); records read that reached
+    no outcome (the run stopped early) do not add up. ``broken_pages``: pages quarantined."""
+    if sources.empty:
+        return
+    for system, part in sources.groupby("system"):
+        read = int(part["read"].sum())
+        line = systems.setdefault(str(system), {"in": read, "written": 0, "skipped": 0, "quarantined": 0,
+                                                "outcomes": {}, "adds_up": read == 0})
+        line["broken_pages"] = int(part["broken_pages"].sum())
+
+
+def _targets(census) -> dict[str, Any]:
+    """Per target system: keys the run wrote, records the target holds for them, and the keys
+    it holds more than once (``duplicates``, with up to ten examples per stream)."""
+    out: dict[str, Any] = {}
+    if census.empty:
+        return out
+    census = census.drop_duplicates(["system", "stream", "key"], keep="last")
+    for system, part in census.groupby("system"):
+        extra = part[part["held"] > 1]
+        out[str(system)] = {"keys": len(part), "held": int(part["held"].sum()), "duplicates": len(extra),
+                            "examples": {str(st): g["key"].head(10).tolist() for st, g in extra.groupby("stream")}}
+    return out
 
 
 def save(run_id: str, url: str | None = None) -> dict[str, Any]:
@@ -81,6 +117,13 @@ def render(rep: dict[str, Any]) -> str:
         ok = "adds up" if t["adds_up"] else "DOES NOT ADD UP"
         lines.append(f"  {system}: in {t['in']} = written {t['written']} + skipped {t['skipped']} + "
                      f"quarantined {t['quarantined']}  ({ok})")
+        if t.get("broken_pages"):
+            lines.append(f"      {t['broken_pages']:>7}  pages unreadable (quarantine, stage extract)")
         for outcome, n in sorted(t["outcomes"].items(), key=lambda kv: -kv[1]):
             lines.append(f"      {n:>7}  {outcome}")
+    for system, held in rep.get("targets", {}).items():
+        verdict = "each once" if not held["duplicates"] else f"{held['duplicates']} HELD MORE THAN ONCE"
+        lines.append(f"  {system} holds {held['held']} records for the {held['keys']} keys written ({verdict})")
+        for stream, keys in held["examples"].items():
+            lines.append(f"      {stream}: {', '.join(keys)}")
     return "\n".join(lines)

@@ -84,6 +84,16 @@ class Connector(Protocol):
         """Write records idempotently; one result per record, in order."""
 
 
+@runtime_checkable
+class Census(Protocol):
+    """A target that can count its records by the natural key a create is recognised by."""
+
+    system: str
+
+    def census(self, stream: str, records: Sequence[Record]) -> dict[str, int]:
+        """Records the target holds per natural-key value of ``records`` (0 where none)."""
+
+
 #: Registry status words, most specific first: (word in the registry's text, normalised status, active).
 #: "吊销，已注销" is a cancelled company (已注销 before 吊销); "吊销，未注销" is a revoked one
 #: (吊销 before 注销).

@@ -7,8 +7,13 @@ sequence, same faults) and never touches ``/__sandbox/*``, which it serves itsel
 Order of effects, chosen so retries are safe to test:
 - ``429``/``500``/``502`` and ``expire_token`` answer *before* the request reaches the app, so
   nothing was written; the client may simply retry.
-- ``malformed`` lets the app do the work and then cuts the JSON answer: the write happened, the
-  client cannot tell.  That is the case idempotency keys (U8 ``biz_id``) exist for.
+- ``malformed`` lets the app do the work and then cuts the JSON answer (a complete HTTP answer
+  whose body is half a document): the write happened, the client cannot tell.
+- ``truncated`` lets the app do the work, promises the whole body in ``Content-Length`` and
+  closes the connection half-way through it (a proxy or link that died mid-answer).
+- ``lost`` lets the app do the work and answers ``504 Gateway Time-out`` as a reverse proxy
+  does when the backend finished after the proxy gave up: the answer to an applied write is lost.
+  These three are the cases idempotency keys (U8 ``biz_id``) and look-ups by natural key exist for.
 - ``slow`` delays, then serves normally.
 """
 
@@ -22,7 +27,9 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
-KINDS: tuple[str, ...] = ("429", "500", "502", "slow", "expire_token", "malformed")
+KINDS: tuple[str, ...] = ("429", "500", "502", "slow", "expire_token", "malformed", "truncated", "lost")
+#: Kinds whose request reaches the app: the write is applied and only the answer goes wrong.
+AFTER_APPLY: tuple[str, ...] = ("malformed", "truncated", "lost")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -32,6 +39,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _BAD_GATEWAY = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
                 b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
                 b"</body>\r\n</html>\r\n")
+_GATEWAY_TIMEOUT = (b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
+                    b"<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n"
+                    b"</body>\r\n</html>\r\n")
 _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 
 
@@ -162,7 +172,7 @@ class FaultMiddleware:
         is_token = path in self.token_paths
         token = None if is_token else self.live_token(scope)
         eligible = [k for k in KINDS
-                    if not (is_token and k in ("malformed", "expire_token"))
+                    if not (is_token and k in (*AFTER_APPLY, "expire_token"))
                     and not (k == "expire_token" and token is None)]
         kind = self.faults.draw(eligible)
         with self._lock:
@@ -195,26 +205,32 @@ class FaultMiddleware:
             return
         if kind == "slow":
             await asyncio.sleep(self.faults.config.slow_seconds)
-        if kind == "malformed":
-            await self._truncated(scope, receive, counting_send)
+        if kind in AFTER_APPLY:
+            await self._after_apply(kind, scope, receive, counting_send)
             return
         await self.app(scope, receive, counting_send)
 
-    async def _truncated(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app, then send only the first part of its JSON answer, still with status 200."""
-        start: dict[str, Any] = {}
+    async def _after_apply(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app to the end (its write is applied), then spoil the answer as ``kind`` says."""
         chunks: list[bytes] = []
 
         async def capture(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
+            if message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, capture)
         body = b"".join(chunks)
         cut = body[: max(1, len(body) // 2)] if len(body) > 1 else b"{"
-        await _respond(send, 200, cut)
+        if kind == "malformed":
+            await _respond(send, 200, cut)
+        elif kind == "lost":
+            await _respond(send, 504, _GATEWAY_TIMEOUT, b"text/html")
+        else:  # truncated: Content-Length says the whole body, the connection ends after half of it
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(max(len(body), 2)).encode())]})
+            await send({"type": "http.response.body", "body": cut, "more_body": True})
+            # returning with the answer incomplete makes the server close the connection
 
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``/__sandbox/faults`` (GET/POST) and ``/__sandbox/stats`` (GET, DELETE resets)."""

@@ -13,6 +13,8 @@ from typing import Any
 
 import requests
 
+from sandbox.faults import KINDS
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -141,7 +143,7 @@ class Sandbox:
 
     def faults(self, rate: float, kinds: list[str] | None = None, seed: int = 1,
                systems: tuple[str, ...] = ("crm", "u8", "registry")) -> None:
-        body = {"rate": rate, "kinds": kinds or ["429", "500", "502", "slow", "expire_token", "malformed"], "seed": seed}
+        body = {"rate": rate, "kinds": kinds or list(KINDS), "seed": seed}
         urls = {"crm": self.crm_url, "u8": self.u8_url, "registry": self.registry_url}
         for name in systems:
             requests.post(f"{urls[name]}/__sandbox/faults", json=body, timeout=10).raise_for_status()
