@@ -69,7 +69,8 @@ def extract_u8(ctx: StepContext) -> StepCounts:
     connector = u8()
     counts = read_stream(ctx, connector, "u8", "ArReceipt", "receipt")
     counts += read_stream(ctx, connector, "u8", "SaleBillVouch", "open_item", stage_as="u8_invoice")
-    counts += read_stream(ctx, connector, "u8", "SaleBillVouchs", "open_item", stage_as="u8_invoice_lines_changed")
+    counts += read_stream(ctx, connector, "u8", "SaleBillVouchs", "open_item", stage_as="u8_invoice_lines_changed",
+                          accounted_as="u8_invoice")
     counts += read_stream(ctx, connector, "u8", "Customer", "payer", stage_as="u8_customer")
     with ctx.engine.begin() as conn:
         heads = stage_read(conn, ctx.run_id, "extract", "u8")

@@ -16,6 +16,7 @@ from hub import audit, model
 from hub.store import chunks, upsert, utcnow
 
 OPEN = "open"
+RESOLVED = "resolved"
 
 
 def payload_hash(payload: Any) -> str:
@@ -50,7 +51,25 @@ def resolve(conn, *, run_id: str, flow: str, system: str, record_keys: Iterable[
     for part in chunks([str(k) for k in record_keys]):
         conn.execute(update(model.quarantine).where(
             q.flow == flow, q.system == system, q.status == OPEN, q.record_key.in_(part)).values(
-            status="resolved", updated_at=utcnow(), comment=f"taken by run {run_id}"))
+            status=RESOLVED, updated_at=utcnow(), comment=f"taken by run {run_id}"))
+
+
+def page_key(stream: str, where: str) -> str:
+    """The record key of a page ``stream`` sent broken: ``<stream>@<where the read was>``, so
+    a later complete read of that stream can find its entries (:func:`resolve_pages`)."""
+    return where if where.startswith(f"{stream}@") else f"{stream}@{where}"
+
+
+def resolve_pages(conn, *, run_id: str, flow: str, system: str, entity: str, stream: str) -> int:
+    """A read of ``stream`` reached its end without a broken page, from a watermark no broken
+    page ever moved: the records of the pages it once sent broken arrived, so their entries
+    (stage extract) close as resolved. Returns how many closed."""
+    q = model.quarantine.c
+    return conn.execute(update(model.quarantine).where(
+        q.flow == flow, q.system == system, q.entity == entity, q.stage == "extract",
+        q.status.in_([OPEN, "replay_pending"]),
+        q.record_key.like(_like(page_key(stream, ""))[1:], escape="\\")).values(
+        status=RESOLVED, updated_at=utcnow(), comment=f"the records arrived in run {run_id}")).rowcount or 0
 
 
 def _claim(conn, ids: Sequence[int], statuses: Sequence[str]) -> list[dict[str, Any]]:
@@ -119,7 +138,7 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-STATUSES = (OPEN, "replay_pending", "replayed", "resolved", "ignored")
+STATUSES = (OPEN, "replay_pending", "replayed", RESOLVED, "ignored")
 
 
 def find(conn, *, flow: str | None = None, entity: str | None = None, system: str | None = None,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from hub import model, store
@@ -173,21 +174,88 @@ def test_load_killed_mid_way_and_run_again_ends_like_an_unkilled_run(sandbox):
     assert step(rep, "write_back")["written"] == 0
 
 
-def test_a_page_the_crm_sends_broken_is_quarantined_and_read_again_next_run(sandbox):
-    sandbox.faults(1.0, ["malformed"])
-    import importlib
-
+def _extract_entries(status: str | None = None) -> list[dict]:
     from hub import quarantine as q
-    from hub import runner
 
-    functions = importlib.import_module("flows.customer_master").STEP_FUNCTIONS
-    runner.run_step("customer_master", "extract", "broken-1", functions["extract"])
     with store.engine().begin() as conn:
-        entries = [e for e in q.listing(conn, "customer_master") if e["stage"] == "extract"]
-    assert entries and "not valid JSON" in entries[0]["reasons"][0]
+        return [e for e in q.listing(conn, "customer_master", status=status, limit=10_000) if e["stage"] == "extract"]
+
+
+def test_a_crm_that_sends_only_broken_pages_fails_the_run_and_its_entries_resolve_later(sandbox):
+    from hub import report, runner
+    from hub.errors import TransientError
+
+    u8_before = u8_customers(sandbox)
+    sandbox.faults(1.0, ["malformed"], systems=("crm",))
+    with pytest.raises(TransientError, match="unreadable"):
+        run_flow("customer_master", "broken-1", retries=1)
+    runner.finish_run("broken-1", "failed")
+    rep = report.build("broken-1")
+    assert step(rep, "extract")["status"] == "failed" and step(rep, "extract")["error_class"] == "transient"
+    assert [s["step"] for s in rep["steps"]] == ["extract"]          # nothing went on with an unread source
+    crm = rep["systems"]["crm"]
+    assert crm["in"] == 0 and crm["broken_pages"] >= 1
+    assert "crm: in 0 = written 0 + skipped 0 + quarantined 0" in report.render(rep)
+    broken = _extract_entries("open")
+    assert broken and all(e["record_key"].startswith("account@") for e in broken)
+    assert "not valid JSON" in broken[0]["reasons"][0]
+    assert u8_customers(sandbox) == u8_before
+
     sandbox.faults(0.0)
     rep = run_flow("customer_master", "broken-2")
-    assert rep["systems"]["crm"]["in"] == len(crm_accounts(sandbox))
+    assert rep["systems"]["crm"]["in"] == len(crm_accounts(sandbox)) and rep["systems"]["crm"]["adds_up"]
+    assert not _extract_entries("open")
+    assert {e["id"] for e in _extract_entries("resolved")} == {e["id"] for e in broken}
+    assert "broken-2" in _extract_entries("resolved")[0]["comment"]
+
+
+class _FailsAfterFirstPage:
+    """The real CRM connector, with the sandbox cutting every answer after its first page:
+    a CRM that breaks in the middle of a read."""
+
+    system = "crm"
+
+    def __init__(self, inner, sb) -> None:
+        self.inner, self.sb = inner, sb
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def read(self, stream, cursor=None):
+        for n, page in enumerate(self.inner.read(stream, cursor)):
+            yield page
+            if n == 0:
+                self.sb.faults(1.0, ["malformed"], systems=("crm",))
+
+    def write(self, stream, records):
+        return self.inner.write(stream, records)
+
+
+def test_a_page_broken_after_good_ones_is_quarantined_and_the_next_run_reads_on_from_there(sandbox, monkeypatch):
+    from flows.customer_master import crm
+    from flows.steps import read_stream
+    from hub import runner, watermarks
+
+    conn_env = json.loads(os.environ["AIRFLOW_CONN_CRM_XIAOSHOUYI"])
+    conn_env["extra"]["page_size"] = 50  # 150 accounts: three pages
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_XIAOSHOUYI", json.dumps(conn_env))
+
+    def extract(run_id: str, connector) -> list[str]:
+        runner.run_step("customer_master", "extract", run_id,
+                        lambda ctx: read_stream(ctx, connector, "crm", "account", "customer"))
+        with store.engine().begin() as conn:
+            staged = store.stage_read(conn, run_id, "extract", "crm")
+            watermarks.commit_pending(conn, run_id, "customer_master")  # what the run's last step does
+        return staged["id"].astype(str).tolist() if len(staged) else []
+
+    first = extract("part-1", _FailsAfterFirstPage(crm(), sandbox))
+    assert 0 < len(first) < len(crm_accounts(sandbox))  # the run went on with the good page
+    broken = _extract_entries("open")
+    assert len(broken) == 1 and broken[0]["record_key"].startswith("account@")
+    sandbox.faults(0.0)
+    second = extract("part-2", crm())
+    assert set(first) | set(second) == set(crm_accounts(sandbox))   # nothing behind the broken page was lost
+    assert not _extract_entries("open") and len(_extract_entries("resolved")) == 1
 
 
 def test_companies_the_registry_reports_closed_are_held_back_from_u8_with_a_reason(sandbox):
