@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 from flows import settings
 from hub import report, runner
@@ -26,10 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--run-id", required=True)
     r.add_argument("--retries", type=int, default=0,
                    help=f"retry a step's transient failures this often, with the DAGs' backoff (they use {settings.TASK_RETRIES})")
+    r.add_argument("--json", action="store_true", help="print the run's report as JSON")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    functions = importlib.import_module(f"flows.{args.flow}").STEP_FUNCTIONS
+    functions = step_functions(args.flow)
+    if functions is None:
+        print(f"error: no flow {args.flow!r} (flows: {', '.join(known_flows())})", file=sys.stderr)
+        return 2
     steps = args.step or list(runner.STEPS)
+    unknown = [s for s in steps if s not in functions]
+    if unknown:
+        print(f"error: {args.flow} has no step {unknown[0]!r} (steps: {', '.join(functions)})", file=sys.stderr)
+        return 2
     try:
         for step in steps:
             _run_with_retries(args.flow, step, args.run_id, functions[step], args.retries)
@@ -39,8 +49,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if steps[-1] == runner.STEPS[-1]:
         runner.finish_run(args.run_id, "success")
-        print(report.render(report.save(args.run_id)))
+        rep = report.save(args.run_id)
+        print(json.dumps(rep, ensure_ascii=False, default=str) if args.json else report.render(rep))
     return 0
+
+
+def known_flows() -> list[str]:
+    """The modules in flows/ that define a flow's steps."""
+    return sorted(p.stem for p in Path(__file__).parent.glob("*.py") if "\nSTEP_FUNCTIONS" in p.read_text(encoding="utf-8"))
+
+
+def step_functions(flow: str) -> dict | None:
+    """The flow's step functions, or None when no flow has that name."""
+    if flow not in known_flows():
+        return None
+    return importlib.import_module(f"flows.{flow}").STEP_FUNCTIONS
 
 
 def _run_with_retries(flow: str, step: str, run_id: str, fn, retries: int) -> None:

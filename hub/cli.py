@@ -6,7 +6,7 @@ import getpass
 import json
 import sys
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub import model, quarantine, report, store
 
@@ -67,6 +67,21 @@ def cmd_quarantine(args) -> int:
     return 0
 
 
+def cmd_xref(args) -> int:
+    """What the hub holds a key for, per entity and system: the hub's side of a target count."""
+    x = model.xref.c
+    with store.engine().begin() as conn:
+        rows = conn.execute(select(x.entity, x.system, func.count(), func.count(func.distinct(x.hub_id)))
+                            .group_by(x.entity, x.system).order_by(x.entity, x.system)).all()
+    counts = [{"entity": e, "system": s, "keys": int(n), "hub_ids": int(h)} for e, s, n, h in rows]
+    if args.json:
+        print(json.dumps(counts, ensure_ascii=False))
+    else:
+        for c in counts:
+            print(f"{c['entity']:<16} {c['system']:<10} {c['keys']:>8} keys for {c['hub_ids']:>8} hub records")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hub", description="Operate the integration hub.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -84,5 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--limit", type=int, default=50)
     q.add_argument("--comment")
     q.set_defaults(fn=cmd_quarantine)
+    x = sub.add_parser("xref", help="keys the hub holds per entity and system (what it says the targets hold)")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_xref)
     args = p.parse_args(argv)
     return args.fn(args)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sandbox {seed,serve,up,odbc-ini}``."""
+"""Command line: ``python -m sandbox {seed,serve,up,odbc-ini,chaos}``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     serve_args(sp)
     sp = sub.add_parser("odbc-ini", help="print the ODBC connection string of u8.db")
     dir_arg(sp)
+    sp = sub.add_parser("chaos", help="run every flow under faults of every kind and kills; compare with a clean run")
+    sp.add_argument("--dir", type=Path, required=True, help="folder for the clean and chaos worlds (kept for inspection)")
+    sp.add_argument("--rate", type=float, default=0.3, help="share of requests that get a fault (default 0.3)")
+    sp.add_argument("--seed", type=int, default=7, help="fault seed (default 7)")
+    sp.add_argument("--accounts", type=int, default=300, help="CRM accounts to seed (default 300, the demo's)")
     return p
 
 
@@ -91,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "chaos":
+        from .chaos import chaos
+
+        if not 0.0 <= args.rate <= 1.0 or args.accounts < 1:
+            print("sandbox chaos: --rate must be between 0 and 1 and --accounts at least 1", file=sys.stderr)
+            return 2
+        return chaos(args.dir, args.rate, args.seed, args.accounts)
     if args.command == "up":
         from .server import SEEDED_FILES
 
