@@ -13,7 +13,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(ROOT)/var/airflow/airflow.db
 export HUB_VAR_DIR ?= $(ROOT)/var
 
-.PHONY: setup system-deps venv airflow-db demo test test-prod up bench clean
+.PHONY: setup system-deps venv airflow-db demo test test-prod up bench chaos clean
 
 setup: system-deps venv airflow-db
 
@@ -61,6 +61,10 @@ bench: setup
 	$(PY) bench/dedup_febrl.py
 	$(PY) bench/customer_master_bench.py --accounts 100000
 	$(PY) bench/orders_bench.py --accounts 3000 --orders 45000
+
+# every flow under 30 % faults of every kind and a kill per write step, beside a clean run (docs/operations.md)
+chaos: setup
+	$(PY) -m sandbox chaos --dir $(ROOT)/var/chaos --rate 0.3 --accounts 300
 
 clean:
 	rm -rf var

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -107,7 +108,8 @@ class World:
     runs: list[FlowRun] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)  # a world starts fresh: no hub store of an earlier run
+        (self.folder / "logs").mkdir(parents=True)
         self.sb = Sandbox(self.folder / "sandbox", accounts=self.accounts, seed=self.seed).seed()
 
     def env(self) -> dict[str, str]:
