@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any, Iterator, Sequence
 
 from connectors.http import HttpClient
@@ -32,9 +33,28 @@ TABLES: dict[str, tuple[str, str]] = {
     "DispatchList": ("DLID", "ufts"),
     "DispatchLists": ("AutoID", ""),  # no rowversion of its own: read by its header's DLID
     "Ap_CloseBill": ("iID", "ufts"),
-    "Ap_CloseBills": ("ID", "ufts"),
+    "Ap_CloseBills": ("ID", ""),  # read by its header's iID (lookup)
     "SaleBillVouch": ("SBVID", "ufts"),
     "SaleBillVouchs": ("AutoID", "ufts"),
+}
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """How a table is read when its rowversion column is missing: no public schema shows
+    ``ufts`` on Ap_CloseBill or SaleBillVouchs (``../shared/reference/u8``), so an account
+    without it is read by a documented date column instead, re-reading ``reread_days`` back
+    from the newest date seen (changes to vouchers older than that are not seen: the check
+    says so). ``via`` reads a line table through its header's date: (header, join column)."""
+
+    date: str
+    via: tuple[str, str] | None = None
+
+
+#: Tables whose rowversion is unverified, and the date read each falls back to.
+ROWVERSION_FALLBACK: dict[str, DateWindow] = {
+    "Ap_CloseBill": DateWindow("dVouchDate"),
+    "SaleBillVouchs": DateWindow("dDate", via=("SaleBillVouch", "SBVID")),
 }
 #: Streams that are a filtered table: stream → (table, WHERE condition on plain column names).
 #: 收款单 are cFlag 'AR' + cVouchType '48' in the table AR and AP share (U8_dictionary_facts.md).
@@ -73,6 +93,26 @@ class Dialect:
         q = self.quote
         return f"SELECT {', '.join(q(c) for c in cols)} FROM {q(table)} WHERE {q(column)} IN ({', '.join('?' * n)})"
 
+    def probe_sql(self, table: str) -> str:
+        """A query with no rows whose description lists the table's columns."""
+        return f"SELECT TOP 0 * FROM [{table}]" if self.name == "mssql" else f'SELECT * FROM "{table}" LIMIT 0'
+
+    def window_sql(self, table: str, cols: Sequence[str], key: str, window: DateWindow, where: str, first: bool) -> str:
+        """A page of rows dated on or after ``?`` (their header's date with ``via``), keyset on ``key``."""
+        q = self.quote
+        src = f"{q(table)} t JOIN {q(window.via[0])} h ON h.{q(window.via[1])} = t.{q(window.via[1])}" if window.via \
+            else f"{q(table)} t"
+        date = f"{'h' if window.via else 't'}.{q(window.date)}"
+        cond = f"{date} >= ?" + ("" if first else f" AND t.{q(key)} > ?") + (f" AND ({where})" if where else "")
+        col_list = ", ".join(f"t.{q(c)}" for c in cols)
+        top = "TOP (?) " if self.name == "mssql" else ""
+        limit = "" if self.name == "mssql" else " LIMIT ?"
+        return f"SELECT {top}{col_list}, {date} AS hub_date FROM {src} WHERE {cond} ORDER BY t.{q(key)}{limit}"
+
+    def window_params(self, since: str, after: Any, size: int, first: bool) -> tuple:
+        rest = (since,) if first else (since, after)
+        return (size, *rest) if self.name == "mssql" else (*rest, size)
+
     def params(self, after: int, size: int) -> tuple:
         return (size, after) if self.name == "mssql" else (after, size)
 
@@ -88,6 +128,7 @@ class U8Reader:
 
     conn: ConnectionInfo
     page_size: int = 5000
+    _columns: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     def connection_string(self) -> str:
         if self.conn.extra.get("odbc"):
@@ -111,11 +152,51 @@ class U8Reader:
         return cnx
 
     def check(self) -> None:
+        """The database answers, and each table the hub pages by rowversion has that column or
+        a documented date read to fall back to (a warning says which are in use)."""
         cnx = self._connect()
         try:
             cnx.cursor().execute("SELECT 1").fetchall()
         finally:
             cnx.close()
+        for table, (_, rv) in TABLES.items():
+            if rv:
+                self.rowversion_of(table)
+
+    def columns_of(self, table: str) -> set[str]:
+        """The table's columns as the database reports them (asked once per reader)."""
+        if table not in self._columns:
+            import pyodbc
+
+            cnx = self._connect()
+            try:
+                cur = cnx.cursor()
+                try:
+                    cur.execute(dialect_of(self.connection_string()).probe_sql(table))
+                except pyodbc.Error as exc:
+                    raise ConfigurationError(f"U8 table {table} cannot be read through {self.conn.conn_id!r}: "
+                                             f"{exc.args[-1] if exc.args else exc}", secrets=self.conn.secrets()) from None
+                self._columns[table] = {d[0].lower() for d in cur.description}
+            finally:
+                cnx.close()
+        return self._columns[table]
+
+    def rowversion_of(self, table: str) -> str | DateWindow:
+        """The rowversion column to page ``table`` by, or the date window it falls back to."""
+        rv = TABLES[table][1]
+        if rv.lower() in self.columns_of(table):
+            return rv
+        window = ROWVERSION_FALLBACK.get(table)
+        if window is None:
+            raise ConfigurationError(f"U8 table {table} has no {rv} column in {self.conn.conn_id!r} and no documented "
+                                     f"fallback: its changes cannot be read incrementally")
+        log.warning("U8 table %s has no %s column: reading by %s%s, re-reading %d days back (changes to older vouchers "
+                    "are not seen)", table, rv, window.date, f" of {window.via[0]}" if window.via else "", self.reread_days)
+        return window
+
+    @property
+    def reread_days(self) -> int:
+        return int(self.conn.extra.get("reread_days", 62))
 
     def lookup(self, table: str, column: str, values: Sequence[Any], columns: Sequence[str]) -> list[Record]:
         """Rows of ``table`` whose ``column`` is in ``values``: one parameterised query per 500
@@ -156,6 +237,11 @@ class U8Reader:
         cols = list(dict.fromkeys([key, *columns]))
         import pyodbc
 
+        paging = self.rowversion_of(table)
+        if isinstance(paging, DateWindow) and not (cursor and "keys" in cursor):
+            yield from self._read_window(table, cols, key, paging, where, cursor)
+            return
+
         after = int((cursor or {}).get("rowversion", 0))
         cnx = self._connect()
         dialect = dialect_of(self.connection_string())
@@ -187,6 +273,44 @@ class U8Reader:
                     r["rowversion"] = int(r.pop("hub_rv"))
                 yield Page(records, {"rowversion": after})
                 if len(records) < self.page_size:
+                    return
+        finally:
+            cnx.close()
+
+
+    def _read_window(self, table: str, cols: list[str], key: str, window: DateWindow, where: str,
+                     cursor: Any) -> Iterator[Page]:
+        """Rows dated within ``reread_days`` of the newest date read before, keyset on the key;
+        only the last page carries the new cursor (the newest date seen), so a kill re-reads."""
+        import pyodbc
+
+        newest = str((cursor or {}).get("date") or "")
+        since = "1900-01-01"
+        if newest:
+            since = (date.fromisoformat(newest[:10]) - timedelta(days=self.reread_days)).isoformat()
+        dialect = dialect_of(self.connection_string())
+        cnx = self._connect()
+        after, first = None, True
+        try:
+            cur = cnx.cursor()
+            while True:
+                sql = dialect.window_sql(table, cols, key, window, where, first)
+                try:
+                    rows = cur.execute(sql, dialect.window_params(since, after, self.page_size, first)).fetchall()
+                except pyodbc.Error as exc:
+                    raise TransientError(f"U8 read of {table} failed: {exc.args[-1] if exc.args else exc}",
+                                         secrets=self.conn.secrets()) from None
+                names = [d[0] for d in cur.description]
+                records = [dict(zip(names, row)) for row in rows]
+                for r in records:
+                    seen = str(r.pop("hub_date") or "")[:10]
+                    newest = max(newest[:10], seen)
+                    r["rowversion"] = 0
+                if records:
+                    after, first = records[-1][key], False
+                done = len(records) < self.page_size
+                yield Page(records, {"date": newest} if done and newest else None)
+                if done:
                     return
         finally:
             cnx.close()
