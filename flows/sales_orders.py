@@ -41,6 +41,10 @@ HEAD, LINES = "crm.order", "crm.orderProduct"   # staging keys: the CRM gives th
 CRM_CONN, U8_ODBC_CONN, U8_API_CONN = "crm_xiaoshouyi", "u8_odbc", "u8_openapi"
 NS = uuid.UUID("2d4b7a90-1c3e-4f5a-8b6d-0e9f8a7b6c5d")
 OPEN, CLOSED = "open", "closed"   # xref native_version of a U8 order the hub created
+#: xref native_version while the hub's close of a U8 order is under way: U8's OpenAPI has no
+#: transaction, so a replacement is close + add; this intent, committed before the close, lets
+#: the next run finish a replacement whose add never came (see ``_settle_closing``).
+CLOSING = "closing"
 
 
 def order_hub_id(crm_id: str) -> str:
@@ -148,7 +152,7 @@ def _with_ids(heads: pd.DataFrame, lines: pd.DataFrame) -> tuple[pd.DataFrame, p
 
 def _current_u8(conn, hub_ids: list[str]) -> pd.DataFrame:
     """The U8 orders the hub created per order: hub_id, native_key (cSOCode), native_version
-    (open | closed) and content_hash (the version U8 got)."""
+    (open | closing | closed) and content_hash (the version U8 got)."""
     x = model.xref.c
     return select_in(conn, model.xref, "hub_id", hub_ids, where=[x.entity == ENTITY, x.system == "u8"],
                      columns=["hub_id", "native_key", "native_version", "content_hash"])
@@ -169,7 +173,7 @@ def resolve_step(ctx: StepContext) -> StepCounts:
         batch["hub_id"] = batch["_key"].map(order_hub_id)
         unchanged = batch["known_hash"].notna() & (batch["content_hash"] == batch["known_hash"])
         sent = _current_u8(conn, batch["hub_id"].tolist())
-        has_open = set(sent.loc[sent["native_version"] == OPEN, "hub_id"])
+        has_open = set(sent.loc[sent["native_version"].isin([OPEN, CLOSING]), "hub_id"])
         reason = pd.Series(None, index=batch.index, dtype=object)
         reason[unchanged] = "unchanged since last run"
         draft, cancelled = batch["status"] == "draft", batch["status"] == "cancelled"
@@ -227,6 +231,7 @@ def publish(ctx: StepContext) -> StepCounts:
         if replays:  # an operator acted on what U8 refused: look at those orders again
             outbox.mark(conn, ENTITY, "u8", [r["record_key"] for r in replays], outbox.PENDING)
         ids = outbox.ids(conn, ENTITY, "u8", (outbox.PENDING, outbox.WAITING))
+        _settle_closing(conn, _current_u8(conn, ids))
         heads = select_in(conn, model.sales_order, "hub_id", ids)
         lines = select_in(conn, model.sales_order_line, "order_hub_id", ids)
         sent = _current_u8(conn, ids)
@@ -277,6 +282,21 @@ def publish(ctx: StepContext) -> StepCounts:
     return counts
 
 
+def _settle_closing(conn, sent: pd.DataFrame) -> None:
+    """Closes the hub started and did not record: U8's own state says how each ended. Closed,
+    the U8 order is marked closed, so a changed order gets its replacement added now (with
+    the same ``biz_id`` the interrupted add carried); still open, it is open again and the
+    change is planned anew."""
+    closing = sent[sent["native_version"] == CLOSING]
+    if closing.empty:
+        return
+    state = order_u8.u8_state(u8(), closing["native_key"].tolist())
+    done = closing["native_key"].isin(state.closed)
+    xref.save(conn, ENTITY, "u8", closing.assign(native_version=[CLOSED if d else OPEN for d in done]))
+    log.info("U8 closes left under way by an earlier run: %d closed in U8 (their replacement follows), %d still open",
+             int(done.sum()), int((~done).sum()))
+
+
 def _plan(heads: pd.DataFrame, lines: pd.DataFrame, sent: pd.DataFrame) -> pd.DataFrame:
     """Each order's operation from its status and what U8 holds: add, replace, cancel or nothing."""
     opened = sent[sent["native_version"] == OPEN].drop_duplicates("hub_id").set_index("hub_id")
@@ -312,6 +332,10 @@ def write_back(ctx: StepContext) -> StepCounts:
     if not todo.empty:
         connector = u8(write=True)
         closing = todo[todo["op"].isin(["cancel", "replace"])]
+        with ctx.engine.begin() as conn:  # the intent first: a kill after U8 closed is finished by the next run
+            current = _current_u8(conn, closing["hub_id"].tolist())
+            xref.save(conn, ENTITY, "u8", current[current["native_key"].isin(closing["u8_code"])].assign(
+                native_version=CLOSING))
         closed: set[str] = set()
         counts += write_in_chunks(ctx, connector, "saleorder", [
             {"_key": h, "_op": "close", "voucher_code": code} for h, code in zip(closing["hub_id"], closing["u8_code"])],
