@@ -13,7 +13,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(ROOT)/var/airflow/airflow.db
 export HUB_VAR_DIR ?= $(ROOT)/var
 
-.PHONY: setup system-deps venv airflow-db demo test test-prod up bench chaos clean
+.PHONY: setup system-deps venv airflow-db demo test test-prod up bench chaos contract clean
 
 setup: system-deps venv airflow-db
 
@@ -61,6 +61,11 @@ bench: setup
 	$(PY) bench/dedup_febrl.py
 	$(PY) bench/customer_master_bench.py --accounts 100000
 	$(PY) bench/orders_bench.py --accounts 3000 --orders 45000
+
+# a connector's documented behaviour against its configured connection (else the sandbox): SYSTEM=u8 | xiaoshouyi
+SYSTEM ?= xiaoshouyi
+contract: setup
+	$(PY) -m pytest -q -m contract tests/contract/test_$(SYSTEM)_contract.py
 
 # every flow under 30 % faults of every kind and a kill per write step, beside a clean run (docs/operations.md)
 chaos: setup

@@ -306,6 +306,15 @@ class XiaoshouyiConnector:
                 time.sleep(min(5.0, 0.2 * 2 ** attempt))
         raise AssertionError("unreachable")
 
+    def delete(self, stream: str, record_id: str) -> None:
+        """Remove one record (``DELETE xobjects/{apiKey}/{id}``): the contract kit's clean-up of
+        what its write checks created; no flow deletes."""
+        resp = self._call("DELETE", f"{XOBJECTS}/{stream}/{record_id}")
+        out = resp.body if isinstance(resp.body, dict) else {}
+        if resp.status >= 400 or str(out.get("code")) != "200":
+            raise DataError(f"销售易 refused to delete {stream} {record_id}: HTTP {resp.status} code {out.get('code')} "
+                            f"{out.get('msg') or ''}".strip())
+
     def _write_one(self, stream: str, rec: Record) -> WriteResult:
         key = str(rec.get("_key") or rec.get("id"))
         body = {k: v for k, v in rec.items() if not k.startswith("_") and k != "id"}

@@ -184,6 +184,17 @@ def create_crm_app(directory: Path, faults: Faults, access_ttl_s: float = ACCESS
             return _error(exc)
         return JSONResponse({"code": "200", "msg": "OK", "data": {"id": rid}})
 
+    @app.delete("/rest/data/v2.0/xobjects/{api_key}/{record_id}")
+    async def delete(api_key: str, record_id: str, request: Request) -> JSONResponse:
+        if user_of(request) is None:
+            return JSONResponse(EXPIRED, status_code=401)
+        try:
+            rid = parse_id(record_id)
+            await run_in_threadpool(store.delete, api_key, rid)
+        except CrmError as exc:
+            return _error(exc)
+        return JSONResponse({"code": "200", "msg": "OK", "data": {"id": rid}})
+
     def live_token(scope: Scope) -> str | None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
         token = _bearer(headers)

@@ -287,3 +287,11 @@ class CrmStore:
             cur = self.conn.execute(f"UPDATE {_q(api_key)} SET {sets} WHERE id = ?", [*clean.values(), record_id])
             if cur.rowcount == 0:
                 raise CrmError(NOT_FOUND, f"{api_key} {record_id} does not exist", 404)
+
+    def delete(self, api_key: str, record_id: int) -> None:
+        """Remove a record (``DELETE xobjects/{apiKey}/{id}``, reference examples §5)."""
+        self._object(api_key)
+        with self.lock:
+            cur = self.conn.execute(f"DELETE FROM {_q(api_key)} WHERE id = ?", (record_id,))
+            if cur.rowcount == 0:
+                raise CrmError(NOT_FOUND, f"{api_key} {record_id} does not exist", 404)
