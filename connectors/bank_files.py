@@ -25,11 +25,11 @@ import re
 import shutil
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from hub.cells import EncodingProblem, date_text, decode
 from hub.errors import ConfigurationError, DataError
 from hub.types import ConnectionInfo, Page, Record, WriteResult
 
@@ -37,12 +37,9 @@ SUFFIXES = (".xlsx", ".csv", ".txt")
 HEADER_SCAN_ROWS = 30
 FIELDS = ("value_date", "credit", "debit", "amount", "direction", "payer_name", "payer_account", "memo", "serial",
           "our_account", "currency")
+YUAN = ("人民币", "CNY", "RMB", "本币", "156", "01")  # how banks write 人民币 in a 币种 column
 _AMOUNT_NOISE = re.compile(r"[\s,'_]|人民币|元|RMB|CNY|¥|￥")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
-_DATE_PATTERNS = (
-    (re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"), None),
-    (re.compile(r"^(\d{4})(\d{2})(\d{2})(?:\D|$)"), None),
-)
 
 
 def fold(text: Any) -> str:
@@ -83,22 +80,6 @@ def amount_text(value: Any) -> str | None:
     if (dec * 100) != (dec * 100).to_integral_value():
         raise ValueError(f"{value!r} has more than two decimals")
     return format(dec.quantize(Decimal("0.01")), "f")
-
-
-def date_text(value: Any) -> str | None:
-    """A date cell as ISO text: Excel dates, 2025-06-03, 2025/6/3, 20250603, 2025年6月3日 (with a time or not)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    text = fold(value)
-    for pattern, _ in _DATE_PATTERNS:
-        m = pattern.match(text)
-        if m:
-            return date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
-    raise ValueError(f"{value!r} is not a date")
 
 
 @dataclass(frozen=True)
@@ -153,15 +134,12 @@ def sha256_of(path: Path) -> str:
 
 
 def _csv_rows(data: bytes) -> list[list[str]]:
-    """CSV rows from UTF-8 (with or without BOM) or GB18030 (a superset of GBK) bytes."""
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes every byte string
-        raise DataError("the file is neither UTF-8 nor GBK/GB18030 text")
+    """CSV rows from UTF-8 (with or without BOM) or GB18030 (a superset of GBK) bytes; a file
+    mixing the two is refused (:func:`hub.cells.decode`)."""
+    try:
+        text = decode(data)
+    except EncodingProblem as exc:
+        raise DataError(str(exc)) from None
     sample = text[:4096]
     delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
     return [row for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
@@ -228,8 +206,10 @@ def parse_rows(rows: list[list[Any]], layouts: Sequence[Layout], name: str = "")
         if not any(fold(c) for c in row):
             continue
         raw_date = cell(row, "value_date")
-        if fold(raw_date).startswith(("合计", "总计", "本页", "共")) or not fold(raw_date):
-            continue  # footer lines (合计 …) and blank dates are not transactions
+        if fold(raw_date).startswith(("合计", "总计", "本页", "共")):
+            continue  # footer lines (合计 …) are not transactions
+        if not fold(raw_date) and not any(fold(cell(row, f)) for f in ("credit", "debit", "amount")):
+            continue  # a note line without a date or money
         rec: Record = {"file": name, "bank": layout.code, "bank_name": layout.bank, "line": n,
                        "payer_name": fold(cell(row, "payer_name")) or None,
                        "payer_account": re.sub(r"\s+", "", fold(cell(row, "payer_account"))) or None,
@@ -238,6 +218,10 @@ def parse_rows(rows: list[list[Any]], layouts: Sequence[Layout], name: str = "")
                        "currency": fold(cell(row, "currency")) or None, "parse_error": None}
         try:
             rec["value_date"] = date_text(raw_date)
+            if rec["value_date"] is None:
+                raise ValueError("an amount but no value date (交易日期 blank)")
+            if rec["currency"] and rec["currency"].upper() not in YUAN:
+                raise ValueError(f"currency {rec['currency']!r}: only 人民币 lines are matched (book it in U8 by hand)")
             credit, debit = amount_text(cell(row, "credit")), amount_text(cell(row, "debit"))
             if "amount" in cols:  # one signed amount column, maybe with a 借/贷 direction column
                 signed = amount_text(cell(row, "amount"))
@@ -281,13 +265,30 @@ class BankFilesConnector:
         if not self.folder.is_dir():
             raise ConfigurationError(f"bank drop folder {self.folder} does not exist")
 
-    def files(self) -> list[FileInfo]:
-        """Statement files waiting in the drop folder (not in ``processed/``), oldest name first."""
+    def _candidates(self) -> list[Path]:
         self.check()
+        return [p for p in sorted(self.folder.iterdir())
+                if p.suffix.lower() in SUFFIXES and not p.name.startswith((".", "~$")) and (p.is_file() or p.is_symlink())]
+
+    def _outside(self, path: Path) -> bool:
+        """A symbolic link whose target is not inside the drop folder (never read)."""
+        return path.is_symlink() and not path.resolve().is_relative_to(self.folder.resolve())
+
+    def files(self) -> list[FileInfo]:
+        """Statement files waiting in the drop folder (not in ``processed/``), oldest name first;
+        a symbolic link out of the folder is not one (see :meth:`refused`)."""
+        return [FileInfo(p.name, p, sha256_of(p), p.stat().st_size) for p in self._candidates()
+                if not self._outside(p) and p.is_file()]
+
+    def refused(self) -> list[tuple[str, str]]:
+        """(name, why) of the entries in the drop folder the connector will not read."""
         out = []
-        for p in sorted(self.folder.iterdir()):
-            if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith((".", "~$")):
-                out.append(FileInfo(p.name, p, sha256_of(p), p.stat().st_size))
+        for p in self._candidates():
+            if self._outside(p):
+                out.append((p.name, f"a symbolic link to {p.resolve()}, outside the drop folder {self.folder}: "
+                                    "not read (copy the file into the folder instead)"))
+            elif not p.is_file():
+                out.append((p.name, "a symbolic link to nothing readable: not read"))
         return out
 
     def parse(self, info: FileInfo) -> tuple[str, list[Record]]:
@@ -302,6 +303,9 @@ class BankFilesConnector:
         """One page per file (``cursor`` may name the files to read: ``{"files": [names]}``);
         a file no layout fits comes back as a broken page."""
         wanted = set((cursor or {}).get("files") or [])
+        for name, why in self.refused():
+            if not wanted or name in wanted:
+                yield Page([], None, [(name, why)])
         for info in self.files():
             if wanted and info.name not in wanted:
                 continue

@@ -14,10 +14,10 @@ import pandas as pd
 
 from flows.receipts_sources import FLOW, SPECS
 from flows.steps import quarantine_errors
-from hub import xref
+from hub import quarantine, receipts_model as rm, xref
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import stage_append, stage_read, stage_write
+from hub.store import frame_records, select_in, stage_append, stage_read, stage_write
 from mappings import engine
 from quality.reconcile.amounts import AmountError, to_fen
 
@@ -84,6 +84,56 @@ def bank_key(lines: pd.DataFrame) -> pd.Series:
     return (base + serial.where(serial.notna(), "h" + digest + "-" + occurrence)).astype(str)
 
 
+_VERSION = ["value_date", "amount", "direction"]
+
+
+def _version(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row.get(k) for k in ("file", "line", "value_date", "amount", "direction", "payer_name", "memo")}
+
+
+def _told(version: dict[str, Any]) -> str:
+    where = "stored" if version.get("stored") else f"{version['file']} line {version['line']}"
+    return f"{version['value_date']} {version.get('direction') or 'credit'} {version['amount']} ({where})"
+
+
+def _without_conflicts(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
+    """A bank's serial names one transaction: two lines under one key with a different date,
+    amount or direction (in this run's files, or against the receipt already stored) are a
+    conflict, not an overlap. Every version goes to quarantine under the key; none is taken."""
+    if raw.empty:
+        return raw
+    money = raw[_VERSION].astype(object).where(raw[_VERSION].notna(), "").astype(str).agg("|".join, axis=1)
+    versions = money.groupby(raw["native_key"]).transform("nunique")
+    conflict = versions > 1
+    stored = select_in(conn, rm.receipt, "native_key", raw["native_key"].tolist(),
+                       where=[rm.receipt.c.source == "bank"],
+                       columns=["native_key", "amount_fen", "value_date", "hub_id", "status", "file_sha256", "line_no"])
+    before = {r["native_key"]: r for r in frame_records(stored)} if len(stored) else {}
+    differs = pd.Series([k in before and (str(before[k]["value_date"])[:10] != d or a is None or
+                                          to_fen(a) != before[k]["amount_fen"] or dr != "credit")
+                         for k, d, a, dr in zip(raw["native_key"], raw["value_date"], raw["amount"], raw["direction"])],
+                        index=raw.index, dtype=bool)
+    bad = raw[conflict | differs]
+    if bad.empty:
+        return raw
+    items = []
+    for key, part in bad.groupby("native_key", sort=False):
+        seen = [_version(r) for r in frame_records(part)]
+        if key in before:
+            b = before[key]
+            seen.insert(0, {"stored": True, "hub_id": b["hub_id"], "status": b["status"],
+                            "value_date": str(b["value_date"])[:10], "amount": _yuan_text(b["amount_fen"]),
+                            "file_sha256": b["file_sha256"], "line": b["line_no"]})
+        told = "; ".join(_told(v) for v in seen)
+        items.append((str(key), {"native_key": str(key), "versions": seen},
+                      [f"bank serial {part['serial'].iloc[0] or key} names different transactions: {told}. "
+                       "A bank line never changes: ask the bank which is right"
+                       + ("; the stored receipt stays as it is" if key in before else "; none of them is taken")]))
+    quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="receipt", system="bank", stage="map", items=items)
+    counts.quarantined += len(bad)
+    return raw[~(conflict | differs)]
+
+
 def map_bank(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
     for col in ("serial", "our_account", "payer_account", "payer_name", "memo", "parse_error", "amount", "direction"):
         if col not in raw:
@@ -94,6 +144,7 @@ def map_bank(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> p
         errors = pd.DataFrame({"_row": broken.index, "field": "amount", "reason": broken["parse_error"]})
         counts.quarantined += quarantine_errors(conn, ctx, FLOW, "receipt", "bank", "map", raw, errors, "native_key")
     raw = raw[raw["parse_error"].isna()]
+    raw = _without_conflicts(conn, ctx, raw, counts)
     not_credit = raw["direction"] != "credit"
     counts.skipped += skip(conn, ctx, "bank", raw.loc[not_credit, "native_key"].tolist(),
                            "a payment out or a zero line (借方 / 支出), not a receipt")

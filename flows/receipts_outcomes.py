@@ -51,12 +51,16 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     for system, df in _keys(conn, run_id).items():
         df = df.assign(system=system, outcome=None, detail=None)
         bad = quarantined[quarantined["system"] == system].drop_duplicates("key").set_index("key")
-        hit = df["key"].isin(bad.index)
+        short = df["key"].str.slice(0, 200)  # the quarantine keeps 200 characters of a key
+        hit = short.isin(bad.index)
         df.loc[hit, "outcome"] = "quarantined"
-        df.loc[hit, "detail"] = df.loc[hit, "key"].map(bad["reasons"].map(lambda r: "; ".join(r)))
+        df.loc[hit, "detail"] = short[hit].map(bad["reasons"].map(lambda r: "; ".join(r)))
         if len(skipped):
             mine = skipped[skipped["system"] == system].drop_duplicates("key", keep="last").set_index("key")["detail"]
-            take = df["outcome"].isna() & df["key"].isin(mine.index)
+            # a key read n times and skipped k times: the last k are the skipped copies, the first is the record
+            times = df["key"].map(skipped.loc[skipped["system"] == system, "key"].value_counts()).fillna(0)
+            copy = df.groupby("key").cumcount() >= df.groupby("key")["key"].transform("size") - times
+            take = df["outcome"].isna() & df["key"].isin(mine.index) & copy
             df.loc[take, "outcome"] = "skipped"
             df.loc[take, "detail"] = df.loc[take, "key"].map(mine)
         frames.append(df)

@@ -113,6 +113,9 @@ def extract_bank(ctx: StepContext) -> StepCounts:
     first_run = dict(zip(ledger["sha256"], ledger["loaded_run_id"])) if len(ledger) else {}
     lines: list[dict[str, Any]] = []
     report, ledger_rows, bad = [], [], []
+    for name, why in connector.refused():  # e.g. a symbolic link out of the drop folder
+        bad.append((name, {"file": name}, [why]))
+        report.append({"system": "bank_file", "key": name, "outcome": "quarantined", "detail": why})
     seen: set[str] = set()
     for f in files:
         if loaded.get(f.sha256) == "loaded" or f.sha256 in seen:

@@ -40,7 +40,21 @@ def _actor() -> str:
         return "cli"
 
 
+def entry_id(text: str) -> int:
+    """A quarantine entry id as argparse takes it: a positive integer a database row can have."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an entry id (a number from `quarantine list`)") from None
+    if not 0 < value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is not an entry id (ids are 1 … 2^63-1)")
+    return value
+
+
 def cmd_quarantine(args) -> int:
+    if args.action != "list" and not args.ids:
+        print(f"give the id(s) of the entries to {args.action}", file=sys.stderr)
+        return 2
     eng = store.engine()
     with eng.begin() as conn:
         if args.action == "list":
@@ -93,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(fn=cmd_report)
     q = sub.add_parser("quarantine", help="list, show, replay or ignore quarantined records")
     q.add_argument("action", choices=["list", "show", "replay", "ignore"])
-    q.add_argument("ids", nargs="*", type=int)
+    q.add_argument("ids", nargs="*", type=entry_id)
     q.add_argument("--flow")
     q.add_argument("--status", default="open", help="open | replay_pending | replayed | resolved | ignored | all")
     q.add_argument("--limit", type=int, default=50)

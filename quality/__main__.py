@@ -25,14 +25,23 @@ def cmd_review(args) -> int:
             print("give the decision id(s) to act on", file=sys.stderr)
             return 2
         for decision_id in args.ids:
-            print(json.dumps(review.decide(conn, decision_id, args.action, args.by, args.comment), ensure_ascii=False))
+            try:
+                out = review.decide(conn, decision_id, args.action, args.by, args.comment)
+            except ValueError as exc:  # an unknown decision, or a record the hub no longer holds
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(json.dumps(out, ensure_ascii=False))
     return 0
 
 
 def cmd_dedup(args) -> int:
     from quality import legacy
 
-    stats = legacy.dedup_csv(args.input, args.output, encoding=args.encoding)
+    try:
+        stats = legacy.dedup_csv(args.input, args.output, encoding=args.encoding)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(stats, ensure_ascii=False, indent=2))
     return 0
 
@@ -50,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("dedup", help="deduplicate a CSV of customer records (see docs/dedup.md)")
     d.add_argument("input")
     d.add_argument("-o", "--output", required=True)
-    d.add_argument("--encoding", default="utf-8-sig")
+    d.add_argument("--encoding", help="the input's encoding (default: UTF-8, else GBK/GB18030)")
     d.set_defaults(fn=cmd_dedup)
     args = p.parse_args(argv)
     return args.fn(args)

@@ -4,16 +4,21 @@ Input columns (UTF-8 or GBK; header row): ``id`` and ``name`` required; ``uscc``
 ``phone``, ``address``, ``source`` (which system the row came from) and ``updated_at``
 optional. Output: every input row with ``cluster_id``, the cluster's golden values
 (``golden_name``, ``golden_uscc``, ``golden_phone``, ``golden_address``), the best match
-probability and a reason a data steward can read.
+probability and a reason a data steward can read. A file the command cannot take as it is
+(empty, header only, no ``id`` / ``name`` column, a repeated id, a mix of encodings, a NUL)
+is refused with one line saying so.
 """
 from __future__ import annotations
 
+import csv
+import io
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from hub.cells import check_cells, csv_rows, open_output, read_text
 from quality import survivorship
 from quality.dedup import engine
 
@@ -71,11 +76,40 @@ def dedup_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return out, stats
 
 
-def dedup_csv(src: str | Path, dst: str | Path, encoding: str = "utf-8-sig") -> dict:
+def read_export(src: str | Path, encoding: str | None = None) -> pd.DataFrame:
+    """The export as text columns; ValueError (one line for the user) for a file the dedup cannot
+    take as it is: missing, empty, header only, undecodable, without ``id`` / ``name``, with a
+    blank or repeated id, with control characters."""
+    text = read_text(src, encoding)
     try:
-        df = pd.read_csv(src, dtype=str, encoding=encoding, keep_default_na=False, na_values=[""])
-    except UnicodeDecodeError:
-        df = pd.read_csv(src, dtype=str, encoding="gb18030", keep_default_na=False, na_values=[""])
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise ValueError(f"{src}: not a CSV file pandas can read ({str(exc).strip()})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = sorted({"id", "name"} - set(df.columns))
+    if missing:
+        raise ValueError(f"{src}: missing column(s) {', '.join(missing)} (id and name are required, see docs/dedup.md)")
+    if df.empty:
+        raise ValueError(f"{src}: a header but no records")
+    blank = df["id"].isna().to_numpy()
+    if blank.any():
+        raise ValueError(f"{src}: row {int(blank.argmax()) + 2}, id: blank (every record needs an id)")
+    dup = df["id"][df["id"].duplicated()]
+    if len(dup):
+        rows = [str(n + 2) for n, v in enumerate(df["id"]) if v == dup.iloc[0]]
+        raise ValueError(f"{src}: id {dup.iloc[0]!r} appears on rows {', '.join(rows)} ({dup.nunique()} id(s) "
+                         "repeated): each record must have its own id")
+    check_cells(df, src)
+    return df
+
+
+def dedup_csv(src: str | Path, dst: str | Path, encoding: str | None = None) -> dict:
+    """Dedup ``src`` into ``dst``; text cells of the output are neutralised against formula
+    injection (:mod:`hub.cells`)."""
+    df = read_export(src, encoding)
     out, stats = dedup_frame(df)
-    out.to_csv(dst, index=False, encoding="utf-8-sig")
+    with open_output(dst) as fh:
+        w = csv.writer(fh)
+        w.writerow(list(out.columns))
+        w.writerows(csv_rows(out.itertuples(index=False, name=None)))
     return stats

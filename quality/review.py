@@ -35,6 +35,8 @@ def apply_requested(conn) -> int:
 
 
 def get(conn, decision_id: int) -> dict[str, Any] | None:
+    if not 0 < decision_id < 2**63:  # no such row, and a database integer cannot hold it
+        return None
     row = conn.execute(select(model.match_decision).where(model.match_decision.c.id == decision_id)).first()
     return dict(row._mapping) if row else None
 

@@ -23,6 +23,14 @@ def cmd_match(args) -> int:
     from quality.reconcile.csvio import match_files
     from quality.reconcile.engine import Settings
 
+    wrong = next((f"{flag} {value} is out of range ({allowed})" for flag, value, ok, allowed in (
+        ("--fee", args.fee, 0 <= args.fee <= 10000, "0 … 10000 yuan"),
+        ("--window-days", args.window_days, 0 <= args.window_days <= 3660, "0 … 3660"),
+        ("--max-subset", args.max_subset, 1 <= args.max_subset <= 8, "1 … 8"),
+        ("--auto-confidence", args.auto_confidence, 0 < args.auto_confidence <= 1, "above 0, at most 1")) if not ok), None)
+    if wrong:  # nan fails every comparison, so it lands here too
+        print(f"error: {wrong}", file=sys.stderr)
+        return 2
     settings = Settings(fee_tolerance_fen=round(args.fee * 100), window_days=args.window_days,
                         max_subset=args.max_subset, auto_confidence=args.auto_confidence)
     try:
@@ -46,17 +54,15 @@ def cmd_exceptions(args) -> int:
                       f"{show(r.open_fen):>15}  {str(r.payer_name or '-')[:24]:<24}  {r.reason_code:<24} {r.status}")
             print(f"({len(frame)} {args.status})")
             return 0
-        if args.action == "show":
-            for ident in args.receipts:
-                exc = queue.find(conn, ident)
-                print(json.dumps(exc, ensure_ascii=False, indent=2, default=str))
-            return 0
         if not args.receipts:
-            print("give the receipt(s) to decide on", file=sys.stderr)
+            print(f"give the receipt(s) to {'show' if args.action == 'show' else 'decide on'}", file=sys.stderr)
             return 2
         items = [i.strip() for i in (args.items or "").split(",") if i.strip()]
         try:
             for ident in args.receipts:
+                if args.action == "show":
+                    print(json.dumps(queue.find(conn, ident), ensure_ascii=False, indent=2, default=str))
+                    continue
                 out = queue.decide(conn, ident, args.action, args.by, args.comment, args.customer, items)
                 print(json.dumps(out, ensure_ascii=False))
         except queue.DecisionError as exc:

@@ -324,16 +324,20 @@ def _amounts(book: _Book, rows: dict[str, dict]) -> None:
     if pairs.empty:
         return
     doc = pairs["item"].map(book.doc_day)
-    pairs = pairs[(doc >= pairs["day"] - book.s.window_days) & (doc <= pairs["day"] + book.s.lead_days)]
+    # an item dated after the receipt, however long after, still makes the amount ambiguous
+    # (先款后票: the invoice follows the money); only items inside the window are posted to
+    in_window = (doc >= pairs["day"] - book.s.window_days) & (doc <= pairs["day"] + book.s.lead_days)
+    pairs = pairs.assign(in_window=in_window.to_numpy())[in_window | (doc > pairs["day"])]
     exact_any = (pairs["open"] == pairs["amount"]).groupby(pairs["rid"]).transform("any")
     pairs = pairs[~exact_any | (pairs["open"] == pairs["amount"])]
     per_receipt = pairs.groupby("rid")["item"].transform("size")
     per_item = pairs.groupby("item")["rid"].transform("size")
     ambiguous = pairs[(per_receipt > 1) | (per_item > 1)]
     items_of = ambiguous.groupby("rid")["item"].agg(list).to_dict()
-    for p in pairs.assign(n_r=per_receipt, n_i=per_item).itertuples(index=False):
+    for p in pairs.assign(n_r=per_receipt, n_i=per_item).sort_values("in_window", ascending=False,
+                                                                      kind="stable").itertuples(index=False):
         r = rows[p.rid]
-        if book.done(p.rid):
+        if book.done(p.rid) or (not p.in_window and p.n_r == 1 and p.n_i == 1):
             continue
         evidence = {"payer": _payer_evidence(r), "amount": "equal to the open amount" if p.open == p.amount
                     else f"short by {show(p.open - p.amount)} (bank fee)",
@@ -494,6 +498,7 @@ def reconcile(receipts: pd.DataFrame, items: pd.DataFrame, accounts: pd.DataFram
     receipts["receipt_id"] = receipts["receipt_id"].astype(str)
     items = items.reset_index(drop=True).copy()
     items["item_id"] = items["item_id"].astype(str)
+    _check_input(receipts, items)
     if "refs" not in items:
         items["refs"] = None
     items["refs"] = [f"{i}|{r}" if isinstance(r, str) and r else i for i, r in zip(items["item_id"], items["refs"])]
@@ -509,6 +514,9 @@ def reconcile(receipts: pd.DataFrame, items: pd.DataFrame, accounts: pd.DataFram
     for r in rows.values():
         r["amount_fen"] = int(r["amount_fen"])
         r["day"] = int(r["day"])
+    for r in rows.values():  # a refund or reversal is not money in: never posted, never proposed
+        if r["amount_fen"] <= 0:
+            book.fail(r, "not_positive", show(r["amount_fen"]), r.get("customer"))
     _decisions(book, rows, decisions)
     for rid, (code, detail) in (holds or {}).items():
         if rid in rows and not book.done(rid):
@@ -518,6 +526,18 @@ def reconcile(receipts: pd.DataFrame, items: pd.DataFrame, accounts: pd.DataFram
     _combinations(book, rows)
     _leftovers(book, rows)
     return _result(book, rows)
+
+
+def _check_input(receipts: pd.DataFrame, items: pd.DataFrame) -> None:
+    """Refuse what would lose or invent money silently: two receipts (or items) under one id
+    would merge into one, a receipt without an amount has nothing to match."""
+    for frame, col, what in ((receipts, "receipt_id", "receipt"), (items, "item_id", "item")):
+        dup = frame[col][frame[col].duplicated()].unique().tolist()
+        if dup:
+            raise ValueError(f"{what} ids must be unique: {', '.join(map(str, dup[:5]))} appear more than once")
+    blank = receipts["receipt_id"][receipts["amount_fen"].isna()].tolist()
+    if blank:
+        raise ValueError(f"receipts without an amount: {', '.join(blank[:5])}")
 
 
 def _result(book: _Book, rows: dict[str, dict]) -> Result:

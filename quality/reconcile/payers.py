@@ -66,7 +66,7 @@ def resolve(receipts: pd.DataFrame, accounts: pd.DataFrame, names: pd.DataFrame)
     for col in ("by_account", "by_name", "account_ambiguous", "name_ambiguous"):
         out[col] = out[col].astype(object).where(out[col].notna(), None)
     customer = out["given"].copy()
-    by = pd.Series(["source" if c is not None else None for c in customer], dtype=object)
+    by = pd.Series(["source" if known else None for known in customer.notna()], dtype=object)  # None reads back NaN
     take = customer.isna() & out["by_account"].notna()
     customer[take], by[take] = out.loc[take, "by_account"], "account"
     take = customer.isna() & out["by_name"].notna()

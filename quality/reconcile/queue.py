@@ -57,6 +57,12 @@ def find(conn, ident: str) -> dict[str, Any]:
     return found[0]
 
 
+def known_customer(conn, code: str) -> bool:
+    """A U8 customer code the receipts flow has read (directory, bank accounts or open items)."""
+    return any(conn.execute(select(t.c.customer_code).where(t.c.customer_code == code).limit(1)).first()
+               for t in (rm.payer_name, rm.payer_account, rm.open_item))
+
+
 def _items(conn, customer: str | None, names: Sequence[str]) -> list[str]:
     """Item keys from what finance typed: ``invoice:0312…``, ``order:SO…`` or a bare document number."""
     i = rm.open_item.c
@@ -89,6 +95,9 @@ def decide(conn, ident: str, action: str, by: str, comment: str | None = None, c
     if action == "reassign":
         if not customer:
             raise DecisionError("reassign needs --customer (the U8 customer code)")
+        if not known_customer(conn, customer):
+            raise DecisionError(f"customer {customer!r} is not a U8 customer the hub knows (give its U8 code, "
+                                "cCusCode, as the receipts flow read it)")
         items = _items(conn, customer, items)
     d, e = rm.recon_decision.c, rm.recon_exception.c
     hid = exc["receipt_hub_id"]

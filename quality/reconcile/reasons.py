@@ -37,6 +37,8 @@ REASONS: dict[str, tuple[str, str]] = {
                        "reassign items"),
     "needs_review": ("有匹配方案，但把握不足以自动入账 (a match the hub is not sure enough of to post)",
                      "accept the proposal or reassign"),
+    "not_positive": ("金额为零或负数，不是收款（退款或冲正？）(a zero or negative amount is not a receipt: a refund or "
+                     "a reversal?)", "reject it; enter a refund in U8 itself"),
     "possible_duplicate": ("与已录入 U8 的收款单可能重复 (looks like a 收款单 already entered in U8)",
                            "reject if it is the same money"),
     "rejected_by_finance": ("财务已驳回，等待重新指定 (rejected by finance; waits to be reassigned)", "reassign"),

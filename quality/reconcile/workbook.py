@@ -3,7 +3,9 @@
 Sheets: 汇总 (the run's figures), 已匹配 matched (every allocation posted this run with its rule,
 confidence and evidence), 部分核销 partial (items partly paid), 待处理 exceptions (the open queue
 with reason, proposal and the hub id the CLI takes), 客户汇总 per-customer totals, 逾期 overdue
-plan instalments. Money is written as exact Decimal yuan with a ``#,##0.00`` format.
+plan instalments. Money is written as exact Decimal yuan with a ``#,##0.00`` format; every
+text cell goes through :func:`hub.cells.append_row` (a payer named ``=cmd|…`` is text, not a
+formula; a NUL in a name is shown as ``\\x00``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from hub.cells import append_row
 from quality.reconcile.amounts import show, yuan
 
 MONEY = "#,##0.00"
@@ -44,9 +47,9 @@ def _text(value: Any) -> str:
 
 def _sheet(wb, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]], money: Sequence[int] = ()) -> None:
     ws = wb.create_sheet(title)
-    ws.append(list(header))
+    append_row(ws, list(header))
     for row in rows:
-        ws.append(list(row))
+        append_row(ws, list(row))
     for col in money:
         for cell in ws.iter_cols(min_col=col + 1, max_col=col + 1, min_row=2):
             for c in cell:
@@ -68,10 +71,10 @@ def write(path: Path, *, figures: dict[str, Any], allocations: pd.DataFrame, rec
     wb = Workbook()
     ws = wb.active
     ws.title = "汇总 summary"
-    ws.append(["项目 figure", "值 value"])
-    ws.append(["as of", as_of.isoformat()])
+    append_row(ws, ["项目 figure", "值 value"])
+    append_row(ws, ["as of", as_of.isoformat()])
     for k, v in figures.items():
-        ws.append([k, v])
+        append_row(ws, [k, v])
     ws.column_dimensions["A"].width = 40
 
     rec = receipts.set_index("hub_id") if len(receipts) else pd.DataFrame()
