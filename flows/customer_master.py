@@ -21,14 +21,14 @@ from connectors.u8 import U8Connector
 from connectors.xiaoshouyi import XiaoshouyiConnector
 from flows import contacts, registry, settings
 from flows.steps import quarantine_errors, read_stream, save_source_records, write_in_chunks
-from hub import connections, model, quarantine, watermarks, xref
+from hub import connections, model, outbox, quarantine, watermarks, xref
 from hub.errors import ConfigurationError, DataError
 from hub.model import CUSTOMER_FIELDS, SOURCE_EXTRA
 from hub.runlog import StepCounts
 from hub.runner import StepContext
 from hub.store import chunks, frame_records, select_in, stage_append, stage_read, stage_write, upsert, utcnow
 from mappings import engine
-from quality import gate, golden, matching, review
+from quality import gate, golden, matching, review, uscc
 
 log = logging.getLogger("flows.customer_master")
 
@@ -190,6 +190,9 @@ def load(ctx: StepContext) -> StepCounts:
                                    record_keys=part["native_key"].tolist())
             matching.index(conn, src)
             counts.written = golden.rebuild(conn, ctx.run_id, batch["hub_id"].unique().tolist())
+            # a CRM account that joined a customer U8 already holds leaves the golden record as
+            # it was, yet still lacks the U8 code: write_back compares and sends only what differs
+            outbox.enqueue(conn, ENTITY, ctx.run_id, src.loc[src["system"] == "crm", "hub_id"].tolist(), ["crm"])
             counts.skipped = counts.read - len(batch)
         # contacts after their customers, whose hub ids they need
         counts += contacts.resolve(conn, ctx, FLOW)
@@ -242,9 +245,54 @@ def publish(ctx: StepContext) -> StepCounts:
         done = sorted(set(pending) - set(todo["hub_id"]))
         _outbox_done(conn, "u8", done)
         counts.skipped += len(done)
+        todo = _link_to_u8_holders(conn, ctx.run_id, todo, counts)
         counts.written = len(todo)
         stage_write(conn, ctx.run_id, "publish", todo)
     return counts
+
+
+def _link_to_u8_holders(conn, run_id: str, todo: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
+    """A valid USCC that U8 already holds is never created a second time.
+
+    Resolve links records that share one; this is the last check before U8, against U8
+    itself: a customer the hub could not take in (quarantined, typed into U8 after this
+    run's read) is edited instead of created, so the golden record links to it. When
+    another golden record already holds that U8 customer, or two of this run's new golden
+    records share the code, the extra ones are held back with a reason (two hub customers
+    for one company: a reviewer merges them, or the code in the CRM is wrong).
+    """
+    adds = todo[(todo["op"] == "add") & todo["uscc"].map(uscc.identifies)]
+    if adds.empty:
+        return todo
+    holders = sorted(u8().lookup("Customer", "cCusRegCode", adds["uscc"].unique().tolist()),
+                     key=lambda r: str(r["cCusCode"]))
+    code_of: dict[str, str] = {}
+    for row in holders:
+        code_of.setdefault(str(row["cCusRegCode"]), str(row["cCusCode"]))
+    owners = select_in(conn, model.xref, "native_key", list(code_of.values()),
+                       where=[model.xref.c.entity == ENTITY, model.xref.c.system == "u8"], columns=["native_key", "hub_id"])
+    owner = dict(zip(owners["native_key"], owners["hub_id"]))
+    first: dict[str, str] = {}
+    held: dict[str, str] = {}
+    for i, hub_id, code in zip(adds.index, adds["hub_id"], adds["uscc"]):
+        u8_code, claimed = code_of.get(code), first.setdefault(code, hub_id)
+        if claimed != hub_id:
+            held[hub_id] = (f"统一社会信用代码 {code} 也属于客户 {claimed} (same USCC as hub customer {claimed} in this run): "
+                            "not created twice in U8; merge the two in the dedup review or correct the code")
+        elif u8_code and owner.get(u8_code, hub_id) != hub_id:
+            held[hub_id] = (f"U8 客户 {u8_code} 已使用统一社会信用代码 {code} (U8 customer {u8_code} of hub customer "
+                            f"{owner[u8_code]} holds this USCC): not created twice; merge the two in the dedup review "
+                            "or correct the code")
+        elif u8_code:
+            todo.loc[i, ["op", "u8_code"]] = ["edit", u8_code]
+    if held:
+        log.warning("%d customers not created in U8: their USCC is already there", len(held))
+        _outbox_done(conn, "u8", sorted(held), "held", "USCC already in U8")
+        rows = todo[todo["hub_id"].isin(held)]
+        counts.quarantined += quarantine.add(conn, run_id=run_id, flow=FLOW, entity=ENTITY, system="u8", stage="publish",
+                                             items=[(h, {"hub_id": h, "name": n, "uscc": c}, [held[h]])
+                                                    for h, n, c in zip(rows["hub_id"], rows["name"], rows["uscc"])])
+    return todo[~todo["hub_id"].isin(held)]
 
 
 REGISTRY_FIELDS = {"legal_name": "name", "uscc": "uscc", "registry_status": "registry_status",
@@ -510,7 +558,8 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
 
 def _hold_reasons(conn, hub_ids: list[str]) -> dict[str, str]:
     q = model.quarantine.c
-    rows = select_in(conn, model.quarantine, "record_key", hub_ids, where=[q.system == "registry", q.stage == "publish"],
+    rows = select_in(conn, model.quarantine, "record_key", hub_ids,
+                     where=[q.system.in_(["registry", "u8"]), q.stage == "publish"],
                      columns=["record_key", "reasons"])
     return {k: "; ".join(r) for k, r in zip(rows["record_key"], rows["reasons"])}
 

@@ -30,6 +30,12 @@ def is_valid(code: str | None) -> bool:
     return check_character(code[:17]) == code[17]
 
 
+def identifies(code: str | None) -> bool:
+    """A valid code that is not a placeholder: it names one legal entity, so two records that
+    carry it are one company (dedup links them; U8 never gets a second customer with it)."""
+    return is_valid(code) and code not in PLACEHOLDERS
+
+
 def valid_mask(codes: pd.Series) -> pd.Series:
     """Per row: True valid, False invalid, <NA> where there is no code."""
     present = codes.notna()

@@ -44,6 +44,25 @@ def test_different_usccs_are_never_merged_however_alike_the_names():
     assert cluster["a"] == cluster["c"] and cluster["a"] != cluster["b"]
 
 
+def test_one_valid_uscc_is_one_company_whatever_the_names_and_only_a_reviewer_splits_it():
+    """A former name, an abbreviation, a branch-looking suffix: the same valid USCC links them
+    (a second ERP customer for one legal entity is worse than a wrong name)."""
+    df = pd.DataFrame([
+        {"_row": "u8", "name": "麟优隆工程技术有限责任公司", "uscc": "91310000498208828L", "phone": None, "address": None},
+        {"_row": "crm", "name": "麟优隆模具有限责任公司", "uscc": "91310000498208828L", "phone": None, "address": None},
+        {"_row": "abbr", "name": "海普集团武汉", "uscc": "91420100114321769A", "phone": None, "address": None},
+        {"_row": "full", "name": "合肥海普智能装备集团有限公司武汉分公司", "uscc": "91420100114321769A",
+         "phone": None, "address": None},
+        {"_row": "bad", "name": "北京星河贸易有限公司", "uscc": "91310000498208828X", "phone": None, "address": None},
+    ] + [{"_row": f"x{i}", "name": f"公司{i}号贸易有限公司", "uscc": None, "phone": None, "address": None} for i in range(50)])
+    cluster = dict(zip(*[engine.find_matches(df, "customer").records[c] for c in ("_row", "cluster")]))
+    assert cluster["u8"] == cluster["crm"] and cluster["abbr"] == cluster["full"]
+    assert cluster["bad"] != cluster["u8"]  # a code that fails its check character is no evidence
+    apart = pd.DataFrame([{"left": "u8", "right": "crm", "decision": "distinct"}])
+    split = engine.find_matches(df, "customer", decisions=apart).records
+    assert len(set(split.loc[split["_row"].isin(["u8", "crm"]), "cluster"])) == 2
+
+
 def _truth(sb) -> dict[str, str]:
     t = json.loads((sb.folder / "truth.json").read_text(encoding="utf-8"))
     return {f"crm:{r['crm_id']}": r["company_id"] for r in t["crm"]} | {f"u8:{r['u8_code']}": r["company_id"] for r in t["u8"]}

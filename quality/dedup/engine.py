@@ -54,6 +54,9 @@ class Comparison:
     scorer: str = "jaro_winkler"   # for similarity / distance
     thresholds: tuple[float, ...] = ()
     veto: bool = False             # both present and different: never a match
+    #: both present and equal: always a match, whatever the other columns say (a valid
+    #: 统一社会信用代码 names one legal entity; a reviewer's "distinct" still wins)
+    decisive: bool = False
 
     @property
     def n_levels(self) -> int:
@@ -80,7 +83,8 @@ class DedupConfig:
 def load_config(name: str) -> DedupConfig:
     raw = yaml.safe_load((RULE_DIR / f"{name}_dedup.yaml").read_text(encoding="utf-8"))
     comps = tuple(Comparison(column=c["column"], method=c.get("method", "exact"), scorer=c.get("scorer", "jaro_winkler"),
-                             thresholds=tuple(c.get("thresholds", ())), veto=bool(c.get("veto", False)))
+                             thresholds=tuple(c.get("thresholds", ())), veto=bool(c.get("veto", False)),
+                             decisive=bool(c.get("decisive", False)))
                   for c in raw["comparisons"])
     return DedupConfig(entity=raw["entity"], preparer=raw["preparer"], id_column=raw.get("id_column", "_row"),
                        blocking=tuple(tuple(b) for b in raw["blocking"]), comparisons=comps,
@@ -302,10 +306,15 @@ def find_matches(df: pd.DataFrame, config: str | DedupConfig, decisions: pd.Data
     for k, comp in enumerate(cfg.comparisons):
         if comp.veto and len(lv):
             prob[lv[:, k] == comp.n_levels - 1] = 0.0  # present on both sides and unlike
+    decisive = np.zeros(len(lv), dtype=bool)
+    for k, comp in enumerate(cfg.comparisons):
+        if comp.decisive and len(lv):
+            decisive |= lv[:, k] == 0  # present on both sides and equal: outranks every veto
+    prob[decisive] = 1.0
     decision = np.where(prob >= cfg.match_probability, "match",
                         np.where(prob >= cfg.review_probability, "review", "distinct")).astype(object)
     out = pd.DataFrame({"left": ids[pairs[:, 0]] if len(pairs) else [], "right": ids[pairs[:, 1]] if len(pairs) else [],
-                        "probability": prob, "decision": decision})
+                        "probability": prob, "decision": decision, "decisive": decisive})
     for k, comp in enumerate(cfg.comparisons):
         out[f"level_{comp.column}"] = lv[:, k] if len(lv) else []
     if decisions is not None and len(decisions):
@@ -357,7 +366,7 @@ def _untangle(recs: pd.DataFrame, ids: np.ndarray, pairs: pd.DataFrame, veto: li
                 continue
             in_bad = pairs["left"].map(cl).isin(clusters_bad)
             one_blank = pairs["left"].map(values[col]).isna() ^ pairs["right"].map(values[col]).isna()
-            demote |= match & in_bad & one_blank
+            demote |= match & in_bad & one_blank & ~pairs["decisive"].fillna(False).astype(bool)
         if not demote.any():
             return pairs
         pairs.loc[demote, "decision"] = "review"

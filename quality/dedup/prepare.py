@@ -62,8 +62,7 @@ def company(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     if "uscc" in out.columns:  # only a valid code is evidence; a placeholder like 000…0 would tie strangers
         codes = out["uscc"].astype(object).where(out["uscc"].notna(), None)
-        out["uscc"] = codes.where(codes.map(lambda c: isinstance(c, str) and uscc.is_valid(c)
-                                            and c not in uscc.PLACEHOLDERS), None)
+        out["uscc"] = codes.where(codes.map(uscc.identifies), None)
     keys = name_key(out["name"]).astype(object)
     parts = [split_branch(k) if isinstance(k, str) else (None, None) for k in keys]
     base = [p[0] for p in parts]
