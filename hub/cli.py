@@ -46,7 +46,7 @@ def entry_id(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an entry id (a number from `quarantine list`)") from None
-    if not 0 < value < 2**63:
+    if not store.is_row_id(value):
         raise argparse.ArgumentTypeError(f"{text} is not an entry id (ids are 1 … 2^63-1)")
     return value
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hub import model
-from hub.store import upsert, utcnow
+from hub.store import is_row_id, upsert, utcnow
 
 VERDICTS = ("merge", "distinct", "undo")
 
@@ -29,6 +29,8 @@ def request(conn, decision_id: int, verdict: str, by: str, comment: str | None =
     """Record ``verdict`` on a queued decision for the next run to apply; False if unknown."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}")
+    if not is_row_id(decision_id):  # no such row, and a database integer cannot hold it
+        return False
     row = conn.execute(select(model.match_decision).where(model.match_decision.c.id == decision_id)).first()
     if row is None:
         return False

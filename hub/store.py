@@ -17,6 +17,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from hub import config, model
 
 CHUNK = 2000  # rows per statement; stays under SQLite's 32k bound parameters for wide tables
+#: The largest integer key a row can have (SQLite INTEGER, PostgreSQL bigint): an id beyond
+#: it names no row, and the database driver would overflow on it.
+MAX_ROW_ID = 2**63 - 1
+
+
+def is_row_id(value: int) -> bool:
+    """True when ``value`` is an id a database row can have (1 … 2^63-1)."""
+    return 0 < value <= MAX_ROW_ID
 
 
 def utcnow() -> datetime:

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import select, update
 
 from hub import model, review_queue
-from hub.store import upsert, utcnow
+from hub.store import is_row_id, upsert, utcnow
 from quality import golden
 from quality.matching import ENTITY, new_hub_id
 
@@ -35,7 +35,7 @@ def apply_requested(conn) -> int:
 
 
 def get(conn, decision_id: int) -> dict[str, Any] | None:
-    if not 0 < decision_id < 2**63:  # no such row, and a database integer cannot hold it
+    if not is_row_id(decision_id):  # no such row, and a database integer cannot hold it
         return None
     row = conn.execute(select(model.match_decision).where(model.match_decision.c.id == decision_id)).first()
     return dict(row._mapping) if row else None

@@ -92,6 +92,62 @@ def test_an_admin_ignores_with_a_comment_and_is_audited(console):
         ("ops", "ignore", "open", "ignored")]
 
 
+@pytest.mark.parametrize("header", ["Basic b3BzOm9wcy1QYTU1LWNvbnNvbGU=", "Bearer", "Negotiate abc", "Digest x"])
+def test_an_authorization_header_that_is_no_bearer_token_does_not_lift_the_origin_check(console, header):
+    """Only a bearer token Airflow accepts exempts a state change from the Origin check: with
+    the session cookie, any other Authorization header is still the cookie's request."""
+    url, token = console.server.url, console.server.token("ops")
+    entry = _open_entry("phone_format")
+    for origin in ({"Origin": "http://evil.example"}, {}):
+        r = requests.post(url + "/hub/quarantine/action", cookies={"_token": token}, allow_redirects=False,
+                          headers={"Authorization": header, **origin},
+                          data={"ids": entry["id"], "action": "ignore", "comment": "csrf"}, timeout=10)
+        assert r.status_code == 403, (header, origin, r.status_code)
+        r = requests.post(url + "/hub/api/quarantine/replay", cookies={"_token": token},
+                          headers={"Authorization": header, **origin}, json={"ids": [entry["id"]]}, timeout=10)
+        assert r.status_code == 403, (header, origin, r.status_code)
+    assert _status(entry["id"]) == "open"
+    # the same cookie from the console's own page still works, and so does a real bearer token
+    r = requests.get(f"{url}/hub/api/quarantine/{entry['id']}", cookies={"_token": token},
+                     headers={"Authorization": header}, timeout=10)
+    assert r.status_code == 200
+
+
+BEYOND = str(2**63)  # one more than the largest id a database row can have
+
+
+@pytest.mark.parametrize("path", [
+    f"/hub/api/quarantine/{BEYOND}", "/hub/api/quarantine/99999999999999999999999999", "/hub/api/quarantine/-1",
+    "/hub/api/quarantine/abc", "/hub/api/quarantine/1.5", f"/hub/api/quarantine?offset={BEYOND}",
+    "/hub/api/quarantine?limit=abc", "/hub/api/quarantine?offset=1e3", "/hub/api/run?id=x%00y",
+    "/hub/api/trace?q=%00", "/hub/api/quarantine?q=a%00b", f"/hub/quarantine/{BEYOND}",
+    f"/hub/quarantine?page_no={BEYOND}", "/hub/quarantine?page_no=x", "/hub/run?id=%00",
+])
+def test_a_parameter_no_row_can_have_is_a_4xx_with_the_reason(console, path):
+    token = console.server.token("viewer")
+    r = requests.get(console.server.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert 400 <= r.status_code < 500 and r.status_code not in (401, 403), (path, r.status_code, r.text[:300])
+    detail = r.json()["detail"]
+    assert detail and "Internal Server Error" not in detail, detail
+    page = requests.get(console.server.url + path, cookies={"_token": token}, headers={"Accept": "text/html"},
+                        timeout=10)
+    assert 400 <= page.status_code < 500, (path, page.status_code)
+
+
+@pytest.mark.parametrize("ids", [[2**63], [2**70], [0], [1, -5]])
+def test_an_action_on_an_id_no_row_can_have_is_a_4xx(console, ids):
+    url, token = console.server.url, console.server.token("ops")
+    r = requests.post(url + "/hub/api/quarantine/replay", headers={"Authorization": f"Bearer {token}"},
+                      json={"ids": ids}, timeout=10)
+    assert r.status_code == 400 and "id" in r.json()["detail"], (ids, r.status_code, r.text[:300])
+    form = requests.post(url + "/hub/quarantine/action", cookies={"_token": token}, headers={"Origin": url},
+                         data={"ids": ids, "action": "replay"}, allow_redirects=False, timeout=10)
+    assert form.status_code == 400, (ids, form.status_code)
+    verdict = requests.post(url + "/hub/dedup/action", cookies={"_token": token}, headers={"Origin": url},
+                            data={"id": ids[-1], "verdict": "merge"}, allow_redirects=False, timeout=10)
+    assert 400 <= verdict.status_code < 500, (ids, verdict.status_code)
+
+
 def test_metrics_for_prometheus(console):
     url = console.server.url
     r = requests.get(url + "/hub/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from hub import model, quarantine, store
 
 from .auth import Operator
+from .params import row_ids
 
 ACTIONS = ("replay", "ignore")
 
@@ -33,7 +34,7 @@ def apply(op: Operator, action: str, ids: Sequence[int], comment: str | None) ->
     """Replay or ignore quarantine entries ``ids`` as ``op``; 400 / 403 / 404 on a bad request."""
     if action not in ACTIONS:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unknown action {action!r}")
-    ids = sorted({int(i) for i in ids})
+    ids = row_ids([int(i) for i in ids], "a quarantine entry")
     if not ids:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "select at least one entry")
     comment = (comment or "").strip() or None

@@ -14,6 +14,7 @@ from hub import audit, health, metrics, model, quarantine, report, runs, store, 
 
 from . import actions
 from .auth import Operator, operator, scraper
+from .params import EntryId, Offset
 
 router = APIRouter()
 Op = Annotated[Operator, Depends(operator)]
@@ -49,7 +50,7 @@ def run(op: Op, id: str) -> Any:  # noqa: A002 - the query parameter's name
 @router.get("/api/quarantine")
 def quarantine_list(op: Op, flow: str | None = None, entity: str | None = None, system: str | None = None,
                     stage: str | None = None, state: Annotated[str, Query(alias="status")] = "open",
-                    q: str | None = None, run: str | None = None, limit: int = 100, offset: int = 0) -> Any:
+                    q: str | None = None, run: str | None = None, limit: int = 100, offset: Offset = 0) -> Any:
     with store.engine().begin() as conn:
         rows, total = quarantine.find(conn, flow=flow, entity=entity, system=system, stage=stage,
                                       status=None if state in ("", "all") else state, text=q, run_id=run,
@@ -58,7 +59,7 @@ def quarantine_list(op: Op, flow: str | None = None, entity: str | None = None, 
 
 
 @router.get("/api/quarantine/{qid}")
-def quarantine_item(op: Op, qid: int) -> Any:
+def quarantine_item(op: Op, qid: EntryId) -> Any:
     with store.engine().begin() as conn:
         row = conn.execute(select(model.quarantine).where(model.quarantine.c.id == qid)).first()
         if row is None:

@@ -5,12 +5,13 @@ login page and back; a script gets the status code and a JSON ``detail``.
 """
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from . import api, pages
 from .auth import login_url
+from .params import plain_text
 from .render import page
 
 ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#2f8f83" stroke-width="2">'
@@ -25,7 +26,8 @@ def _wants_html(request: Request) -> bool:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Hub operations console", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="Hub operations console", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(plain_text)])
     app.include_router(pages.router)
     app.include_router(api.router)
 

@@ -2,10 +2,13 @@
 
 The console runs inside Airflow's API server, so it trusts exactly what Airflow trusts:
 the JWT the Airflow UI keeps in the ``_token`` cookie, or an ``Authorization: Bearer``
-token from ``POST /auth/token``, resolved by Airflow's ``get_user``. Permissions map onto
-DAG runs, since each flow is a DAG: reading the console needs read access to DAG runs,
-replaying or ignoring a flow's records needs edit access to that flow's DAG runs (in the
-simple auth manager: role ``user`` or above; ``viewer`` is read-only).
+token from ``POST /auth/token``, resolved by Airflow's ``get_user``. A state change that
+rides on the cookie must come from this server's own pages (Origin / Referer); only a
+bearer token Airflow accepted is exempt, since a browser never adds one on its own.
+Permissions map onto DAG runs, since each flow is a DAG: reading the console needs read
+access to DAG runs, replaying or ignoring a flow's records needs edit access to that
+flow's DAG runs (in the simple auth manager: role ``user`` or above; ``viewer`` is
+read-only).
 
 Airflow's API modules are imported inside the functions: every Airflow process loads
 plugins, and only the API server needs them.
@@ -51,12 +54,18 @@ class Operator:
                                 f"your Airflow role may not edit runs of {', '.join(denied) or 'these flows'}")
 
 
-async def _airflow_user(request: Request) -> Any:
-    """Airflow's ``get_user``: a bearer token wins over the UI's session cookie; 401 without."""
+async def _airflow_user(request: Request) -> tuple[Any, bool]:
+    """Airflow's ``get_user``: a bearer token wins over the UI's session cookie; 401 without.
+
+    Also says whether the user came from a bearer token Airflow accepted: only then is the
+    request free of the cookie's cross-site risk. Any other ``Authorization`` header
+    (``Basic …``, an empty ``Bearer``) leaves the cookie as the identity, so it is not one.
+    """
     from airflow.api_fastapi.core_api import security
 
     credentials = await security.bearer_scheme(request)
-    return await security.get_user(request, None, credentials)
+    user = await security.get_user(request, None, credentials)  # an invalid bearer token raises here
+    return user, credentials is not None and credentials.scheme.lower() == "bearer" and bool(credentials.credentials)
 
 
 def _same_origin(request: Request) -> bool:
@@ -70,11 +79,11 @@ def _same_origin(request: Request) -> bool:
 
 async def operator(request: Request) -> Operator:
     """FastAPI dependency: the signed-in user who may read the console (401 / 403 otherwise)."""
-    user = await _airflow_user(request)
+    user, by_bearer = await _airflow_user(request)
     op = Operator(user=user, name=str(user.get_name()))
     if not op.may_read():
         raise HTTPException(status.HTTP_403_FORBIDDEN, "your Airflow role may not read DAG runs")
-    if request.method not in SAFE_METHODS and "authorization" not in request.headers and not _same_origin(request):
+    if request.method not in SAFE_METHODS and not by_bearer and not _same_origin(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site request refused")
     return op
 

@@ -10,10 +10,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from hub import audit, health, model, quarantine, report, review_queue, runs, store, trace
+from hub.store import MAX_ROW_ID
 from quality.reconcile import queue as recon_queue  # the queue finance's CLI works too
 
 from . import actions
 from .auth import Operator, operator
+from .params import EntryId
 from .render import page
 
 router = APIRouter()
@@ -52,7 +54,8 @@ def _filters(request: Request) -> dict[str, str]:
 
 
 @router.get("/quarantine", response_class=HTMLResponse)
-def quarantine_list(request: Request, op: Op, page_no: int = 1) -> HTMLResponse:
+def quarantine_list(request: Request, op: Op,
+                    page_no: Annotated[int, Query(le=MAX_ROW_ID // PAGE_SIZE)] = 1) -> HTMLResponse:
     """Quarantined records, filtered; select some to replay or ignore."""
     f = _filters(request)
     page_no = max(1, page_no)
@@ -70,7 +73,7 @@ def quarantine_list(request: Request, op: Op, page_no: int = 1) -> HTMLResponse:
 
 
 @router.get("/quarantine/{qid}", response_class=HTMLResponse)
-def quarantine_item(request: Request, op: Op, qid: int) -> HTMLResponse:
+def quarantine_item(request: Request, op: Op, qid: EntryId) -> HTMLResponse:
     """One entry: its payload, reasons, status and who did what to it."""
     with store.engine().begin() as conn:
         row = conn.execute(select(model.quarantine).where(model.quarantine.c.id == qid)).first()
