@@ -1,13 +1,14 @@
 """销售易 (NeoCRM) connector: OAuth2 password grant, XOQL reads, xobjects writes.
 
-Reads are incremental on ``updatedAt`` (epoch ms) with an overlap window: a page query
-``where updatedAt >= T order by updatedAt, id limit 0,100`` walks forward by timestamp
-(keyset, so rows updated meanwhile are never skipped); rows sharing one timestamp beyond
-a page are walked by offset within that timestamp. A read larger than
-``scroll_threshold`` switches to the ``xoqlScroll`` cursor. See docs/protocols.md.
+Reads are incremental on ``updatedAt`` (epoch ms) without depending on any sort by it: the
+only ORDER BY the service documents is ``id``, so a read walks the window
+``updatedAt >= watermark - overlap`` by id (``... and id > last order by id asc limit 0,3000``),
+deduped by id, and a window larger than ``scroll_threshold`` goes through the ``xoqlScroll``
+cursor. The watermark moves only when the whole window was read. See docs/protocols.md.
 """
 from __future__ import annotations
 
+import email.utils
 import logging
 import threading
 import time
@@ -24,7 +25,11 @@ log = logging.getLogger("connectors.xiaoshouyi")
 XOQL = "/rest/data/v2.0/query/xoql"
 XOQL_SCROLL = "/rest/data/v2.0/query/xoqlScroll"
 XOBJECTS = "/rest/data/v2.0/xobjects"
-PAGE_MAX = 100
+#: Rows a XOQL page asks for (``extra.page_size``): public XOQL v2.0 clients page by 3000
+#: (docs/protocols.md); the legacy ``/v2/query``'s 100-row rule is not XOQL's.
+PAGE_SIZE = 3000
+#: Values in one ``in (...)`` list (a statement stays short whatever the page size).
+KEYS_PER_QUERY = 100
 TOKEN_ATTEMPTS = 3
 #: How often a create whose answer was lost (and that the tenant does not hold) is sent again.
 CREATE_ATTEMPTS = 4
@@ -52,7 +57,7 @@ class XiaoshouyiConnector:
     Connection: host = the auth server (``https://login.xiaoshouyi.com``), login = user,
     password = user password (the security token is appended from ``extra.security_token``
     when given); extra: ``client_id``, ``client_secret``, optional ``api_base`` (else
-    derived from the token's ``instance_uri``), ``overlap_ms``, ``scroll_threshold``.
+    derived from the token's ``instance_uri``), ``overlap_ms``, ``scroll_threshold``, ``page_size``.
     """
 
     conn: ConnectionInfo
@@ -74,6 +79,7 @@ class XiaoshouyiConnector:
         self.overlap_ms = int(extra.get("overlap_ms", 60_000))
         self.scroll_threshold = int(extra.get("scroll_threshold", 5_000))
         self.scroll_batch = min(2000, int(extra.get("scroll_batch", 2000)))
+        self.page_size = max(1, int(extra.get("page_size", PAGE_SIZE)))
 
     # --- auth ---------------------------------------------------------------------------------
     def _login(self) -> Token:
@@ -103,14 +109,16 @@ class XiaoshouyiConnector:
             return {"Authorization": f"Bearer {self.token.access_token}"}
 
     def _call(self, method: str, path: str, *, idempotent: bool = True, **kw) -> Response:
-        """A data call; a 401 means the token expired: log in again and retry. Queries (POSTs
-        too) are safe to repeat; a create says ``idempotent=False``."""
+        """A data call. A 401 or 403 to a token means it expired or was revoked (public clients
+        treat both as auth errors): log in again and retry. A 403 is retried once, since to a
+        fresh token it is a permission the API user lacks, which the caller reports. Queries
+        (POSTs too) are safe to repeat; a create says ``idempotent=False``."""
         stale = None
         for _ in range(TOKEN_ATTEMPTS):
             headers = self._headers(stale)
             assert self.api is not None
             resp = self.api.request(method, path, headers=headers, idempotent=idempotent, **kw)
-            if resp.status != 401:
+            if resp.status != 401 and not (resp.status == 403 and stale is None):
                 return resp
             stale = headers["Authorization"].split(" ", 1)[1]
         # the login itself works (else _login raised): repeated 401s on fresh tokens are passing
@@ -121,8 +129,12 @@ class XiaoshouyiConnector:
 
     # --- reads --------------------------------------------------------------------------------
     def _query(self, xoql: str) -> dict:
+        return self._page(xoql)[0]
+
+    def _page(self, xoql: str) -> tuple[dict, int | None]:
+        """A query's data and the server's clock (epoch ms, from the answer's Date header)."""
         resp = self._call("POST", XOQL, data={"xoql": xoql})
-        return self._data(resp, xoql)
+        return self._data(resp, xoql), _server_ms(resp.headers)
 
     @staticmethod
     def _data(resp: Response, what: str) -> dict:
@@ -142,89 +154,92 @@ class XiaoshouyiConnector:
     def read(self, stream: str, cursor: Any = None) -> Iterator[Page]:
         """Pages of ``stream`` with ``updatedAt`` at or after the watermark minus the overlap;
         a cursor ``{"keys": [...]}`` fetches those records by id instead, and
-        ``{"keys": [...], "key_field": f}`` the records whose ``f`` is one of them (an order's lines)."""
+        ``{"keys": [...], "key_field": f}`` the records whose ``f`` is one of them (an order's lines).
+
+        An id walk sees ``updatedAt`` in any order and rows change while it runs, so only the
+        window's last page carries a cursor: the newest ``updatedAt`` of the window, but no later
+        than the server's clock when the walk began (a row changed behind the walk is newer than
+        that, so the next window holds it however long the walk took; the overlap covers skew)."""
         if cursor and "keys" in cursor and cursor.get("key_field"):
             yield from self._by_field(stream, str(cursor["key_field"]), list(cursor["keys"]))
             return
         if cursor and "keys" in cursor:
             yield from self._by_keys(stream, list(cursor["keys"]))
             return
-        since = max(0, int((cursor or {}).get("updatedAt", 0)) - self.overlap_ms) if cursor else 0
-        base = self._select(stream)
+        floor = _ms((cursor or {}).get("updatedAt")) or 0
+        since = max(0, floor - self.overlap_ms) if cursor else 0
+        base, window = self._select(stream), f"updatedAt >= {since}"
         try:
-            first = self._query(f"{base} where updatedAt >= {since} order by updatedAt asc, id asc limit 0,{PAGE_MAX}")
+            first, began = self._page(f"{base} where {window} order by id asc limit 0,{self.page_size}")
         except MalformedResponse as exc:
             yield Page([], None, [(f"{stream}@{since}", exc.body)])
             return
+        walk = _Window(floor, began)
         if int(first.get("totalSize") or 0) > self.scroll_threshold:
-            yield from self._scroll(stream, base, since)
-        else:
-            yield from self._keyset(stream, base, since, first)
+            yield from self._scroll(stream, base, window, walk)
+            return
+        pages = self._id_walk(base, window, first)
+        while True:
+            try:
+                records, last = next(pages)
+            except MalformedResponse as exc:
+                yield Page([], None, [(f"{stream}@{since}:{len(walk.seen)}", exc.body)])
+                return
+            yield Page(walk.take(records), walk.cursor() if last else None)
+            if last:
+                return
+
+    def _id_walk(self, base: str, where: str, first: dict | None = None) -> Iterator[tuple[list[Record], bool]]:
+        """(records, last page?) of ``where`` ordered by id, keyset ``id > last id`` (a row that
+        changes meanwhile shifts no offset). The walk ends on a page that holds every row the
+        service says remain (``totalSize``), so a service capping pages below ours does not end it
+        early; a page not in id order is refused, since walking it would skip rows."""
+        query = f"{base} where {where} order by id asc limit 0,{self.page_size}"
+        data = first if first is not None else self._query(query)
+        while True:
+            records = data.get("records") or []
+            order = [_id_order(r.get("id")) for r in records]
+            if any(a >= b for a, b in zip(order, order[1:])):
+                raise ConfigurationError(f"销售易 answered `{query}` with rows not in id order: an id walk over it "
+                                         "would skip rows (check the tenant's XOQL `order by id`)")
+            total = data.get("totalSize")
+            last = not records or (len(records) >= int(total) if total is not None else len(records) < self.page_size)
+            yield records, last
+            if last:
+                return
+            query = (f"{base} where {where} and id > {_id_literal(records[-1].get('id'))} "
+                     f"order by id asc limit 0,{self.page_size}")
+            data = self._query(query)
 
     def _by_keys(self, stream: str, keys: list[Any]) -> Iterator[Page]:
         base = self._select(stream)
-        for start in range(0, len(keys), PAGE_MAX):
-            ids = ", ".join(xoql_literal(int(k)) if str(k).isdigit() else xoql_literal(k) for k in keys[start:start + PAGE_MAX])
-            data = self._query(f"{base} where id in ({ids}) limit 0,{PAGE_MAX}")
-            yield Page(data.get("records") or [], None)
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            ids = ", ".join(_id_literal(k) for k in keys[start:start + KEYS_PER_QUERY])
+            for records, _ in self._id_walk(base, f"id in ({ids})"):
+                yield Page(records, None)
 
     def _by_field(self, stream: str, key_field: str, values: list[Any]) -> Iterator[Page]:
-        """Records whose ``key_field`` is in ``values``: 100 values a query, paged by offset."""
+        """Records whose ``key_field`` is in ``values``: 100 values a query, walked by id."""
         base = self._select(stream, key_field)
-        for start in range(0, len(values), PAGE_MAX):
-            listed = ", ".join(xoql_literal(v) for v in values[start:start + PAGE_MAX])
-            offset = 0
-            while True:
-                data = self._query(f"{base} where {key_field} in ({listed}) order by id asc limit {offset},{PAGE_MAX}")
-                records = data.get("records") or []
+        for start in range(0, len(values), KEYS_PER_QUERY):
+            listed = ", ".join(xoql_literal(v) for v in values[start:start + KEYS_PER_QUERY])
+            for records, _ in self._id_walk(base, f"{key_field} in ({listed})"):
                 yield Page(records, None)
-                if len(records) < PAGE_MAX:
-                    break
-                offset += PAGE_MAX
 
-    def _keyset(self, stream: str, base: str, since: int, first: dict) -> Iterator[Page]:
-        """Walk forward by timestamp; ``at_ts`` holds ids already yielded at the current one."""
-        ts, at_ts, data, mode = since, set(), first, "ge"
-        while True:
-            records = data.get("records") or []
-            fresh = [r for r in records if not (_ms(r.get("updatedAt")) == ts and r.get("id") in at_ts)]
-            newest = _ms(records[-1].get("updatedAt")) if records else None
-            if newest is not None and newest > ts:
-                ts, at_ts = newest, set()
-            at_ts |= {r.get("id") for r in fresh if _ms(r.get("updatedAt")) == ts}
-            yield Page(fresh, {"updatedAt": ts})
-            if len(records) < PAGE_MAX:
-                if mode != "eq":
-                    return
-                mode, query = "ge", f"{base} where updatedAt > {ts} order by updatedAt asc, id asc limit 0,{PAGE_MAX}"
-            elif mode == "eq" or len(at_ts) >= PAGE_MAX:  # one timestamp fills pages: walk it by offset
-                mode, query = "eq", f"{base} where updatedAt = {ts} order by id asc limit {len(at_ts)},{PAGE_MAX}"
-            else:
-                query = f"{base} where updatedAt >= {ts} order by updatedAt asc, id asc limit 0,{PAGE_MAX}"
-            try:
-                data = self._query(query)
-            except MalformedResponse as exc:
-                yield Page([], None, [(f"{stream}@{ts}", exc.body)])
-                return
-
-    def _scroll(self, stream: str, base: str, since: int) -> Iterator[Page]:
-        """The scroll cursor has no order, so only its last page carries a cursor."""
-        locator, newest = "", since
+    def _scroll(self, stream: str, base: str, window: str, walk: "_Window") -> Iterator[Page]:
+        """A large window through the ``xoqlScroll`` cursor (its own order, ids deduped); only
+        its last batch carries the cursor."""
+        locator = ""
         while True:
             try:
-                resp = self._call("POST", XOQL_SCROLL, data={"xoql": f"{base} where updatedAt >= {since}",
+                resp = self._call("POST", XOQL_SCROLL, data={"xoql": f"{base} where {window}",
                                                              "batchCount": self.scroll_batch, "queryLocator": locator})
                 data = self._data(resp, "scroll")
             except MalformedResponse as exc:
-                yield Page([], None, [(f"{stream}:scroll:{locator}", exc.body)])
+                yield Page([], None, [(f"{stream}@{window}:scroll:{locator}", exc.body)])
                 return
-            records = data.get("records") or []
-            for r in records:
-                ms = _ms(r.get("updatedAt"))
-                if ms is not None and ms > newest:
-                    newest = ms
             locator = data.get("queryLocator") or ""
-            yield Page(records, None if locator else {"updatedAt": newest})
+            yield Page(walk.take(data.get("records") or []), None if locator else walk.cursor())
             if not locator:
                 return
 
@@ -336,6 +351,55 @@ class XiaoshouyiConnector:
             return WriteResult(key, status, str(native))
         except DataError as exc:
             return WriteResult(key, "failed", error=str(exc), error_class="data")
+
+
+@dataclass
+class _Window:
+    """One window walk: the ids it yielded (to dedupe) and the newest ``updatedAt`` it saw."""
+
+    floor: int              # the watermark the window started from
+    began: int | None       # the server's clock (ms) when the walk began; None: it sent no Date
+    newest: int | None = None
+    seen: set[str] = field(default_factory=set)
+
+    def take(self, records: list[Record]) -> list[Record]:
+        """The records not yielded before in this window."""
+        fresh = []
+        for r in records:
+            rid = str(r.get("id"))
+            if rid in self.seen:
+                continue
+            self.seen.add(rid)
+            fresh.append(r)
+            ms = _ms(r.get("updatedAt"))
+            if ms is not None and (self.newest is None or ms > self.newest):
+                self.newest = ms
+        return fresh
+
+    def cursor(self) -> dict[str, int] | None:
+        """The watermark candidate of the completed window (never behind where it started)."""
+        if self.newest is None:
+            return {"updatedAt": self.floor} if self.floor else None
+        newest = self.newest if self.began is None else min(self.newest, self.began)
+        return {"updatedAt": max(self.floor, newest)}
+
+
+def _server_ms(headers: dict[str, str]) -> int | None:
+    """The Date header as epoch ms (whole seconds, so never later than the server's clock)."""
+    value = next((v for k, v in headers.items() if k.lower() == "date"), None)
+    try:
+        return int(email.utils.parsedate_to_datetime(value).timestamp()) * 1000 if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _id_literal(value: Any) -> str:
+    """A record id as XOQL compares it: digits bare (ids are numbers sent as strings)."""
+    return xoql_literal(int(value)) if str(value).isdigit() else xoql_literal(value)
+
+
+def _id_order(value: Any) -> tuple[int, int | str]:
+    return (0, int(value)) if str(value).isdigit() else (1, str(value))
 
 
 def _ms(value: Any) -> int | None:

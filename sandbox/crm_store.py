@@ -35,7 +35,9 @@ NOT_FOUND = "1020044"
 BAD_BODY = "1020045"
 BAD_REFERENCE = "1020046"
 
-MAX_PAGE = 100
+#: XOQL v2.0 page size: public clients ask for 3000 rows a page (``limit 3000 OFFSET n``,
+#: docs/protocols.md); the real maximum is not published, so a larger ask is refused here.
+MAX_PAGE = 3000
 MAX_BATCH = 2000
 CURSOR_TTL_S = 600.0
 MAX_CURSORS = 256
@@ -142,7 +144,7 @@ class CrmStore:
         return rec
 
     def query(self, text: str) -> dict[str, Any]:
-        """``/query/xoql``: one page, ``limit offset,size`` with size <= 100 (default 0,100)."""
+        """``/query/xoql``: one page, ``limit offset,size`` with size <= 3000 (default 0,3000)."""
         q, where, params, order = self._compile(text)
         offset, size = q.limit or (0, MAX_PAGE)
         if size > MAX_PAGE:

@@ -4,16 +4,17 @@ Grammar (keywords case-insensitive)::
 
     query     := SELECT ident ("," ident)* FROM ident
                  [WHERE cond (AND cond)*]
-                 [ORDER BY ident [ASC|DESC] ("," ident [ASC|DESC])*]
+                 [ORDER BY id [ASC|DESC]]
                  [LIMIT int "," int] EOF
     cond      := ident op value | ident IN "(" value ("," value)* ")"
                | ident IS [NOT] NULL
     op        := "=" | "!=" | ">" | ">=" | "<" | "<="
     value     := number | 'string'          ('' inside a string is one quote)
 
-Anything else (``*``, OR, LIKE, parentheses around conditions, functions ...) is a
-``XoqlError``: the stand-in must refuse what the real service would not be asked, so a connector
-that drifts from the documented subset fails here rather than in production.
+Anything else (``*``, OR, LIKE, parentheses around conditions, functions, ORDER BY on any
+field but ``id`` ...) is a ``XoqlError``: the stand-in must refuse what the real service would
+not be asked, so a connector that drifts from the documented subset fails here rather than in
+production. "ORDER BY 仅支持 id" is the one ordering rule published (docs/protocols.md).
 """
 
 from __future__ import annotations
@@ -168,8 +169,8 @@ class _Parser:
         if self._keyword("order"):
             self._expect_keyword("by")
             order.append(self.order_item())
-            while self._punct(","):
-                order.append(self.order_item())
+            if self.tok.kind == "punct" and self.tok.text == ",":
+                raise XoqlError("ORDER BY accepts only id (ORDER BY 仅支持 id), one key", self.tok.pos)
         limit = None
         if self._keyword("limit"):
             offset = self._int()
@@ -210,7 +211,10 @@ class _Parser:
         return value
 
     def order_item(self) -> tuple[str, bool]:
+        pos = self.tok.pos
         name = self._ident()
+        if name != "id":
+            raise XoqlError(f"ORDER BY accepts only id (ORDER BY 仅支持 id), got {name!r}", pos)
         if self._keyword("desc"):
             return name, True
         self._keyword("asc")

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -109,23 +109,22 @@ class Call:
     query: dict[str, str]
     raw: bytes
     body: Any = field(default=None)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-class WebhookSink:
-    """An HTTP server on 127.0.0.1 answering like a chat robot and keeping every call."""
+class JsonServer:
+    """An HTTP server on 127.0.0.1: each POST becomes a :class:`Call` and ``answer(call)``
+    gives the (HTTP status, JSON body) to send back."""
 
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-        sink = self
-
+    def __init__(self, answer: Callable[[Call], tuple[int, Any]]) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                sink.calls.append(Call(url.path, query, raw, json.loads(raw or b"null")))
-                out = json.dumps({"errcode": 0, "errmsg": "ok"}).encode()
-                self.send_response(200)
+                status, body = answer(Call(url.path, query, raw, headers={k.lower(): v for k, v in self.headers.items()}))
+                out = json.dumps(body, ensure_ascii=False).encode()
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(out)))
                 self.end_headers()
@@ -141,3 +140,16 @@ class WebhookSink:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class WebhookSink(JsonServer):
+    """An HTTP server on 127.0.0.1 answering like a chat robot and keeping every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        super().__init__(self._answer)
+
+    def _answer(self, call: Call) -> tuple[int, Any]:
+        call.body = json.loads(call.raw or b"null")
+        self.calls.append(call)
+        return 200, {"errcode": 0, "errmsg": "ok"}

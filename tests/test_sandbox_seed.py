@@ -149,12 +149,12 @@ def test_rowversion_strictly_increases_and_never_recurses(tmp_path: Path) -> Non
 def test_xoql_parses_the_documented_subset() -> None:
     q = xoql.parse("SELECT id, accountName from account where updatedAt >= 1700000000000 and "
                    "accountName = 'O''Brien' and id in (1, '2') and erpCode__c is not null "
-                   "order by updatedAt desc, id limit 200,100")
+                   "order by id desc limit 200,100")
     assert q.fields == ["id", "accountName"] and q.api_key == "account"
     assert [(c.field, c.op, c.values) for c in q.conditions] == [
         ("updatedAt", ">=", [1700000000000]), ("accountName", "=", ["O'Brien"]),
         ("id", "in", [1, "2"]), ("erpCode__c", "notnull", [])]
-    assert q.order == [("updatedAt", True), ("id", False)] and q.limit == (200, 100)
+    assert q.order == [("id", True)] and q.limit == (200, 100)
 
 
 @pytest.mark.parametrize("text", [
@@ -162,6 +162,7 @@ def test_xoql_parses_the_documented_subset() -> None:
     "select id from account where accountName like '华%'", "select id from account limit 10",
     "select id from account where (id = 1)", "select id from account where name = 'open",
     "select count(id) from account", "select id account", "", "select id from account;",
+    "select id from account order by updatedAt", "select id from account order by id, updatedAt",
 ])
 def test_xoql_rejects_everything_else(text: str) -> None:
     with pytest.raises(xoql.XoqlError):

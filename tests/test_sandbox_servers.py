@@ -138,15 +138,27 @@ def test_xoql_pages_cover_everything_once(sbx: Sandbox) -> None:
             break
         offset += 100
     assert len(ids) == len(set(ids)) == ACCOUNTS and all(isinstance(i, str) for i in ids)
-    assert sbx.xoql(s, "select id from account limit 0,101")["code"] != "200"
+    assert sbx.xoql(s, "select id from account limit 0,3001")["code"] != "200"
     assert sbx.xoql(s, "select id from account where accountName like '华%'")["code"] == "1020025"
     assert sbx.xoql(s, "select nope from account")["code"] != "200"
+
+
+def test_order_by_anything_but_id_is_refused_as_bad_xoql(sbx: Sandbox) -> None:
+    """"ORDER BY 仅支持 id": the stand-in refuses what the documented rule forbids, with the
+    envelope it gives any bad statement, so a connector sorting by updatedAt fails here."""
+    s = sbx.crm_session()
+    for text in ("select id, updatedAt from account order by updatedAt asc limit 0,10",
+                 "select id from account order by updatedAt, id", "select id from account order by id, updatedAt"):
+        body = sbx.xoql(s, text)
+        assert body["code"] == "1020025" and "ORDER BY accepts only id" in body["msg"] and body["data"] is None, text
+    rows = sbx.xoql(s, "select id from account order by id desc limit 0,3000")["data"]["records"]
+    assert len(rows) == ACCOUNTS and [int(r["id"]) for r in rows] == sorted((int(r["id"]) for r in rows), reverse=True)
 
 
 def test_scroll_returns_every_record_and_repeats_a_batch_on_retry(sbx: Sandbox) -> None:
     s = sbx.crm_session()
     url = sbx.crm + "/rest/data/v2.0/query/xoqlScroll"
-    form = {"xoql": "select id, updatedAt from account order by updatedAt, id", "batchCount": "1000",
+    form = {"xoql": "select id, updatedAt from account order by id", "batchCount": "1000",
             "queryLocator": ""}
     seen: list[str] = []
     while True:
@@ -192,9 +204,9 @@ def test_create_and_patch_bump_updated_at(sbx: Sandbox) -> None:
     last = s.get(f"{base}/{rid}", timeout=10).json()["data"]
     assert last["updatedBy"] == sbx.creds["crm"]["user_id"] and last["erpCode__c"] == "H000002"
     # (A seeded updatedAt *string* compares above every number, so bound the range from above too.)
-    newest = sbx.xoql(s, "select id, updatedAt from account where updatedAt > 0 and "
-                             "updatedAt < 99999999999999 order by updatedAt desc limit 0,1")["data"]["records"][0]
-    assert newest["id"] == str(rid)
+    newest = sbx.xoql(s, f"select id, updatedAt from account where updatedAt >= {stamps[-1]} and "
+                         "updatedAt < 99999999999999")["data"]["records"]
+    assert [r["id"] for r in newest] == [str(rid)]
 
 
 def test_unknown_field_and_wrong_type_are_400(sbx: Sandbox) -> None:
