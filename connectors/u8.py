@@ -62,7 +62,9 @@ VIEWS: dict[str, tuple[str, str]] = {
     "ArReceipt": ("Ap_CloseBill", "cFlag = 'AR' AND cVouchType = '48'"),
 }
 TOKEN_ERRORS = {"20003", "20004", "30002"}
-TOKEN_ATTEMPTS = 3
+#: Logins per call before a token refusal counts as persistent: with several workers sharing one
+#: token, a token revoked under one worker is refused to the others' calls in flight too.
+TOKEN_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ XOBJECTS = "/rest/data/v2.0/xobjects"
 PAGE_SIZE = 3000
 #: Values in one ``in (...)`` list (a statement stays short whatever the page size).
 KEYS_PER_QUERY = 100
-TOKEN_ATTEMPTS = 3
+#: Logins per call before a token refusal counts as persistent: with several workers sharing one
+#: token, a token revoked under one worker is refused to the others' calls in flight too.
+TOKEN_ATTEMPTS = 5
 #: How often a create whose answer was lost (and that the tenant does not hold) is sent again.
 CREATE_ATTEMPTS = 4
 
