@@ -21,7 +21,7 @@ from hub.types import ConnectionInfo, RegistryRecord
 
 log = logging.getLogger("connectors.tianyancha")
 
-DEFAULT_HOST = "http://open.api.tianyancha.com"
+DEFAULT_HOST = "https://open.api.tianyancha.com"  # the token travels in a header: never in clear
 BASEINFO = "/services/open/ic/baseinfo/normal"
 OK, NO_DATA = 0, 300000
 RATE_LIMITED = {300004}                 # 访问频率过快
@@ -68,7 +68,7 @@ def parse(result: dict[str, Any]) -> RegistryRecord:
 class TianyanchaConnector(RegistryApi):
     """Connector for one 天眼查 open-platform account.
 
-    Connection (``registry``): host (default ``http://open.api.tianyancha.com``), password =
+    Connection (``registry``): host (default ``https://open.api.tianyancha.com``), password =
     the account token; extra ``provider: tianyancha``, optional ``workers`` (parallel lookups),
     ``max_attempts`` (HTTP tries per lookup, default 3), ``check_keyword`` (a company looked
     up by ``check()``; that lookup is billed).

@@ -5,8 +5,14 @@ channel that is off.
 | conn id | host | login / password | extra |
 |---|---|---|---|
 | ``hub_alert_smtp`` | SMTP server (port in port) | SMTP user / password | ``to`` (comma-separated), ``from_email``, ``disable_ssl``, ``disable_tls``, ``timeout`` (the SMTP provider's names) |
-| ``hub_alert_dingtalk`` | ``https://oapi.dingtalk.com`` (default) | password = the robot's access_token | ``secret``: the robot's 加签 secret (SEC…) |
-| ``hub_alert_wecom`` | ``https://qyapi.weixin.qq.com`` (default) | password = the robot's key | |
+| ``hub_alert_dingtalk`` | ``https://oapi.dingtalk.com`` (default) | password = the robot's access_token | ``secret``: the robot's 加签 secret (SEC…); ``throttle_seconds`` |
+| ``hub_alert_wecom`` | ``https://qyapi.weixin.qq.com`` (default) | password = the robot's key | ``throttle_seconds`` |
+
+A robot's answer codes are told apart: 钉钉 130101 (over 20 messages a minute) raises
+:class:`Throttled`, so the alert is held back for ``throttle_seconds`` (default 60) and merged
+into the channel's next message (flows/alerts.py); 310000 (the security check: signature,
+timestamp) says to check the clock or the secret. 企业微信 markdown is cut to 4,096 UTF-8 bytes
+(over that the robot answers 40058) with a link to the console.
 """
 from __future__ import annotations
 
@@ -36,6 +42,17 @@ class Message:
 
     title: str
     text: str
+    link: str = ""  # the console page with the whole alert: where a channel that cuts points to
+
+
+class Throttled(RuntimeError):
+    """The robot refused the message for coming too fast (钉钉 130101: over 20 messages a
+    minute). Nothing is lost: the alert waits and goes merged into the channel's next message."""
+
+
+def cut_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
+    return text.encode("utf-8")[:max(0, limit)].decode("utf-8", errors="ignore")
 
 
 class Channel(Protocol):
@@ -92,12 +109,17 @@ class _Robot:
     default_host = ""
     path = ""
     token_param = ""
+    #: errcodes that mean "too fast": the alert is held back and merged, not dropped
+    throttled: frozenset[int] = frozenset()
+    #: errcode → what the operator should check
+    hints: dict[int, str] = {}
 
     def __init__(self, info: ConnectionInfo) -> None:
         if not info.password and "?" not in info.host:
             raise ConfigurationError(f"connection {info.conn_id!r} needs the robot's token as password")
         self.info = info
         self.timeout = float(info.extra.get("timeout", 10))
+        self.throttle_seconds = float(info.extra.get("throttle_seconds", 60))
 
     def secrets(self) -> tuple[str, ...]:
         return self.info.secrets()
@@ -117,8 +139,16 @@ class _Robot:
         resp = requests.post(self.url(), json=self.body(message), timeout=self.timeout)
         resp.raise_for_status()
         answer = resp.json() if resp.content else {}
-        if answer.get("errcode", 0) != 0:
-            raise RuntimeError(f"{self.name} robot refused the message: {answer.get('errcode')} {answer.get('errmsg')}")
+        try:
+            code = int(answer.get("errcode", 0))
+        except (TypeError, ValueError):
+            code = -1
+        said = f"{answer.get('errcode')} {answer.get('errmsg')}"
+        if code in self.throttled:
+            raise Throttled(f"{self.name} robot: too many messages ({said})")
+        if code != 0:
+            hint = self.hints.get(code)
+            raise RuntimeError(f"{self.name} robot refused the message: {said}" + (f"; {hint}" if hint else ""))
 
 
 class DingTalkChannel(_Robot):
@@ -129,6 +159,9 @@ class DingTalkChannel(_Robot):
     default_host = "https://oapi.dingtalk.com"
     path = "/robot/send"
     token_param = "access_token"
+    throttled = frozenset({130101})  # "send too fast, exceed 20 times per minute"
+    hints = {310000: "check the clock or the secret (加签 signature and timestamp; the robot's keyword and IP "
+                     "settings answer 310000 too)"}
 
     @staticmethod
     def sign(secret: str, timestamp_ms: int) -> str:
@@ -154,9 +187,16 @@ class WeComChannel(_Robot):
     default_host = "https://qyapi.weixin.qq.com"
     path = "/cgi-bin/webhook/send"
     token_param = "key"
+    max_bytes = 4096  # markdown.content; over it the robot answers 40058
+    hints = {40058: "the markdown is over 4096 bytes"}
 
     def body(self, message: Message) -> dict:
-        return {"msgtype": "markdown", "markdown": {"content": f"**{message.title}**\n\n{message.text}"}}
+        """Markdown cut to 4,096 UTF-8 bytes, ending with the console link when cut."""
+        content = f"**{message.title}**\n\n{message.text}"
+        if len(content.encode("utf-8")) > self.max_bytes:
+            tail = f"\n\n… (cut at {self.max_bytes} bytes) [the whole alert in the console]({message.link})"
+            content = cut_utf8(content, self.max_bytes - len(tail.encode("utf-8"))) + tail
+        return {"msgtype": "markdown", "markdown": {"content": content}}
 
 
 FACTORIES: dict[str, Callable[[ConnectionInfo], Channel]] = {

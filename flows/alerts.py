@@ -6,6 +6,10 @@ reject rate was over the flow's threshold (a failed ``validate`` of class ``data
 stale flow (from the watchdog DAG). Each event alerts once: ``alert_log`` remembers what
 was sent; a stale flow is announced again only after ``HUB_STALE_REALERT_MINUTES``.
 
+A robot that answers "too fast" (钉钉 130101) gets nothing more for its ``throttle_seconds``:
+alerts meanwhile are held back (``alert_log.errors`` says so) and go merged into its next
+message, or into the watchdog's next check (:func:`flush_held`), so none is lost.
+
 Hub modules are imported inside the functions: DAG files import this module while parsing.
 """
 from __future__ import annotations
@@ -19,9 +23,13 @@ from urllib.parse import quote
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from flows.alert_channels import Channel, Message
+from flows.alert_channels import Channel, Message, Throttled
 
 log = logging.getLogger("flows.alerts")
+
+#: How alert_log.errors marks an alert a channel still owes: "<channel>: held back, …"
+HELD, THROTTLED, BACKING_OFF = "held back", "held back, throttled", "held back, backing off"
+MERGED_MAX = 20  # held alerts listed in one merged message
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,7 @@ class Alert:
     """One event worth a person's attention."""
 
     flow: str
-    kind: str  # failed | reject_rate | stale
+    kind: str  # failed | reject_rate | stale | held (held-back alerts sent merged) | test
     headline: str
     facts: list[tuple[str, str]]
     link: str
@@ -88,29 +96,111 @@ def render(alert: Alert, secrets: Sequence[str] = ()) -> Message:
     lines += [f"- **{name}**: {value}" for name, value in alert.facts]
     lines += ["", f"[Open in the hub console]({alert.link})", "", alert.link]
     guard = tuple(s for s in (*secrets, *alert.secrets) if s)
-    return Message(title=redact(f"[hub] {alert.headline}", guard)[:200], text=redact("\n".join(lines), guard))
+    return Message(title=redact(f"[hub] {alert.headline}", guard)[:200], text=redact("\n".join(lines), guard),
+                   link=alert.link)
 
 
 def _recent(conn, key: str, within: timedelta | None) -> bool:
-    from sqlalchemy import select
+    from sqlalchemy import or_, select
 
     from hub import model
     from hub.store import aware, utcnow
 
     a = model.alert_log.c
-    last = conn.execute(select(a.sent_at).where(a.dedup_key == key, a.channels != "").order_by(
-        a.sent_at.desc()).limit(1)).scalar()
+    last = conn.execute(select(a.sent_at).where(a.dedup_key == key, or_(
+        a.channels != "", a.errors.like(f"%: {HELD}%"))).order_by(a.sent_at.desc()).limit(1)).scalar()
     if last is None:
         return False
     return within is None or utcnow() - aware(last) < within
+
+
+def _held(conn, channel: str) -> list[Any]:
+    """The alert_log rows that hold ``channel`` back and that it has not delivered since, oldest
+    first: the alerts it owes, and the watchdog's own flush attempts (kind ``held``, which only
+    time its back-off)."""
+    from sqlalchemy import select
+
+    from hub import model
+
+    a = model.alert_log.c
+    rows = conn.execute(select(a.id, a.kind, a.flow, a.title, a.run_id, a.channels, a.errors, a.sent_at).where(
+        a.errors.like(f"%{channel}: {HELD}%")).order_by(a.id)).all()
+    return [r for r in rows if channel not in (r.channels or "").split(",")]
+
+
+def _backing_off(channel: Channel, held: Sequence[Any]) -> bool:
+    """True while the channel's last "too fast" answer is younger than its ``throttle_seconds``."""
+    from hub.store import aware, utcnow
+
+    refused = [aware(r.sent_at) for r in held if f"{channel.name}: {THROTTLED}" in (r.errors or "")]
+    wait = timedelta(seconds=float(getattr(channel, "throttle_seconds", 60)))
+    return bool(refused) and utcnow() - max(refused) < wait
+
+
+def _merged(message: Message, held: Sequence[Any]) -> Message:
+    """``message`` plus the alerts held back for the channel (title and console link each)."""
+    if not held:
+        return message
+    lines = [f"- {r.title} ({_console('/run?id=' + quote(r.run_id, safe='')) if r.run_id else _console('/')})"
+             for r in held[:MERGED_MAX]]
+    if len(held) > MERGED_MAX:
+        lines.append(f"- … and {len(held) - MERGED_MAX} more: see *Recent alerts* in the console")
+    text = f"{message.text}\n\n**Held back while the robot throttled ({len(held)}):**\n" + "\n".join(lines)
+    return Message(message.title, text, message.link)
+
+
+def _deliver(channels: Sequence[Channel], message: Message) -> tuple[list[str], list[str], dict[str, list[int]]]:
+    """Send ``message`` (with what each channel owes merged in) to every channel: (the channels
+    that took it, the redacted errors, the held alert ids each one delivered)."""
+    from hub import store
+    from hub.errors import redact
+
+    secrets = tuple(s for ch in channels for s in ch.secrets())
+    took, errors, delivered = [], [], {}
+    with store.engine().begin() as conn:
+        owed = {ch.name: _held(conn, ch.name) for ch in channels}
+    for ch in channels:
+        held = owed[ch.name]
+        if _backing_off(ch, held):
+            errors.append(f"{ch.name}: {BACKING_OFF} (it answered too fast {ch.throttle_seconds:.0f} s ago or less); "
+                          "it goes merged into the channel's next message")
+            continue
+        try:
+            ch.send(_merged(message, [r for r in held if r.kind != "held"]))
+            took.append(ch.name)
+            delivered[ch.name] = [r.id for r in held]
+        except Throttled as exc:
+            errors.append(f"{ch.name}: {THROTTLED} ({redact(str(exc), secrets)}); it goes merged into the channel's "
+                          "next message")
+            log.warning("alert channel %s throttled: %s", ch.name, errors[-1])
+        except Exception as exc:  # noqa: BLE001 - one broken channel must not silence the others
+            errors.append(f"{ch.name}: {redact(f'{type(exc).__name__}: {exc}', secrets)}"[:500])
+            log.error("alert channel %s failed: %s", ch.name, errors[-1])
+    return took, errors, delivered
+
+
+def _record(conn, alert: Alert, title: str, took: list[str], errors: list[str],
+            delivered: dict[str, list[int]]) -> None:
+    """Log the alert, and add each channel to the held rows it has now delivered merged."""
+    from sqlalchemy import update
+
+    from hub import model, store
+
+    conn.execute(model.alert_log.insert().values(
+        flow=alert.flow, kind=alert.kind, dedup_key=alert.dedup_key, run_id=alert.run_id, title=title,
+        channels=",".join(took), errors="; ".join(errors) or None, sent_at=store.utcnow()))
+    a = model.alert_log.c
+    for name, ids in delivered.items():
+        for row in conn.execute(model.alert_log.select().where(a.id.in_(ids))).all() if ids else []:
+            done = ",".join(c for c in [*(row.channels or "").split(","), name] if c)
+            conn.execute(update(model.alert_log).where(a.id == row.id).values(channels=done))
 
 
 def send(alert: Alert, channels: Sequence[Channel] | None = None, *, again_after: timedelta | None = None) -> list[str]:
     """Send ``alert`` to every configured channel unless it was sent already (within
     ``again_after``, or ever); returns the channels that took it."""
     from flows import alert_channels
-    from hub import model, store
-    from hub.errors import redact
+    from hub import store
 
     eng = store.engine()
     with eng.begin() as conn:
@@ -122,21 +212,35 @@ def send(alert: Alert, channels: Sequence[Channel] | None = None, *, again_after
         log.warning("no alert channel configured (connections %s): %s", ", ".join(alert_channels.FACTORIES),
                     alert.headline)
         return []
-    secrets = tuple(s for ch in channels for s in ch.secrets())
-    message = render(alert, secrets)
-    took, errors = [], []
-    for ch in channels:
-        try:
-            ch.send(message)
-            took.append(ch.name)
-        except Exception as exc:  # noqa: BLE001 - one broken channel must not silence the others
-            errors.append(f"{ch.name}: {redact(f'{type(exc).__name__}: {exc}', secrets)}"[:500])
-            log.error("alert channel %s failed: %s", ch.name, errors[-1])
+    message = render(alert, tuple(s for ch in channels for s in ch.secrets()))
+    took, errors, delivered = _deliver(channels, message)
     with eng.begin() as conn:
-        conn.execute(model.alert_log.insert().values(
-            flow=alert.flow, kind=alert.kind, dedup_key=alert.dedup_key, run_id=alert.run_id, title=message.title,
-            channels=",".join(took), errors="; ".join(errors) or None, sent_at=store.utcnow()))
+        _record(conn, alert, message.title, took, errors, delivered)
     log.info("alert %s sent to %s", alert.dedup_key, ", ".join(took) or "no channel")
+    return took
+
+
+def flush_held(channels: Sequence[Channel] | None = None) -> list[str]:
+    """Send what a throttled channel still owes, merged into one message, once its back-off
+    is over (the watchdog calls this every 15 minutes); returns the channels that sent."""
+    from flows import alert_channels
+    from hub import store
+    from hub.store import utcnow
+
+    channels = alert_channels.configured() if channels is None else list(channels)
+    with store.engine().begin() as conn:
+        owing = [ch for ch in channels if any(r.kind != "held" for r in _held(conn, ch.name))]
+    if not owing:
+        return []
+    stamp = utcnow().isoformat(timespec="seconds")
+    alert = Alert(flow="hub", kind="held", headline="alerts held back while a robot throttled",
+                  facts=[("what happened", "the robot answered that messages came too fast; these waited"),
+                         ("what to do", "nothing, unless it keeps happening: fewer failing runs, or another channel")],
+                  link=_console("/"), dedup_key=f"held:{stamp}")
+    message = render(alert, tuple(s for ch in owing for s in ch.secrets()))
+    took, errors, delivered = _deliver(owing, message)
+    with store.engine().begin() as conn:
+        _record(conn, alert, message.title, took, errors, delivered)
     return took
 
 

@@ -15,14 +15,17 @@ EVERY = timedelta(minutes=15)
 
 
 def check() -> dict[str, list[str]]:
-    """Alert every stale flow (once per stale spell, again after the re-alert period);
-    returns the stale flows and the channels each alert went to."""
+    """Alert every stale flow (once per stale spell, again after the re-alert period), then
+    send what a throttled robot still owes; returns the stale flows and the channels each
+    alert went to."""
     from flows import alerts
     from hub import health, store
 
     with store.engine().begin() as conn:
         stale = [h for h in health.all_flows(conn) if h.stale]
-    return {h.flow: alerts.send(alerts.for_stale(h), again_after=alerts.stale_again_after()) for h in stale}
+    sent = {h.flow: alerts.send(alerts.for_stale(h), again_after=alerts.stale_again_after()) for h in stale}
+    alerts.flush_held()
+    return sent
 
 
 def watchdog_dag() -> DAG:

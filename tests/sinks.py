@@ -3,9 +3,12 @@ an HTTP server that keeps every webhook call (answering like 钉钉 / 企业微�
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import socketserver
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -110,6 +113,7 @@ class Call:
     raw: bytes
     body: Any = field(default=None)
     headers: dict[str, str] = field(default_factory=dict)
+    answer: Any = field(default=None)
 
 
 class JsonServer:
@@ -122,7 +126,8 @@ class JsonServer:
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                status, body = answer(Call(url.path, query, raw, headers={k.lower(): v for k, v in self.headers.items()}))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, body = answer(Call(url.path, query, raw, headers=headers))
                 out = json.dumps(body, ensure_ascii=False).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -143,13 +148,48 @@ class JsonServer:
 
 
 class WebhookSink(JsonServer):
-    """An HTTP server on 127.0.0.1 answering like a chat robot and keeping every call."""
+    """An HTTP server on 127.0.0.1 answering like a chat robot and keeping every call (with
+    its ``answer``). Like the real robots it may refuse: 钉钉 130101 past ``limit`` messages in
+    ``window`` seconds (the service: 20 a minute), 310000 when ``secret`` is set and the 加签
+    signature does not match or the timestamp is over an hour off; 企业微信 40058 for markdown
+    over 4096 bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, limit: int | None = None, window: float = 60.0, secret: str | None = None) -> None:
         self.calls: list[Call] = []
+        self.limit, self.window, self.secret = limit, window, secret
+        self._taken: list[float] = []
+        self._lock = threading.Lock()
         super().__init__(self._answer)
+
+    @property
+    def delivered(self) -> list[Call]:
+        """The calls the robot took (errcode 0)."""
+        return [c for c in self.calls if c.answer and c.answer["errcode"] == 0]
+
+    def _verdict(self, call: Call) -> dict[str, Any]:
+        if call.path == "/cgi-bin/webhook/send":
+            content = ((call.body or {}).get("markdown") or {}).get("content") or ""
+            if len(content.encode("utf-8")) > 4096:
+                return {"errcode": 40058,
+                        "errmsg": "markdown.content exceed max length 4096. invalid Request Parameter"}
+        if call.path == "/robot/send" and self.secret is not None:
+            ts = call.query.get("timestamp", "")
+            digest = hmac.new(self.secret.encode(), f"{ts}\n{self.secret}".encode(), hashlib.sha256).digest()
+            if not ts.isdigit() or abs(time.time() * 1000 - int(ts)) > 3_600_000:
+                return {"errcode": 310000, "errmsg": "invalid timestamp"}
+            if call.query.get("sign") != base64.b64encode(digest).decode():
+                return {"errcode": 310000, "errmsg": "sign not match, more: [https://ding-doc.dingtalk.com/doc]"}
+        if call.path == "/robot/send" and self.limit is not None:
+            now = time.monotonic()
+            with self._lock:
+                self._taken = [t for t in self._taken if now - t < self.window]
+                if len(self._taken) >= self.limit:
+                    return {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"}
+                self._taken.append(now)
+        return {"errcode": 0, "errmsg": "ok"}
 
     def _answer(self, call: Call) -> tuple[int, Any]:
         call.body = json.loads(call.raw or b"null")
+        call.answer = self._verdict(call)
         self.calls.append(call)
-        return 200, {"errcode": 0, "errmsg": "ok"}
+        return 200, call.answer

@@ -156,3 +156,100 @@ def test_the_watchdog_dag_runs_every_15_minutes():
     spec.loader.exec_module(module)
     assert module.dag.dag_id == "hub_watchdog" and [t.task_id for t in module.dag.tasks] == ["check_staleness"]
     assert module.dag.schedule == timedelta(minutes=15) or str(module.dag.timetable.summary) in ("0:15:00", "15m")
+
+
+# -- what the robots answer (钉钉 130101 / 310000, 企业微信 40058) and https by default -------------
+
+def _alert(i: int, **kw):
+    from flows.alerts import Alert
+
+    fields = {"flow": "customer_master", "kind": "failed", "headline": f"customer_master: run r{i} failed at extract",
+              "facts": [("run", f"r{i}")], "link": f"{CONSOLE}/run?id=r{i}", "dedup_key": f"failed:r{i}",
+              "run_id": f"r{i}", **kw}
+    return Alert(**fields)
+
+
+def _only_robot(monkeypatch, name: str, port: int, **extra) -> None:
+    for var in ("AIRFLOW_CONN_HUB_ALERT_SMTP", "AIRFLOW_CONN_HUB_ALERT_DINGTALK", "AIRFLOW_CONN_HUB_ALERT_WECOM"):
+        monkeypatch.delenv(var, raising=False)
+    password = DINGTALK_TOKEN if name == "DINGTALK" else WECOM_KEY
+    monkeypatch.setenv(f"AIRFLOW_CONN_HUB_ALERT_{name}", json.dumps({
+        "conn_type": "http", "host": "http://127.0.0.1", "port": port, "password": password, "extra": extra}))
+    monkeypatch.setenv("HUB_CONSOLE_URL", CONSOLE)
+
+
+def _logged() -> list:
+    with store.engine().begin() as c:
+        return c.execute(select(model.alert_log).order_by(model.alert_log.c.id)).all()
+
+
+def test_dingtalk_over_20_a_minute_backs_off_and_sends_the_held_alerts_merged(hub, monkeypatch):
+    """钉钉 takes 20 messages a minute and answers 130101 to the 21st: that alert and the ones
+    after it wait out the back-off without calling the robot, then go in one merged message."""
+    from flows import alerts
+
+    hook = WebhookSink(limit=20, window=1.5, secret=DINGTALK_SECRET)
+    try:
+        _only_robot(monkeypatch, "DINGTALK", hook.port, secret=DINGTALK_SECRET, throttle_seconds=1)
+        took = [alerts.send(_alert(i)) for i in range(25)]
+        assert took == [["dingtalk"]] * 20 + [[]] * 5
+        assert len(hook.delivered) == 20 and [c.answer["errcode"] for c in hook.calls[20:]] == [130101]  # backed off
+        held = _logged()[20:]
+        assert all("dingtalk: held back" in r.errors and not r.channels for r in held)
+        assert alerts.send(_alert(3)) == []                       # a held alert counts as sent: not twice
+        time.sleep(1.6)                                           # the minute (here 1.5 s) and the back-off pass
+        assert alerts.flush_held() == ["dingtalk"]                # what the watchdog does every 15 minutes
+        assert len(hook.delivered) == 21
+        assert hook.delivered[20].body["markdown"]["title"] == "[hub] alerts held back while a robot throttled"
+        merged = hook.delivered[20].body["markdown"]["text"]
+        assert all(f"run r{i} failed" in merged for i in range(20, 25)) and f"{CONSOLE}/run?id=r24" in merged
+        assert all("dingtalk" in r.channels.split(",") for r in _logged() if r.run_id)  # none lost
+        assert alerts.flush_held() == []                          # and nothing sent twice
+    finally:
+        hook.close()
+
+
+def test_dingtalk_310000_says_check_the_clock_or_the_secret(hub, monkeypatch):
+    from flows import alerts
+
+    hook = WebhookSink(secret="SEC-the-secret-the-robot-really-has")
+    try:
+        _only_robot(monkeypatch, "DINGTALK", hook.port, secret=DINGTALK_SECRET)
+        assert alerts.send(_alert(1)) == []
+        assert hook.calls[0].answer["errcode"] == 310000 and not hook.delivered
+        errors = _logged()[0].errors
+        assert "310000" in errors and "check the clock or the secret" in errors and "held back" not in errors
+        assert DINGTALK_SECRET not in errors and DINGTALK_TOKEN not in errors
+    finally:
+        hook.close()
+
+
+def test_wecom_markdown_is_cut_to_4096_bytes_with_the_console_link(hub, monkeypatch):
+    from flows import alerts
+
+    hook = WebhookSink()
+    try:
+        _only_robot(monkeypatch, "WECOM", hook.port)
+        long = _alert(7, facts=[("error", "上海某某机械设备有限公司的统一社会信用代码无效；" * 300)])
+        assert alerts.send(long) == ["wecom"]
+        content = hook.delivered[0].body["markdown"]["content"]
+        size = len(content.encode("utf-8"))
+        assert 4096 - 3 < size <= 4096 and "\ufffd" not in content     # full, and no character split
+        assert content.endswith(f"[the whole alert in the console]({CONSOLE}/run?id=r7)")
+        assert content.startswith("**[hub] customer_master: run r7 failed at extract**")
+    finally:
+        hook.close()
+
+
+def test_every_connection_defaults_to_https():
+    from connectors.qichacha import QichachaConnector
+    from connectors.tianyancha import TianyanchaConnector
+    from flows.alert_channels import DingTalkChannel, WeComChannel
+    from hub.types import ConnectionInfo
+
+    tianyancha = TianyanchaConnector(ConnectionInfo("registry", password="t"))
+    assert tianyancha.http.base_url == "https://open.api.tianyancha.com"
+    assert QichachaConnector(ConnectionInfo("registry", login="k", password="s")).http.base_url.startswith("https://")
+    assert DingTalkChannel(ConnectionInfo("d", password="t")).url().startswith("https://oapi.dingtalk.com/")
+    assert WeComChannel(ConnectionInfo("w", password="k")).url().startswith("https://qyapi.weixin.qq.com/")
+    assert ConnectionInfo("x", host="api.yonyouup.com").base_url() == "https://api.yonyouup.com"
