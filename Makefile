@@ -50,7 +50,7 @@ demo: setup
 	$(PY) -m flows.demo
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 up: setup
 	$(PY) -m flows.demo --up
