@@ -6,19 +6,21 @@ a read stops below ``MIN_ACTIVE_ROWVERSION()``, so a row whose transaction has n
 committed yet is picked up next time instead of being jumped over.
 
 Writes use the OpenAPI with ``biz_id`` as the idempotency key: U8 keeps biz_id ↔ ERP key
-one to one, so a write repeated after a crash returns the code it already created.
+one to one, so a write repeated after a crash returns the code it already created. An add is
+asynchronous (tradeid, POST, result url: :class:`U8OpenApi`).
 """
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from connectors.http import HttpClient
+from connectors.http import HttpClient, Response
 from hub.errors import ConfigurationError, DataError, TransientError
 from hub.types import ConnectionInfo, Page, Record, WriteResult
 
@@ -61,10 +63,19 @@ ROWVERSION_FALLBACK: dict[str, DateWindow] = {
 VIEWS: dict[str, tuple[str, str]] = {
     "ArReceipt": ("Ap_CloseBill", "cFlag = 'AR' AND cVouchType = '48'"),
 }
+#: errcodes taken for "token expired": unverified (protocol notes U3: no real U8 expiry code is
+#: public; 20003 is the stand-in's), so a refusal is also told by HTTP status and by message.
 TOKEN_ERRORS = {"20003", "20004", "30002"}
-#: Logins per call before a token refusal counts as persistent: with several workers sharing one
-#: token, a token revoked under one worker is refused to the others' calls in flight too.
+AUTH_STATUS = {401, 403}
+TOKEN_MESSAGE = re.compile(r"(?i)(token|令牌).{0,12}(过期|失效|无效|不存在|非法|expired|invalid|unknown|not found)"
+                           r"|(过期|失效|无效|非法|expired|invalid)\W{0,3}的?\s*(token|令牌)")
+#: Tokens one call takes before refusals count as passing (a TransientError): with several workers
+#: sharing one token, a token revoked under one worker is refused to the others' calls in flight too.
 TOKEN_ATTEMPTS = 5
+#: Rounds of the HTTP helper's retries a tradeid fetch gets (it changes nothing: safe to repeat).
+TRADEID_ROUNDS = 3
+#: Voucher actions recorded under the configured operator (user/login_v2 under the call's tradeid).
+VOUCHER_ACTIONS = frozenset({"verify", "unverify", "close", "open", "audit", "abandon"})
 
 
 @dataclass(frozen=True)
@@ -318,11 +329,29 @@ class U8Reader:
             cnx.close()
 
 
+def voucher_key(entity: str, answer: dict) -> str | None:
+    """The voucher's code in an add's result: ``id`` (the documented field), else the voucher's
+    own ``code`` / ``vouchcode`` / ``voucher_code``; never "", "None" or "null" (not ready yet)."""
+    inner = answer.get(entity) if isinstance(answer.get(entity), dict) else {}
+    for value in (answer.get("id"), *(inner.get(k) for k in ("code", "vouchcode", "voucher_code"))):
+        text = "" if value is None else str(value).strip()
+        if text and text.lower() not in ("none", "null"):
+            return text
+    return None
+
+
 @dataclass
 class U8OpenApi:
     """OpenAPI side. Connection: host = API base (``https://api.yonyouup.com``), login =
     from_account, password = app_secret; extra ``app_key``, ``to_account``, ``ds_sequence``,
-    ``workers`` (parallel requests, default 4)."""
+    ``workers`` (parallel requests, default 4); ``operator_user_id`` / ``operator_password``: the
+    U8 user voucher actions are recorded under (``user/login_v2``; without them U8 records EAI's
+    default user); ``result_wait_seconds`` (default 1), ``result_backoff_max_seconds`` (8) and
+    ``result_deadline_seconds`` (120): how an add's result is polled.
+
+    Adds follow the documented asynchronous pattern (protocol notes U1): fetch a ``tradeid``
+    (``/system/tradeid``), POST with it and ``biz_id``, then read the result from the ``url`` of
+    the answer (which itself carries an empty ``id``); the result's voucher code is the ERP key."""
 
     conn: ConnectionInfo
 
@@ -330,14 +359,38 @@ class U8OpenApi:
         for key in ("app_key", "to_account"):
             if not self.conn.extra.get(key):
                 raise ConfigurationError(f"connection {self.conn.conn_id!r} lacks extra.{key}")
+        if bool(self.conn.extra.get("operator_user_id")) != bool(self.conn.extra.get("operator_password")):
+            raise ConfigurationError(f"connection {self.conn.conn_id!r}: extra.operator_user_id and "
+                                     f"extra.operator_password go together")
+        self.result_wait = self._seconds("result_wait_seconds", 1.0)
+        self.result_backoff_max = self._seconds("result_backoff_max_seconds", 8.0)
+        self.result_deadline = self._seconds("result_deadline_seconds", 120.0)
         self.http = HttpClient(self.conn.base_url(), secrets=self.conn.secrets())
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()
 
-    def _get_token(self, stale: str | None = None) -> str:
+    def _seconds(self, key: str, default: float) -> float:
+        raw = self.conn.extra.get(key, default)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = -1.0
+        if not value > 0:
+            raise ConfigurationError(f"connection {self.conn.conn_id!r}: extra.{key} must be a positive number of "
+                                     f"seconds, not {raw!r}")
+        return value
+
+    @property
+    def operator(self) -> str | None:
+        """The configured U8 operator's user id (also the 录入人 of a 收款单), if any."""
+        return str(self.conn.extra["operator_user_id"]) if self.conn.extra.get("operator_user_id") else None
+
+    # --- tokens -------------------------------------------------------------------------------
+    def _token_for(self, stale: str | None = None) -> tuple[str, bool]:
+        """The current token and whether this call logged in for it (True: it was just issued)."""
         with self._lock:
             if self._token and self._token[0] != stale and time.time() < self._token[1]:
-                return self._token[0]
+                return self._token[0], False
             resp = self.http.request("GET", "/system/token", params={
                 "from_account": self.conn.login, "app_key": self.conn.extra["app_key"], "app_secret": self.conn.password})
             body = resp.body if isinstance(resp.body, dict) else {}
@@ -347,7 +400,37 @@ class U8OpenApi:
             token = body["token"]["id"]
             self.http.secrets = self.conn.secrets() + (token,)
             self._token = (token, time.time() + float(body["token"].get("expiresIn", 7200)) - 60)
-            return token
+            return token, True
+
+    @staticmethod
+    def token_refused(status: int, answer: dict) -> bool:
+        """An authentication failure, told by its HTTP status (401, 403), its message, or one of
+        the codes in TOKEN_ERRORS (unverified: no real U8 expiry answer is public, notes U3)."""
+        return status in AUTH_STATUS or str(answer.get("errcode", "")) in TOKEN_ERRORS \
+            or bool(TOKEN_MESSAGE.search(str(answer.get("errmsg") or "")))
+
+    def _send(self, what: str, send: Callable[[str], Response]) -> dict:
+        """One call with the current token. An authentication failure refreshes the token once
+        and retries; a token refused right after this call logged in for it is a configuration
+        error naming the connection. Another worker's refreshed token refused too (the old one
+        died under several workers at once) gets a refresh of its own, up to TOKEN_ATTEMPTS."""
+        token, fresh = self._token_for()
+        for _ in range(TOKEN_ATTEMPTS):
+            resp = send(token)
+            out = resp.body if isinstance(resp.body, dict) else {}
+            if not self.token_refused(resp.status, out):
+                code = str(out.get("errcode", resp.status))
+                if code != "0":
+                    raise DataError(f"U8 {what} refused: errcode {code} {out.get('errmsg', '')}".strip())
+                return out
+            if fresh:
+                raise ConfigurationError(
+                    f"U8 OpenAPI connection {self.conn.conn_id!r} refused a token it had just issued, on {what} "
+                    f"(HTTP {resp.status}, errcode {out.get('errcode', '')} {out.get('errmsg', '')}): check app_key, "
+                    f"to_account and ds_sequence and that the app is authorised for the account", secrets=self.conn.secrets())
+            token, fresh = self._token_for(stale=token)
+        # the login itself works (else _token_for raised): other workers' fresh tokens died under us
+        raise TransientError(f"U8 OpenAPI refused {TOKEN_ATTEMPTS} tokens in a row on {what}")
 
     def _params(self, token: str, **more: Any) -> dict[str, Any]:
         e = self.conn.extra
@@ -358,45 +441,121 @@ class U8OpenApi:
         return params
 
     def call(self, method: str, api: str, body: Any = None, **params: Any) -> dict:
-        """One OpenAPI call; a token error fetches a new token and retries once.
+        """One OpenAPI call (see :meth:`_send` for token failures); errcode ≠ "0" is a DataError.
 
         Every call the hub makes is safe to repeat after a lost answer: an add carries
         ``biz_id``, which U8 keeps one to one with the voucher it made; edit, verify and close
         set a state, and closing a closed order answers success."""
         if api.endswith("/add") and not params.get("biz_id"):
             raise ConfigurationError(f"U8 {api} without biz_id: a lost answer would make a second voucher")
-        token = self._get_token()
-        for _ in range(TOKEN_ATTEMPTS):
-            resp = self.http.request(method, f"/api/{api}", params=self._params(token, **params), json_body=body,
-                                     idempotent=True)
-            out = resp.body if isinstance(resp.body, dict) else {}
-            code = str(out.get("errcode", resp.status))
-            if code in TOKEN_ERRORS:
-                token = self._get_token(stale=token)
-                continue
-            if code != "0":
-                raise DataError(f"U8 {api} refused: errcode {code} {out.get('errmsg', '')}".strip())
-            return out
-        # the login itself works (else _get_token raised): a gateway refusing fresh tokens is passing
-        raise TransientError(f"U8 OpenAPI refused {TOKEN_ATTEMPTS} fresh tokens in a row on {api}")
+        return self._send(api, lambda token: self.http.request(
+            method, f"/api/{api}", params=self._params(token, **params), json_body=body, idempotent=True))
+
+    def tradeid(self) -> str:
+        """A trade id from ``/system/tradeid`` (``{"trade": {"id"}}``): the POST that carries it is
+        answered through a result url, and a login under it names who acts. Fetching one changes
+        nothing, so a fetch whose retries all failed is tried again (TRADEID_ROUNDS): the extra
+        call an add makes does not add to what can fail it."""
+        for round_ in range(1, TRADEID_ROUNDS + 1):
+            try:
+                out = self._send("system/tradeid", lambda token: self.http.request("GET", "/system/tradeid", params={
+                    "from_account": self.conn.login, "app_key": self.conn.extra["app_key"], "token": token}))
+                break
+            except DataError as exc:
+                raise TransientError(f"U8 gave no tradeid: {exc}") from None
+            except TransientError:
+                if round_ == TRADEID_ROUNDS:
+                    raise
+        trade = out.get("trade") if isinstance(out.get("trade"), dict) else {}
+        tradeid = str(trade.get("id") or "").strip()
+        if not tradeid:
+            raise TransientError("U8 /system/tradeid answered without trade.id")
+        return tradeid
+
+    def _result(self, what: str, url: str, tradeid: str, biz_id: Any, ready: Callable[[dict], bool]) -> dict:
+        """Read a POST's result from ``url`` (as the answer gives it, as public clients do): after
+        ``result_wait_seconds``, then doubling up to ``result_backoff_max_seconds``, until
+        ``ready`` or ``result_deadline_seconds`` passed (a TransientError naming the tradeid:
+        the next try with the same biz_id answers the same voucher)."""
+        wait, end, polls, failed = self.result_wait, time.monotonic() + self.result_deadline, 0, ""
+        while True:
+            time.sleep(min(wait, max(0.0, end - time.monotonic())))
+            polls += 1
+            try:
+                out = self._poll(what, url, tradeid)
+            except TransientError as exc:  # reading a result changes nothing: poll on to the deadline
+                out, failed = None, f" (last poll: {exc})"
+            if out is not None and ready(out):
+                return out
+            if time.monotonic() >= end:
+                raise TransientError(f"U8 {what} biz_id {biz_id}: no result for tradeid {tradeid} after {polls} polls "
+                                     f"in {self.result_deadline:g} s{failed}; the next try with the same biz_id is safe",
+                                     secrets=self.http.secrets)
+            wait = min(wait * 2, self.result_backoff_max)
+
+    def _poll(self, what: str, url: str, tradeid: str) -> dict:
+        """One read of a result url: its answer when ``errcode`` is "0" (ready or not)."""
+        resp = self.http.request("GET", url, idempotent=True)
+        out = resp.body if isinstance(resp.body, dict) else {}
+        if self.token_refused(resp.status, out):
+            raise ConfigurationError(f"U8 {what}: the result url of tradeid {tradeid} answered an authentication "
+                                     f"failure (HTTP {resp.status}, errcode {out.get('errcode', '')}) for connection "
+                                     f"{self.conn.conn_id!r}", secrets=self.conn.secrets())
+        code = str(out.get("errcode", resp.status))
+        if code != "0":
+            raise DataError(f"U8 {what} refused (tradeid {tradeid}): errcode {code} {out.get('errmsg', '')}".strip())
+        return out
+
+    def add(self, entity: str, body: dict, biz_id: Any) -> str:
+        """tradeid, POST ``{entity}/add`` with it and ``biz_id``, poll the result url: the voucher
+        code it answers (never an empty one) is the ERP key."""
+        tradeid = self.tradeid()
+        out = self.call("POST", f"{entity}/add", body, biz_id=biz_id, tradeid=tradeid)
+        tradeid = str(out.get("tradeid") or tradeid)
+        if out.get("url"):
+            out = self._result(f"{entity}/add", str(out["url"]), tradeid, biz_id,
+                               lambda r: voucher_key(entity, r) is not None)
+        code = voucher_key(entity, out)
+        if code is None:
+            raise DataError(f"U8 {entity}/add answered neither a voucher code nor a result url "
+                            f"(tradeid {tradeid}, biz_id {biz_id})")
+        return code
+
+    def act(self, entity: str, op: str, body: dict) -> dict:
+        """A voucher action (verify, close, …) under a fresh tradeid; with an operator configured
+        it logs in with ``user/login_v2`` under that tradeid first and names the user in the body,
+        so U8 records the action under that user, not EAI's default one."""
+        tradeid = self.tradeid()
+        if self.operator:
+            user = {"user_id": self.operator, "password": str(self.conn.extra["operator_password"])}
+            try:
+                self.call("POST", "user/login_v2", {"user": user}, tradeid=tradeid)
+            except DataError as exc:
+                raise ConfigurationError(f"U8 user/login_v2 refused operator {self.operator!r} of connection "
+                                         f"{self.conn.conn_id!r}: {exc}", secrets=self.conn.secrets()) from None
+            body = {entity: {**body[entity], "user_id": self.operator}}
+        out = self.call("POST", f"{entity}/{op}", body, tradeid=tradeid)
+        if out.get("url"):  # answered the asynchronous way: any "0" result is the action done
+            out = self._result(f"{entity}/{op}", str(out["url"]), tradeid, None, lambda r: True)
+        return out
 
     def check(self) -> None:
-        self._get_token()
+        self._token_for()
 
     def write_one(self, entity: str, rec: Record) -> WriteResult:
-        """``_op`` add (default; ``_biz_id`` is the idempotency key), edit, or another voucher
-        action the API names ``{entity}/{op}`` (e.g. saleorder/close, whose body names the
-        voucher by ``voucher_code``)."""
+        """``_op`` add (default; ``_biz_id`` is the idempotency key), edit, or a voucher action
+        the API names ``{entity}/{op}`` (e.g. saleorder/close, whose body names the voucher by
+        ``voucher_code``)."""
         key = str(rec["_key"])
         body = {entity: {k: v for k, v in rec.items() if not k.startswith("_") and v is not None}}
         op = rec.get("_op") or "add"
         try:
             if op == "add":
-                out = self.call("POST", f"{entity}/add", body, biz_id=rec.get("_biz_id"), sync=1)
-                if out.get("id") in (None, "", "None"):
-                    raise DataError(f"U8 {entity}/add answered without a voucher code for biz_id {rec.get('_biz_id')}")
-                return WriteResult(key, "created", str(out["id"]))
-            self.call("POST", f"{entity}/{op}", body)
+                return WriteResult(key, "created", self.add(entity, body, rec.get("_biz_id")))
+            if op in VOUCHER_ACTIONS:
+                self.act(entity, op, body)
+            else:
+                self.call("POST", f"{entity}/{op}", body)
             return WriteResult(key, "updated", str(rec.get("code") or rec.get("voucher_code") or ""))
         except DataError as exc:
             return WriteResult(key, "failed", error=str(exc), error_class="data")

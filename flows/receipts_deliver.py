@@ -38,6 +38,15 @@ def _posted(conn, hub_ids: list[str]) -> pd.DataFrame:
     return select_in(conn, rm.receipt, "hub_id", hub_ids)
 
 
+def _entry(customer: str, amount_fen: int, invoiced_fen: int) -> list[dict[str, str]]:
+    """A 收款单's lines (``entry``, protocol notes U2): 应收款 (type 0) for what its invoices take,
+    预收款 (type 1) for the rest (orders not invoiced yet, over-payment); 人民币, so originalamount
+    = amount; ``iamt_s`` (数量) 0, as the documentation's sample sends it."""
+    parts = (("0", invoiced_fen), ("1", amount_fen - invoiced_fen))
+    return [{"type": kind, "customercode": customer, "amount": _text(fen), "originalamount": _text(fen), "iamt_s": "0"}
+            for kind, fen in parts if fen > 0]
+
+
 # --- U8 ------------------------------------------------------------------------------------------
 
 def to_u8(ctx: StepContext) -> StepCounts:
@@ -57,10 +66,14 @@ def to_u8(ctx: StepContext) -> StepCounts:
     link = invoices.groupby("receipt_hub_id").apply(
         lambda g: ";".join(f"{doc_of.get(k, k)}={_text(a)}" for k, a in zip(g["item_key"], g["amount_fen"])),
         include_groups=False) if len(invoices) else pd.Series(dtype=object)
+    invoiced = invoices.groupby("receipt_hub_id")["amount_fen"].sum().to_dict() if len(invoices) else {}
     waiting = rec[rec["customer_code"].isna()]
     rec = rec[rec["customer_code"].notna()].reset_index(drop=True)
+    connector = u8(write=True) if len(rec) else None
     frame = pd.DataFrame({
         "hub_id": rec["hub_id"], "value_date": rec["value_date"].astype(str), "customer_code": rec["customer_code"],
+        "period": rec["value_date"].astype(str).str.slice(5, 7),  # 期间: the month of the voucher date
+        "operator": connector.api.operator if connector and connector.api else None,  # 录入人: the U8 operator
         "amount_text": rec["amount_fen"].map(_text),
         "digest": ("银行收款 " + rec["bank"].fillna("") + " " + rec["receipt_no"].fillna("") + " "
                    + rec["memo"].fillna("")).str.slice(0, 120),
@@ -79,7 +92,9 @@ def to_u8(ctx: StepContext) -> StepCounts:
             outbox.mark(conn, "receipt", "u8", frame.loc[mapped.errors["_row"].unique(), "hub_id"].tolist(),
                         outbox.FAILED, "mapping to the U8 收款单 failed")
     body = mapped.frame
-    records = [{**{k: v for k, v in r.items() if v is not None}, "_key": h, "_biz_id": h}
+    amount_of = dict(zip(rec["hub_id"], rec["amount_fen"]))
+    records = [{**{k: v for k, v in r.items() if v is not None}, "_key": h, "_biz_id": h,
+                "entry": _entry(r["customercode"], int(amount_of[h]), int(invoiced.get(h, 0)))}
                for r, h in zip(frame_records(body.drop(columns=["_row"])), frame.loc[body["_row"], "hub_id"])]
 
     def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
@@ -102,7 +117,7 @@ def to_u8(ctx: StepContext) -> StepCounts:
         return c
 
     if records:
-        counts += write_in_chunks(ctx, u8(write=True), "accept", records, persist)
+        counts += write_in_chunks(ctx, connector, "accept", records, persist)
     return counts
 
 

@@ -132,7 +132,11 @@ class Sandbox:
             "U8_OPENAPI": {"conn_type": "http", "host": self.u8_url, "login": u8["from_account"],
                            "password": u8["app_secret"],
                            "extra": {"app_key": u8["app_key"], "to_account": u8["to_account"],
-                                     "ds_sequence": u8.get("ds_sequence", "1")}},
+                                     "ds_sequence": u8.get("ds_sequence", "1"),
+                                     # loopback answers in milliseconds: poll results soon, not after 1 s
+                                     "result_wait_seconds": 0.05, "result_deadline_seconds": 30,
+                                     **({"operator_user_id": u8["operator"]["user_id"],
+                                         "operator_password": u8["operator"]["password"]} if u8.get("operator") else {})}},
             "REGISTRY": self.registry_connection("tianyancha"),
             "BANK_DROP": {"conn_type": "fs", "extra": {"path": str(self.folder / "bank_inbox")}},
         }

@@ -122,6 +122,8 @@ def make_credentials(seed: int) -> dict[str, Any]:
             "app_key": "opa" + draw(hexdigits, 17),
             "app_secret": draw(hexdigits, 32),
             "ds_sequence": "1",
+            # the U8 user voucher actions run as (user/login_v2); drawn last so nothing above moved
+            "operator": {"user_id": "hub01", "password": draw(alnum, 12), "name": "集成操作员"},
         },
         "registry": registry_data.registry_credentials(seed),
     }

@@ -18,6 +18,7 @@ class Grant:
 
     subject: Any
     expires_at: float
+    issued_at: float = 0.0
 
 
 class TokenStore:
@@ -33,7 +34,7 @@ class TokenStore:
             now = time.monotonic()
             for key in [k for k, g in self._grants.items() if g.expires_at <= now]:
                 del self._grants[key]
-            self._grants[token] = Grant(subject, now + ttl_s)
+            self._grants[token] = Grant(subject, now + ttl_s, now)
 
     def check(self, token: str | None) -> Any | None:
         """The subject of a live token, else None."""
@@ -44,6 +45,23 @@ class TokenStore:
             if grant is None or grant.expires_at <= time.monotonic():
                 return None
             return grant.subject
+
+    def age(self, token: str | None) -> float | None:
+        """Seconds since a live token was issued, else None."""
+        if not token:
+            return None
+        with self._lock:
+            grant = self._grants.get(token)
+            now = time.monotonic()
+            return None if grant is None or grant.expires_at <= now else now - grant.issued_at
+
+    def revoke_all(self) -> int:
+        """Forget every token (as if all had expired at once); how many were live."""
+        with self._lock:
+            now = time.monotonic()
+            live = sum(g.expires_at > now for g in self._grants.values())
+            self._grants.clear()
+            return live
 
     def revoke(self, token: str | None) -> bool:
         """Forget a token (the ``expire_token`` fault); True if it was live."""

@@ -3,12 +3,15 @@
 Endpoints (mounted on the U8 app by :func:`mount`), named as the platform names them
 (apiCenter saleorder: add, get, verify, close; there is no edit or delete):
 
-- ``POST /api/saleorder/add?…&biz_id=…&sync=1``, body ``{"saleorder": {…, "entry": [{…}, …]}}``
-  → ``{"errcode": "0", "id": "<cSOCode>", "tradeid": "…"}``; a ``biz_id`` seen before answers
+- ``POST /api/saleorder/add?…&biz_id=…&tradeid=…``, body ``{"saleorder": {…, "entry": [{…}, …]}}``
+  → ``{"errcode": "0", "id": "", "tradeid": "…", "url": "…"}``; the url answers
+  ``{"errcode": "0", "id": "<cSOCode>"}`` (u8_app.Trades); a ``biz_id`` seen before answers
   the order it created then and changes nothing.
 - ``GET /api/saleorder/get?…&id=<cSOCode>`` → ``{"saleorder": {…, "entry": […]}}``.
-- ``POST /api/saleorder/verify`` and ``/api/saleorder/close``, body
-  ``{"saleorder": {"voucher_code": "<cSOCode>"}}``; closing a closed order answers "0" (ours).
+- ``POST /api/saleorder/verify`` and ``/api/saleorder/close?…&tradeid=…``, body
+  ``{"saleorder": {"voucher_code": "<cSOCode>", "user_id": …}}``: ``cVerifier`` / ``cCloser`` is
+  the user logged in with ``user/login_v2`` under that tradeid, else the EAI default user;
+  closing a closed order answers "0" (ours).
 
 Sandbox control (``/__sandbox/u8/ship``, POST): the warehouse verifies and ships the orders
 whose CRM order number (``cDefine11``) has a plan in ``orders_plan.json``: one stage of the
@@ -22,7 +25,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import uuid
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -33,11 +35,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from . import u8_schema
-from .u8_store import BAD_FIELD, NOT_FOUND, U8Error
+from .u8_store import BAD_FIELD, NOT_FOUND, U8Error, entity_body
 
 NO_CUSTOMER = "40004"    # ours: custcode names no customer
 NO_INVENTORY = "40005"   # ours: inventorycode names no sellable inventory
-API_USER = "openapi"
+API_USER = "openapi"     # the EAI default user: voucher actions without user/login_v2 run as it
 FEN = Decimal("0.01")
 
 HEADER: dict[str, str] = {
@@ -235,7 +237,7 @@ class SaleOrderStore:
             if cur.rowcount == 0:
                 raise U8Error(NOT_FOUND, f"sale order {code} does not exist")
 
-    def close(self, order: Any) -> None:
+    def close(self, order: Any, person: str = API_USER) -> None:
         """关闭: the order and its open rows take no more dispatches (closing twice is no error)."""
         code = self._voucher(order)
         with self.lock:
@@ -247,9 +249,9 @@ class SaleOrderStore:
             now = _now()
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute("UPDATE SO_SOMain SET cCloser = ?, dclosedate = ?, dclosesystime = ? WHERE cSOCode = ?",
-                              (API_USER, now[:10], now, code))
+                              (person, now[:10], now, code))
             self.conn.execute("UPDATE SO_SODetails SET cSCloser = ?, dbclosedate = ? WHERE cSOCode = ? "
-                              "AND cSCloser IS NULL", (API_USER, now[:10], code))
+                              "AND cSCloser IS NULL", (person, now[:10], code))
             self.conn.execute("COMMIT")
 
     # -- the warehouse ----------------------------------------------------------------------------
@@ -363,28 +365,23 @@ class WarehouseControl:
 
 
 def mount(app: FastAPI, directory: Path, check: Callable[[dict[str, str]], None],
-          ok: Callable[..., JSONResponse], fail: Callable[[U8Error], JSONResponse]) -> WarehouseControl:
-    """Add the saleorder endpoints to the U8 app (``check`` is its token and parameter gate)."""
+          ok: Callable[..., JSONResponse], fail: Callable[[U8Error], JSONResponse], trades: Any) -> WarehouseControl:
+    """Add the saleorder endpoints to the U8 app (``check`` is its token and parameter gate,
+    ``trades`` its tradeids: ``accept`` answers an add, ``operator`` names who acts)."""
     store = SaleOrderStore(directory / "u8.db")
 
     async def body_of(request: Request) -> Any:
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError:
-            raise U8Error(BAD_FIELD, "body is not valid JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("saleorder"), dict):
-            raise U8Error(BAD_FIELD, 'body must be {"saleorder": {...}}')
-        return body["saleorder"]
+        return entity_body(await request.body(), "saleorder")
 
     @app.post("/api/saleorder/add")
     async def add(request: Request) -> JSONResponse:
         p = dict(request.query_params)
         try:
             check(p)
-            code = await run_in_threadpool(store.add, await body_of(request), p.get("biz_id") or None)
+            order = await body_of(request)
+            return await trades.accept(request, p, lambda: store.add(order, p.get("biz_id") or None))
         except U8Error as exc:
             return fail(exc)
-        return ok(id=code, tradeid=uuid.uuid4().hex)
 
     @app.get("/api/saleorder/get")
     async def get(request: Request) -> JSONResponse:
@@ -398,12 +395,14 @@ def mount(app: FastAPI, directory: Path, check: Callable[[dict[str, str]], None]
             return fail(exc)
         return ok(saleorder=order)
 
-    def voucher_action(apply: Callable[[Any], None]):
+    def voucher_action(apply: Callable[[Any, str], None]):
         async def act(request: Request) -> JSONResponse:
             p = dict(request.query_params)
             try:
                 check(p)
-                await run_in_threadpool(apply, await body_of(request))
+                order = await body_of(request)
+                person = trades.operator(p.get("tradeid"), order) or API_USER
+                await run_in_threadpool(apply, order, person)
             except U8Error as exc:
                 return fail(exc)
             return ok()

@@ -7,6 +7,7 @@ where SQL Server would truncate or refuse it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from datetime import datetime
@@ -36,11 +37,23 @@ _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d")
 
 
 class U8Error(Exception):
-    """An answer with a non-"0" errcode."""
+    """An answer with a non-"0" errcode (HTTP 200 as the platform answers, unless ``status``
+    says otherwise: the stand-in can refuse tokens with another HTTP status)."""
 
-    def __init__(self, errcode: str, errmsg: str) -> None:
+    def __init__(self, errcode: str, errmsg: str, status: int = 200) -> None:
         super().__init__(errmsg)
-        self.errcode, self.errmsg = errcode, errmsg
+        self.errcode, self.errmsg, self.status = errcode, errmsg, status
+
+
+def entity_body(raw: bytes, entity: str) -> dict[str, Any]:
+    """``{entity: {...}}`` from a request body (every OpenAPI body wraps its object), else 40001."""
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        raise U8Error(BAD_FIELD, "body is not valid JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get(entity), dict):
+        raise U8Error(BAD_FIELD, f'body must be {{"{entity}": {{...}}}}')
+    return body[entity]
 
 
 def _now() -> str:

@@ -96,6 +96,36 @@ def test_money_is_exact_to_the_fen_in_the_hub_and_in_u8(world):
         assert Decimal(str(settled)) <= Decimal(str(total))                  # never written off beyond the invoice
 
 
+def test_each_u8_receipt_carries_its_entry_lines_and_the_documented_header(world):
+    """The 收款单 body as documented (protocol notes U2): 应收款 lines (type 0) for what the
+    invoices take, 预收款 (type 1) for the rest, booked as sent; period, 人民币 at 1, operator, AR."""
+    from collections import Counter
+    import json
+
+    with store.engine().begin() as conn:
+        a, x = rm.allocation.c, model.xref.c
+        pieces = conn.execute(select(a.receipt_hub_id, a.kind, a.amount_fen)).all()
+        code_of = dict(conn.execute(select(x.hub_id, x.native_key).where(x.entity == "receipt", x.system == "u8")).all())
+    sent: dict[str, Counter] = {}
+    for hub_id, kind, fen in pieces:
+        if hub_id in code_of:
+            sent.setdefault(code_of[hub_id], Counter())[0 if kind == "invoice" else 1] += fen
+    booked: dict[str, Counter] = {}
+    for code, itype, amount in query(world.sb.u8_db, "select h.cVouchID, s.iType, s.iAmt from Ap_CloseBills s join "
+                                                     "Ap_CloseBill h on h.iID = s.iID where h.cSrcFlag = 'OpenAPI'"):
+        booked.setdefault(code, Counter())[itype] += int(Decimal(str(amount)) * 100)
+    assert booked and booked == {code: +lines for code, lines in sent.items()}
+    assert any(lines[0] and lines[1] for lines in booked.values())          # both kinds of line occur
+    open_receivable = query(world.sb.u8_db, "select coalesce(sum(s.iRAmt_s), 0) from Ap_CloseBills s join Ap_CloseBill h "
+                                            "on h.iID = s.iID where h.cSrcFlag = 'OpenAPI' and s.iType = 0")[0][0]
+    assert open_receivable == 0                                              # the write-off link took every 应收款 line
+    operator = json.loads((world.folder / "credentials.json").read_text(encoding="utf-8"))["u8"]["operator"]["user_id"]
+    for (raw,) in query(world.sb.u8_db, "select body from sandbox_accept"):
+        head = json.loads(raw)
+        assert (head["flag"], head["foreigncurrency"], head["currencyrate"], head["operator"]) == ("AR", "人民币", "1", operator)
+        assert head["period"] == head["vouchdate"][5:7] and isinstance(head["entry"], list) and head["entry"]
+
+
 def test_the_crm_sees_receipts_linked_to_plans_and_overdue_instalments(world):
     q = demo_receipts.against_truth(world.folder)
     assert q["plans"] == []                                    # received and overdue as the truth says

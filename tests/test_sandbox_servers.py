@@ -65,6 +65,19 @@ class Sandbox:
         return {"from_account": u["from_account"], "to_account": u["to_account"], "app_key": u["app_key"],
                 "token": body["token"]["id"], "ds_sequence": u["ds_sequence"]}
 
+    def u8_add(self, p: dict[str, str], entity: str, body: dict[str, Any], **params: str) -> dict[str, Any]:
+        """An add the documented way: tradeid, POST (answer: empty ``id``, a result ``url``), then
+        the result url until it answers more than "not ready yet"."""
+        trade = requests.get(self.u8 + "/system/tradeid", params=p, timeout=10).json()
+        answer = requests.post(f"{self.u8}/api/{entity}/add", params={**p, **params, "tradeid": trade["trade"]["id"]},
+                               json={entity: body}, timeout=10).json()
+        assert answer["errcode"] == "0" and answer["id"] == "" and answer["tradeid"] == trade["trade"]["id"], answer
+        for _ in range(5):
+            result = requests.get(answer["url"], timeout=10).json()
+            if result["errcode"] != "0" or result["id"]:
+                return result
+        raise AssertionError(f"no result at {answer['url']}")
+
     def odbc(self) -> pyodbc.Connection:
         if "SQLite3" not in pyodbc.drivers():
             pytest.skip("SQLite3 ODBC driver (libsqliteodbc) is not installed")
@@ -228,11 +241,9 @@ def test_u8_add_is_idempotent_per_biz_id(sbx: Sandbox) -> None:
     before = conn.execute("SELECT COUNT(*) FROM Customer").fetchone()[0]
     body = {"customer": {"name": "杭州幂等测试科技有限公司", "tax_reg_code": "91330106MA2H0AB12X",
                          "address": "杭州市西湖区文三路1号"}}
-    first = requests.post(sbx.u8 + "/api/customer/add", params={**p, "biz_id": "crm-1", "sync": "1"},
-                          json=body, timeout=10).json()
+    first = sbx.u8_add(p, "customer", body["customer"], biz_id="crm-1")
     assert first["errcode"] == "0" and first["id"].startswith("H") and len(first["id"]) == 7
-    again = requests.post(sbx.u8 + "/api/customer/add", params={**p, "biz_id": "crm-1", "sync": "1"},
-                          json={"customer": {"name": "别的名字"}}, timeout=10).json()
+    again = sbx.u8_add(p, "customer", {"name": "别的名字"}, biz_id="crm-1")
     assert again["errcode"] == "0" and again["id"] == first["id"]
     assert conn.execute("SELECT COUNT(*) FROM Customer").fetchone()[0] == before + 1
     row = conn.execute("SELECT cCusName, cCusRegCode FROM Customer WHERE cCusCode = ?", first["id"]).fetchone()
@@ -244,18 +255,15 @@ def test_u8_add_is_idempotent_per_biz_id(sbx: Sandbox) -> None:
 def test_u8_errors(sbx: Sandbox) -> None:
     p = sbx.u8_params()
     add = sbx.u8 + "/api/customer/add"
-    too_long = requests.post(add, params={**p, "biz_id": "long"}, json={"customer": {"name": "长" * 99}}, timeout=10)
-    assert too_long.json()["errcode"] == "40001"
-    ok98 = requests.post(add, params={**p, "biz_id": "ok98"}, json={"customer": {"name": "长" * 98}}, timeout=10)
-    assert ok98.json()["errcode"] == "0"
-    no_name = requests.post(add, params={**p, "biz_id": "noname"}, json={"customer": {"address": "x"}}, timeout=10)
-    assert no_name.json()["errcode"] == "40001"
+    assert sbx.u8_add(p, "customer", {"name": "长" * 99}, biz_id="long")["errcode"] == "40001"   # U8's refusals come
+    assert sbx.u8_add(p, "customer", {"name": "长" * 98}, biz_id="ok98")["errcode"] == "0"       # through the result url
+    assert sbx.u8_add(p, "customer", {"address": "x"}, biz_id="noname")["errcode"] == "40001"
     existing = sbx.odbc().execute("SELECT MIN(cCusCode) FROM Customer").fetchone()[0]
-    dup = requests.post(add, params={**p, "biz_id": "dup"}, json={"customer": {"code": existing, "name": "x"}},
-                        timeout=10)
-    assert dup.json()["errcode"] == "40002"
+    assert sbx.u8_add(p, "customer", {"code": existing, "name": "x"}, biz_id="dup")["errcode"] == "40002"
     bad = requests.post(add, params={**p, "token": "expired"}, json={"customer": {"name": "x"}}, timeout=10)
     assert bad.json()["errcode"] == "20003"
+    sync = requests.post(add, params={**p, "biz_id": "sync", "sync": "1"}, json={"customer": {"name": "x"}}, timeout=10)
+    assert sync.json()["errcode"] == "20002" and "sync=1" in sync.json()["errmsg"]   # the old shape is refused
 
 
 def test_rowversion_strictly_increases_on_edit(sbx: Sandbox) -> None:
@@ -317,14 +325,16 @@ def test_a_write_answered_with_5xx_was_not_applied(sbx: Sandbox) -> None:
                               json={"customer": {"name": "五百测试有限公司"}}, timeout=10)
             assert r.status_code in (500, 502)
         assert conn.execute("SELECT COUNT(*) FROM Customer").fetchone()[0] == before
+        # expire_token spares tokens younger than fresh_seconds (default 5 s): none spared here
+        requests.post(sbx.u8 + "/__sandbox/u8/tokens", json={"fresh_seconds": 0}, timeout=10).raise_for_status()
         sbx.faults(sbx.u8, kinds=["expire_token"])
         r = requests.get(sbx.u8 + "/api/customer/get", params={**p, "id": "H000001"}, timeout=10).json()
         assert r["errcode"] == "20003"
     finally:
         sbx.faults(sbx.u8, rate=0.0)
+        requests.post(sbx.u8 + "/__sandbox/u8/tokens", json={"fresh_seconds": 5}, timeout=10).raise_for_status()
     p = sbx.u8_params()
-    r = requests.post(sbx.u8 + "/api/customer/add", params={**p, "biz_id": "five-xx"},
-                      json={"customer": {"name": "五百测试有限公司"}}, timeout=10).json()
+    r = sbx.u8_add(p, "customer", {"name": "五百测试有限公司"}, biz_id="five-xx")
     assert r["errcode"] == "0" and conn.execute("SELECT COUNT(*) FROM Customer").fetchone()[0] == before + 1
 
 
