@@ -36,6 +36,13 @@ def test_auth_the_openapi_issues_a_token(target):
     U8Connector(target.conns["u8_odbc"], target.conns["u8_openapi"]).check()
 
 
+def test_the_openapi_issues_a_tradeid_for_the_asynchronous_pattern(target):
+    """GET /system/tradeid?from_account&app_key&token → {"errcode":"0","trade":{"id"}}: the id an add
+    or a voucher action is posted with (protocol notes U1, U4)."""
+    api = U8Connector(target.conns["u8_odbc"], target.conns["u8_openapi"]).api
+    assert api.tradeid().strip()
+
+
 def test_every_table_read_has_its_key_and_rowversion_or_a_documented_fallback(target):
     """The tables and columns of ../shared/reference/u8 (ufts / pubufts where U8 has them):
     a column the account lacks is a configuration error naming it, never a silent miss."""
