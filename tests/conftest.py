@@ -82,6 +82,17 @@ def hub(tmp_path, monkeypatch):
     store.engine_for.cache_clear()
 
 
+def isolate_hub(folder: Path, monkeypatch) -> None:
+    """A hub store and var folder of its own under ``folder``, for a module's shared world; the
+    seeded world's today for receipts (overdue plans), as the demo sets it."""
+    from hub import store
+
+    monkeypatch.setenv("HUB_VAR_DIR", str(folder / "var"))
+    monkeypatch.setenv("HUB_STORE_URL", f"sqlite:///{folder / 'hub.db'}")
+    monkeypatch.setenv("HUB_RECEIPTS_AS_OF", "2025-06-30")
+    store.engine_for.cache_clear()
+
+
 def start_sandbox(folder: Path, accounts: int, monkeypatch, seed: int = 42):
     from sandbox.harness import Sandbox
 

@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from flows import receipts as receipts_flow
 from hub import model, runner, store
-from tests.conftest import start_sandbox
+from tests.conftest import isolate_hub, start_sandbox
 from tests.flowkit import CrmClient, crm_accounts, run_flow, step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,10 +176,7 @@ def _drop_bank_files(inbox: Path, outside: Path) -> None:
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
     mp = pytest.MonkeyPatch()
-    mp.setenv("HUB_VAR_DIR", str(tmp / "var"))
-    mp.setenv("HUB_STORE_URL", f"sqlite:///{tmp / 'hub.db'}")
-    mp.setenv("HUB_RECEIPTS_AS_OF", "2025-06-30")
-    store.engine_for.cache_clear()
+    isolate_hub(tmp, mp)
     sb = start_sandbox(tmp / "sandbox", 40, mp)
     try:
         crm = CrmClient(sb)

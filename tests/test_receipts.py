@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 
 from flows import demo_receipts
 from hub import model, receipts_model as rm, runner, store
-from tests.conftest import start_sandbox
+from tests.conftest import isolate_hub, start_sandbox
 from tests.flowkit import query, run_flow, step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,10 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("receipts")
     mp = pytest.MonkeyPatch()
-    mp.setenv("HUB_VAR_DIR", str(tmp / "var"))
-    mp.setenv("HUB_STORE_URL", f"sqlite:///{tmp / 'hub.db'}")
-    mp.setenv("HUB_RECEIPTS_AS_OF", "2025-06-30")
-    store.engine_for.cache_clear()
+    isolate_hub(tmp, mp)
     sb = start_sandbox(tmp / "sandbox", 150, mp)
     try:
         rep = run_flow("receipts", "receipts-1")
