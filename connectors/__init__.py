@@ -2,4 +2,19 @@
 
 They import only ``hub.errors`` and ``hub.types``; one HTTP helper (``connectors.http``)
 gives them timeouts, retries with backoff that honours Retry-After, and error classes.
+
+``SYSTEMS`` is the one list of what each system is and which roles it can play; a
+deployment's bindings (``deploy/bindings*.yaml``) are checked against it, and the flows
+build a seat's adapter from the card's ``adapter`` path (so flows import no connector).
 """
+from hub.types import SystemCard
+
+SYSTEMS: dict[str, SystemCard] = {
+    "xiaoshouyi": SystemCard("销售易", ("crm",), "connectors.xiaoshouyi_crm:XiaoshouyiCrm", needs=("api",)),
+    "u8": SystemCard("U8", ("erp",), "connectors.u8_erp:U8Erp", needs=("odbc",), optional=("openapi",)),
+    "sap_s4": SystemCard("SAP S/4HANA", ("erp",), "connectors.sap_s4_erp:SapS4Erp", needs=("api",)),
+    "sap_ecc": SystemCard("SAP ECC", ("erp",), "connectors.sap_ecc_erp:SapEccErp", needs=("soap",)),
+    "registry_api": SystemCard("天眼查 / 企查查", ("registry",), "connectors.registry_api:RegistrySeat",
+                               needs=("api",)),
+    "bank_files": SystemCard("bank statement files", ("bank",), "connectors.bank_files:BankSeat", needs=("drop",)),
+}

@@ -150,3 +150,109 @@ class RegistryRecord:
         est = values.get("established")
         values["established"] = date.fromisoformat(est) if isinstance(est, str) and est else None
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+# --- roles and bindings (docs/adr/0004-roles-and-bindings.md) --------------------------------------
+
+ROLES = ("crm", "erp", "shop", "oa", "registry", "bank")
+
+
+@dataclass(frozen=True)
+class SystemCard:
+    """What a system is, as its connector package declares it: a human label, the roles it
+    can play, its adapter (``module:Class``) and the connections a binding must name."""
+
+    label: str
+    roles: tuple[str, ...]
+    adapter: str
+    needs: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One seat of a deployment: which system plays ``role``, under which xref name, through
+    which Airflow connections. ``where`` is the bindings file and line it came from, for errors.
+
+    ``connection`` resolves a connection by its purpose in the binding (``"odbc"``,
+    ``"openapi"``, ``"api"``); the flows inject it (hub.connections.get), so an adapter never
+    reads the environment itself.
+    """
+
+    role: str
+    name: str
+    system: str
+    label: str
+    connections: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    where: str = ""
+    resolve: Any = field(default=None, repr=False, compare=False)
+
+    def connection(self, purpose: str) -> ConnectionInfo:
+        """The Airflow connection bound for ``purpose``; a ConfigurationError naming the line if unbound."""
+        from hub.errors import ConfigurationError  # hub.errors imports nothing of this module
+
+        conn_id = self.connections.get(purpose)
+        if not conn_id:
+            raise ConfigurationError(f"{self.where}: {self.role} binding {self.name!r} ({self.system}) names no "
+                                     f"{purpose!r} connection (connections: {{{purpose}: <airflow conn id>}})")
+        if self.resolve is None:
+            raise ConfigurationError(f"{self.role} binding {self.name!r} was built without a connection resolver")
+        return self.resolve(conn_id)
+
+    def has(self, purpose: str) -> bool:
+        return bool(self.connections.get(purpose))
+
+
+@dataclass
+class OrderState:
+    """What the ERP says about sales orders the hub sent (by the ERP's document number):
+    who approved or closed them, what was shipped. Read by the ERP adapter's ``order_state``."""
+
+    approved: dict[str, str] = field(default_factory=dict)   # number → "verified (审核) by X on D"
+    closed: dict[str, str] = field(default_factory=dict)     # number → "closed by X on D" / "rejected …"
+    shipped: dict[str, Any] = field(default_factory=dict)    # number → Decimal quantity shipped
+
+
+@runtime_checkable
+class ErpAdapter(Protocol):
+    """What the flows ask of the bound ERP, by meaning (docs/extending.md "Adding an ERP").
+
+    Streams and mapping names come from ``mapping``; documents change through ``lifecycle``:
+    the phases the ERP needs to apply a flow's ``add`` / ``replace`` / ``cancel`` (U8 closes and
+    re-adds a changed order; SAP changes it in place)."""
+
+    binding: Binding
+
+    @property
+    def system(self) -> str: ...        # the xref name of this seat (the binding's name)
+
+    @property
+    def label(self) -> str: ...         # how outcomes name it ("created in U8")
+
+    def mapping(self, purpose: str) -> str:
+        """The mapping spec for ``purpose`` (``customer.in``, ``sales_order.out`` …)."""
+
+    def supports(self, capability: str) -> bool:
+        """Whether this ERP takes part in a capability (``receipts`` …)."""
+
+    def connector(self, columns: Mapping[str, Sequence[str]] | None = None, write: bool = False) -> Connector:
+        """The protocol connector, reading ``columns`` per stream; ``write`` also opens the write side."""
+
+    def customers_by_tax_number(self, usccs: Sequence[str]) -> dict[str, list[str]]:
+        """USCC → the ERP's customer numbers holding it (the last check before a create)."""
+
+    def order_state(self, numbers: Sequence[str]) -> OrderState:
+        """The ERP's state of its sales orders ``numbers`` (set-based)."""
+
+    def lifecycle(self, op: str) -> tuple[str, ...]:
+        """The write phases of ``op``: ``("close", "add")`` for a U8 replace, ``("change",)`` for SAP."""
+
+    def refusal(self, op: str, number: str, state: OrderState) -> str | None:
+        """Why the ERP's state forbids ``op`` on order ``number``; None when allowed."""
+
+    def dispatch_lines(self, dispatch_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        """The lines of the ERP's deliveries ``dispatch_keys``."""
+
+    def order_lines(self, line_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        """Sales order lines by the ERP's line key (what a delivery line points at)."""
