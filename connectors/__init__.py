@@ -14,7 +14,7 @@ SYSTEMS: dict[str, SystemCard] = {
     "u8": SystemCard("U8", ("erp",), "connectors.u8_erp:U8Erp", needs=("odbc",), optional=("openapi",)),
     "sap_s4": SystemCard("SAP S/4HANA", ("erp",), "connectors.sap_s4_erp:SapS4Erp", needs=("api",)),
     "sap_ecc": SystemCard("SAP ECC", ("erp",), "connectors.sap_ecc_erp:SapEccErp", needs=("soap",)),
-    "registry_api": SystemCard("天眼查 / 企查查", ("registry",), "connectors.registry_api:RegistrySeat",
+    "registry_api": SystemCard("天眼查 / 企查查", ("registry",), "connectors.registry_seat:RegistrySeat",
                                needs=("api",)),
     "bank_files": SystemCard("bank statement files", ("bank",), "connectors.bank_files:BankSeat", needs=("drop",)),
 }

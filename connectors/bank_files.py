@@ -31,7 +31,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from hub.cells import EncodingProblem, date_text, decode
 from hub.errors import ConfigurationError, DataError
-from hub.types import ConnectionInfo, Page, Record, WriteResult
+from hub.types import Binding, ConnectionInfo, Page, Record, WriteResult
 
 SUFFIXES = (".xlsx", ".csv", ".txt")
 HEADER_SCAN_ROWS = 30
@@ -332,3 +332,17 @@ class BankFilesConnector:
 
     def write(self, stream: str, records: Sequence[Record]) -> list[WriteResult]:
         raise ConfigurationError("bank statement files are read-only")
+
+
+class BankSeat:
+    """Bank statement files in the ``bank`` seat (bindings: ``system: bank_files``, connection ``drop``)."""
+
+    def __init__(self, binding: Binding) -> None:
+        self.binding = binding
+
+    @property
+    def system(self) -> str:
+        return self.binding.name
+
+    def connector(self, layouts: Sequence[Mapping[str, Any]]) -> BankFilesConnector:
+        return BankFilesConnector(self.binding.connection("drop"), layouts=list(layouts))

@@ -256,3 +256,17 @@ class ErpAdapter(Protocol):
 
     def order_lines(self, line_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
         """Sales order lines by the ERP's line key (what a delivery line points at)."""
+
+    def idempotency_key(self, hub_id: str, revision: int) -> str:
+        """The key that makes the n-th create of one hub order safe to repeat (U8 biz_id, SAP
+        PurchaseOrderByCustomer / PURCH_NO_C)."""
+
+    order_stream: str       # the connector stream sales orders are written to
+    customer_stream: str    # … and customers
+
+    def order_document(self, phase: str, hub_id: str, number: str | None, body: Mapping[str, Any] | None,
+                       key: str | None) -> Record:
+        """The record the connector writes for one lifecycle phase of one order."""
+
+    def customer_document(self, hub_id: str, op: str, number: str | None, body: Mapping[str, Any]) -> Record:
+        """The record the connector writes to create (``add``) or change (``edit``) a customer."""

@@ -1,0 +1,147 @@
+"""用友 U8 in the ``erp`` seat: what the flows ask of an ERP, answered the U8 way.
+
+- Reads go through :class:`connectors.u8.U8Connector` (ODBC); writes through its OpenAPI side.
+- Named lookups read U8's tables set-based (Customer.cCusRegCode, SO_SOMain / SO_SODetails,
+  DispatchLists): the flows never see a table name.
+- Lifecycle: U8's OpenAPI has no order edit or delete (apiCenter saleorder: add, get, verify,
+  close …), so a change closes the U8 order and adds the new version, and a cancellation
+  closes it (docs/adr/0003-orders-to-u8.md). Both only while U8 allows: nothing dispatched yet
+  and, for a change, not verified (审核).
+- Idempotency: every add carries ``biz_id``; U8 keeps biz_id ↔ voucher one to one.
+"""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping, Sequence
+
+from connectors.u8 import U8Connector
+from hub.types import Binding, OrderState, Record
+
+#: Mapping specs (mappings/specs/) for each purpose the flows name.
+MAPPINGS = {
+    "customer.in": "u8_customer_to_customer",
+    "customer.out": "customer_to_u8",
+    "product.in": "u8_inventory_to_product",
+    "sales_order.out": "sales_order_to_u8",
+    "sales_order_line.out": "sales_order_line_to_u8",
+    "shipment.in": "u8_dispatch_to_shipment",
+    "shipment_line.in": "u8_dispatch_line_to_shipment_line",
+    "receipt.in": "u8_receipt_to_receipt",
+    "invoice.in": "u8_invoice_to_item",
+    "payer.in": "u8_customer_to_payer",
+    "receipt.out": "receipt_to_u8_accept",
+}
+CAPABILITIES = frozenset({"customers", "products", "sales_orders", "shipments", "receipts"})
+#: Write phases per operation (see the module docstring).
+LIFECYCLE = {"add": ("add",), "replace": ("close", "add"), "cancel": ("close",)}
+#: The columns each named lookup reads.
+ORDER_HEAD = ["cSOCode", "cVerifier", "dverifydate", "cCloser", "dclosedate"]
+ORDER_LINE = ["cSOCode", "iFHQuantity"]
+BIZ_NS = uuid.UUID("a3f0c6d2-5e1b-4b8f-8d2a-7c9e1f0b3a54")
+
+
+def _dec(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+
+
+class U8Erp:
+    """The ``erp`` seat played by U8 (bindings: ``system: u8``, connections odbc + openapi)."""
+
+    mappings: Mapping[str, str] = MAPPINGS
+
+    def __init__(self, binding: Binding) -> None:
+        self.binding = binding
+
+    @property
+    def system(self) -> str:
+        return self.binding.name
+
+    @property
+    def label(self) -> str:
+        return self.binding.label
+
+    def mapping(self, purpose: str) -> str:
+        return MAPPINGS[purpose]
+
+    def supports(self, capability: str) -> bool:
+        return capability in CAPABILITIES
+
+    def connector(self, columns: Mapping[str, Sequence[str]] | None = None, write: bool = False) -> U8Connector:
+        return U8Connector(self.binding.connection("odbc"), self.binding.connection("openapi") if write else None,
+                           columns=dict(columns or {}))
+
+    # --- named lookups ---------------------------------------------------------------------------
+
+    def customers_by_tax_number(self, usccs: Sequence[str]) -> dict[str, list[str]]:
+        rows = self.connector({"Customer": ["cCusCode", "cCusRegCode"]}).lookup("Customer", "cCusRegCode", list(usccs))
+        out: dict[str, list[str]] = {}
+        for row in sorted(rows, key=lambda r: str(r["cCusCode"])):
+            out.setdefault(str(row["cCusRegCode"]), []).append(str(row["cCusCode"]))
+        return out
+
+    def order_state(self, numbers: Sequence[str]) -> OrderState:
+        """SO_SOMain / SO_SODetails of ``numbers`` by ODBC (set-based, 500 codes a query)."""
+        state = OrderState()
+        if not numbers:
+            return state
+        connector = self.connector({"SO_SOMain": ORDER_HEAD, "SO_SODetails": ORDER_LINE})
+        for row in connector.lookup("SO_SOMain", "cSOCode", list(numbers)):
+            code = str(row["cSOCode"])
+            if row.get("cVerifier"):
+                state.approved[code] = f"verified (审核) by {row['cVerifier']} on {str(row.get('dverifydate') or '')[:10]}"
+            if row.get("cCloser"):
+                state.closed[code] = f"closed by {row['cCloser']} on {str(row.get('dclosedate') or '')[:10]}"
+        for row in connector.lookup("SO_SODetails", "cSOCode", list(numbers)):
+            code = str(row["cSOCode"])
+            state.shipped[code] = state.shipped.get(code, Decimal(0)) + _dec(row.get("iFHQuantity"))
+        return state
+
+    def dispatch_lines(self, dispatch_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        return self.connector({"DispatchLists": list(columns)}).lookup("DispatchLists", "DLID", list(dispatch_keys))
+
+    def order_lines(self, line_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        return self.connector({"SO_SODetails": list(columns)}).lookup("SO_SODetails", "iSOsID", list(line_keys))
+
+    # --- document lifecycle ------------------------------------------------------------------------
+
+    def lifecycle(self, op: str) -> tuple[str, ...]:
+        return LIFECYCLE[op]
+
+    def refusal(self, op: str, number: str, state: OrderState) -> str | None:
+        shipped = state.shipped.get(number, Decimal(0))
+        if shipped != 0:
+            what = "cancelled" if op == "cancel" else "changed"
+            return (f"U8 order {number} has dispatches (shipped {shipped.normalize():f}): the order was {what} "
+                    f"in the CRM after shipping; handle it in U8 (return / 退货) or revert the CRM order")
+        if op == "replace" and number in state.closed:
+            return f"U8 order {number} was {state.closed[number]} in U8; the CRM change cannot be applied"
+        if op == "replace" and number in state.approved:
+            return (f"U8 order {number} is {state.approved[number]}: un-verify it in U8 (弃审) to let the hub replace it, "
+                    f"or revert the change in the CRM")
+        return None
+
+    def idempotency_key(self, hub_id: str, revision: int) -> str:
+        """biz_id of the n-th U8 order of one hub order: a repeated add gets the order it created,
+        a later version (after a change) a new one."""
+        return str(uuid.uuid5(BIZ_NS, f"{hub_id}:{revision}"))
+
+    def order_document(self, phase: str, hub_id: str, number: str | None, body: Mapping[str, Any] | None,
+                       key: str | None) -> Record:
+        """The record :meth:`U8Connector.write` takes for one phase on stream ``saleorder``."""
+        if phase == "close":
+            return {"_key": hub_id, "_op": "close", "voucher_code": number}
+        return {**(body or {}), "_key": hub_id, "_op": "add", "_biz_id": key}
+
+    order_stream = "saleorder"
+    customer_stream = "customer"
+
+    def customer_document(self, hub_id: str, op: str, number: str | None, body: Mapping[str, Any]) -> Record:
+        """A customer add (biz_id = hub id) or edit (by U8 code) for stream ``customer``."""
+        record = {**body, "_key": hub_id, "_op": op, "_biz_id": hub_id}
+        if op == "edit":
+            record["code"] = number
+        return record
