@@ -20,7 +20,7 @@ def _kinds(text: str) -> tuple[str, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sandbox",
-                                description="Local stand-ins of 销售易 CRM, 用友 U8 and the 天眼查 / 企查查 registries.")
+                                description="Local stand-ins of 销售易 CRM, 用友 U8, SAP S/4HANA and the 天眼查 / 企查查 registries.")
     sub = p.add_subparsers(dest="command", required=True)
 
     def dir_arg(sp: argparse.ArgumentParser) -> None:
@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--u8-port", type=int, default=18702)
         sp.add_argument("--registry-port", type=int, default=None,
                         help="serve the 天眼查 / 企查查 stand-in on this port (default: not served)")
+        sp.add_argument("--sap-port", type=int, default=None,
+                        help="serve the SAP S/4HANA OData stand-in on this port (default: not served)")
         sp.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that get a fault")
         sp.add_argument("--fault-kinds", type=_kinds, default=KINDS, help=f"comma list of {','.join(KINDS)}")
         sp.add_argument("--fault-seed", type=int, default=1)
@@ -44,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--crm-token-ttl", type=float, default=7199, help="CRM access token lifetime, seconds")
         sp.add_argument("--u8-token-ttl", type=float, default=7200, help="U8 token lifetime, seconds")
 
-    sp = sub.add_parser("seed", help="(re)create crm.db, u8.db, registry.jsonl, truth files and credentials.json")
+    sp = sub.add_parser("seed", help="(re)create crm.db, u8.db, sap_s4.db, registry.jsonl, truth files and credentials.json")
     dir_arg(sp)
     seed_args(sp)
     sp = sub.add_parser("serve", help="serve the stand-ins over the data directory")
@@ -78,7 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     return run(ServeOptions(
         directory=args.dir, host=args.host, crm_port=args.crm_port, u8_port=args.u8_port,
-        registry_port=args.registry_port,
+        registry_port=args.registry_port, sap_port=args.sap_port,
         fault_rate=args.fault_rate, fault_kinds=args.fault_kinds, fault_seed=args.fault_seed,
         slow_seconds=args.fault_slow_seconds, crm_token_ttl=args.crm_token_ttl, u8_token_ttl=args.u8_token_ttl,
     ))

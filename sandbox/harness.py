@@ -23,10 +23,11 @@ def free_port() -> int:
 
 
 class Sandbox:
-    """The 销售易, U8 and registry (天眼查 / 企查查) stand-ins on loopback, seeded into ``folder``."""
+    """The 销售易, U8, registry (天眼查 / 企查查) and SAP S/4HANA stand-ins on loopback, seeded into ``folder``."""
 
     def __init__(self, folder: Path, accounts: int = 300, seed: int = 42, crm_port: int | None = None,
-                 u8_port: int | None = None, registry_port: int | None = None, orders: int | None = None) -> None:
+                 u8_port: int | None = None, registry_port: int | None = None, orders: int | None = None,
+                 sap_port: int | None = None) -> None:
         self.folder = Path(folder).resolve()
         self.accounts = accounts
         self.orders = orders  # None: the seed's default (one order per two accounts)
@@ -34,6 +35,7 @@ class Sandbox:
         self.crm_port = crm_port or free_port()
         self.u8_port = u8_port or free_port()
         self.registry_port = registry_port or free_port()
+        self.sap_port = sap_port or free_port()
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -47,6 +49,19 @@ class Sandbox:
     @property
     def registry_url(self) -> str:
         return f"http://127.0.0.1:{self.registry_port}"
+
+    @property
+    def sap_url(self) -> str:
+        return f"http://127.0.0.1:{self.sap_port}"
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Each stand-in's base URL by the name faults and stats use."""
+        return {"crm": self.crm_url, "u8": self.u8_url, "registry": self.registry_url, "sap": self.sap_url}
+
+    @property
+    def sap_s4_db(self) -> Path:
+        return self.folder / "sap_s4.db"
 
     @property
     def u8_db(self) -> Path:
@@ -67,7 +82,8 @@ class Sandbox:
         log = open(self.folder / "serve.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--dir", str(self.folder),
                                       "--crm-port", str(self.crm_port), "--u8-port", str(self.u8_port),
-                                      "--registry-port", str(self.registry_port)],
+                                      "--registry-port", str(self.registry_port),
+                                      "--sap-port", str(self.sap_port)],
                                      stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.time() + timeout
         assert self.proc.stdout is not None
@@ -139,6 +155,8 @@ class Sandbox:
                                          "operator_password": u8["operator"]["password"]} if u8.get("operator") else {})}},
             "REGISTRY": self.registry_connection("tianyancha"),
             "BANK_DROP": {"conn_type": "fs", "extra": {"path": str(self.folder / "bank_inbox")}},
+            "SAP_S4": {"conn_type": "http", "host": self.sap_url, "login": cred["sap_s4"]["user"],
+                       "password": cred["sap_s4"]["password"], "extra": {"sap_client": "100", "scheme": "http"}},
         }
         return {f"AIRFLOW_CONN_{k}": json.dumps(v, ensure_ascii=False) for k, v in conns.items()}
 
@@ -146,19 +164,23 @@ class Sandbox:
         os.environ.update(self.connections())
 
     def faults(self, rate: float, kinds: list[str] | None = None, seed: int = 1,
-               systems: tuple[str, ...] = ("crm", "u8", "registry")) -> None:
+               systems: tuple[str, ...] = ("crm", "u8", "registry", "sap")) -> None:
         body = {"rate": rate, "kinds": kinds or list(KINDS), "seed": seed}
-        urls = {"crm": self.crm_url, "u8": self.u8_url, "registry": self.registry_url}
         for name in systems:
-            requests.post(f"{urls[name]}/__sandbox/faults", json=body, timeout=10).raise_for_status()
+            requests.post(f"{self.urls[name]}/__sandbox/faults", json=body, timeout=10).raise_for_status()
 
     def stats(self) -> dict[str, Any]:
-        return {name: requests.get(f"{url}/__sandbox/stats", timeout=10).json()
-                for name, url in (("crm", self.crm_url), ("u8", self.u8_url), ("registry", self.registry_url))}
+        return {name: requests.get(f"{url}/__sandbox/stats", timeout=10).json() for name, url in self.urls.items()}
 
     def u8_ship(self) -> dict[str, Any]:
         """The U8 warehouse verifies and ships the next stage of its plan (sandbox/u8_orders.py)."""
         resp = requests.post(f"{self.u8_url}/__sandbox/u8/ship", timeout=120)
+        resp.raise_for_status()
+        return resp.json()
+
+    def sap_ship(self) -> dict[str, Any]:
+        """The S/4HANA warehouse creates outbound deliveries for open sales orders (sandbox/sap_s4_app.py)."""
+        resp = requests.post(f"{self.sap_url}/__sandbox/sap/ship", timeout=120)
         resp.raise_for_status()
         return resp.json()
 

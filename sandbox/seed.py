@@ -3,8 +3,9 @@
 ``generate(seed, accounts)`` draws companies, decides which of them live in CRM, in U8 or in
 both, distorts each copy the way clerks do (shares in ``CRM_SHARES`` / ``U8_SHARES``), and
 ``write(...)`` stores the result as ``crm.db``, ``u8.db``, ``truth.json``, ``truth.csv``,
-``credentials.json`` and the business registry's view (``registry.jsonl``,
-``registry_truth.json``, from ``registry_data`` with an RNG of its own).  Everything comes from one ``random.Random(seed)``: same seed, same files.
+``credentials.json``, the business registry's view (``registry.jsonl``,
+``registry_truth.json``, from ``registry_data`` with an RNG of its own) and the SAP S/4HANA
+stand-in's ``sap_s4.db`` (``sap_s4_seed``: the U8 world as S/4 holds it).  Everything comes from one ``random.Random(seed)``: same seed, same files.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from . import crm_schema, mess, orders_seed, receipts_seed, registry_data, u8_schema
+from . import crm_schema, mess, orders_seed, receipts_seed, registry_data, sap_s4_seed, u8_schema
 from .cn_data import CUSTOMER_CLASSES, COMMENTS
 from .companies import Company, CompanyFactory, FastRandom, Person
 
@@ -126,6 +127,8 @@ def make_credentials(seed: int) -> dict[str, Any]:
             "operator": {"user_id": "hub01", "password": draw(alnum, 12), "name": "集成操作员"},
         },
         "registry": registry_data.registry_credentials(seed),
+        # the S/4HANA communication user; drawn after everything above so none of it moved
+        "sap_s4": {"user": f"HUB_COMM_{rng.randint(100, 999)}", "password": draw(alnum, 20)},
     }
 
 
@@ -507,6 +510,8 @@ def write(ds: Dataset, directory: Path, orders: int | None = None) -> None:
                                            user_ids=[u[0] for u in ds.users[1:]]), directory)
     # invoices, 收款单, payment plans and bank statements (receipts_seed.py, an RNG of its own)
     receipts_seed.write(receipts_seed.generate(ds, ds.seed), directory)
+    # the ERP stand-ins seeded from the U8 world just written (each an RNG of its own)
+    sap_s4_seed.write(directory / "u8.db", directory / "sap_s4.db", ds.seed)
     creds = directory / "credentials.json"
     creds.write_text(json.dumps(ds.credentials, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     creds.chmod(0o600)

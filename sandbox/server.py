@@ -1,9 +1,9 @@
-"""Run the stand-ins in one process: uvicorn servers (CRM, U8 and, when given a port, the
-registry) on one event loop.
+"""Run the stand-ins in one process: uvicorn servers (CRM, U8 and, each when given a port, the
+registry and SAP S/4HANA) on one event loop.
 
-Prints exactly one line, ``sandbox ready crm=... u8=...`` (plus `` registry=...`` when it is
-served), once every socket accepts connections (callers wait for it), and stops them all on
-SIGTERM/SIGINT.
+Prints exactly one line, ``sandbox ready crm=... u8=...`` (plus `` registry=...`` and
+`` sap=...`` for those served), once every socket accepts connections (callers wait for it),
+and stops them all on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import uvicorn
 
 from .crm_app import ACCESS_TTL_S, create_crm_app
 from .faults import KINDS, FaultConfig, Faults
 from .registry_app import create_registry_app
+from .sap_s4_app import create_sap_s4_app
 from .u8_app import TOKEN_TTL_S, create_u8_app
 
 
@@ -34,6 +35,7 @@ class ServeOptions:
     crm_port: int = 18701
     u8_port: int = 18702
     registry_port: int | None = None  # None: the registry stand-in is not served
+    sap_port: int | None = None  # None: the SAP S/4HANA stand-in is not served
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = KINDS
     fault_seed: int = 1
@@ -65,8 +67,13 @@ async def serve(opts: ServeOptions) -> int:
         "crm": (create_crm_app(opts.directory, faults(), opts.crm_token_ttl), opts.crm_port),
         "u8": (create_u8_app(opts.directory, faults(), opts.u8_token_ttl), opts.u8_port),
     }
-    if opts.registry_port:
-        apps["registry"] = (create_registry_app(opts.directory, faults()), opts.registry_port)
+    optional: dict[str, tuple[int | None, Callable[[], Any]]] = {  # name in the ready line: (port, app)
+        "registry": (opts.registry_port, lambda: create_registry_app(opts.directory, faults())),
+        "sap": (opts.sap_port, lambda: create_sap_s4_app(opts.directory, faults())),
+    }
+    for name, (port, make) in optional.items():
+        if port:
+            apps[name] = (make(), port)
     servers = [
         _Server(uvicorn.Config(app, host=opts.host, port=port, log_level="warning", access_log=False,
                                lifespan="off", timeout_graceful_shutdown=2))
@@ -96,21 +103,23 @@ async def serve(opts: ServeOptions) -> int:
         await asyncio.sleep(0.02)
     while not all(_port_open(opts.host, port) for _, port in apps.values()):
         await asyncio.sleep(0.02)
-    registry = f" registry=http://{opts.host}:{opts.registry_port}" if opts.registry_port else ""
-    print(f"sandbox ready crm=http://{opts.host}:{opts.crm_port} u8=http://{opts.host}:{opts.u8_port}{registry}",
+    print("sandbox ready " + " ".join(f"{name}=http://{opts.host}:{port}" for name, (_, port) in apps.items()),
           flush=True)
     results = await asyncio.gather(*tasks, return_exceptions=True)
     return 0 if all(r == 0 for r in results) else 1
 
 
-#: What ``seed`` writes and ``serve`` needs (the registry's file only when it is served).
+#: What ``seed`` writes and ``serve`` needs (an optional stand-in's file only when it is served).
 SEEDED_FILES = ("crm.db", "u8.db", "credentials.json")
 REGISTRY_FILE = "registry.jsonl"
+SAP_S4_FILE = "sap_s4.db"
+#: The file each optional stand-in needs, by its ``ServeOptions`` port field.
+OPTIONAL_FILES = {"registry_port": REGISTRY_FILE, "sap_port": SAP_S4_FILE}
 
 
 def run(opts: ServeOptions) -> int:
     """Blocking entry point for the CLI."""
-    for name in (*SEEDED_FILES, *((REGISTRY_FILE,) if opts.registry_port else ())):
+    for name in (*SEEDED_FILES, *(f for port, f in OPTIONAL_FILES.items() if getattr(opts, port))):
         if not (opts.directory / name).exists():
             print(f"sandbox: {opts.directory / name} is missing; run `python -m sandbox seed` first",
                   file=sys.stderr)
