@@ -66,6 +66,25 @@ class Spec:
     version: str | None
     fields: tuple[FieldRule, ...]
     hash_fields: tuple[str, ...] = ()
+    #: the target field naming a record's natural key (a create is looked up by it before it is
+    #: repeated, e.g. ``productCode__c``): ``target: {natural_key: …}``
+    natural_key: str | None = None
+    #: how a document's lines nest in its header (line specs): ``lines_key``, ``order_by`` and
+    #: optionally ``amount`` (the line field whose sum must equal the order total)
+    document: tuple[tuple[str, Any], ...] = ()
+    #: named target fields the flows write to besides the mapped ones (``write_back:
+    #: {erp_code: erpCode__c, hub_id: hubId__c}``): tenant field names stay in the mapping
+    write_back: tuple[tuple[str, str], ...] = ()
+
+    def doc(self, key: str, default: Any = None) -> Any:
+        return dict(self.document).get(key, default)
+
+    def field_for(self, purpose: str) -> str:
+        """The tenant field a flow writes for ``purpose`` (``write_back``); KeyError names the spec."""
+        found = dict(self.write_back).get(purpose)
+        if not found:
+            raise KeyError(f"mapping {self.name} has no write_back field for {purpose!r}")
+        return found
 
     @property
     def source_fields(self) -> list[str]:
@@ -98,7 +117,9 @@ def load_spec(name: str) -> Spec:
     src = raw.get("source") or raw.get("target") or {}
     return Spec(name=raw.get("name", name), entity=raw["entity"], system=raw["system"], stream=src.get("stream", ""),
                 key=src.get("key", ""), version=src.get("version"), fields=tuple(rules),
-                hash_fields=tuple(raw.get("hash_fields", ())))
+                hash_fields=tuple(raw.get("hash_fields", ())), natural_key=src.get("natural_key"),
+                document=tuple((raw.get("document") or {}).items()),
+                write_back=tuple((raw.get("write_back") or {}).items()))
 
 
 @lru_cache(maxsize=64)
