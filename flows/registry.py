@@ -2,8 +2,8 @@
 
 The public API, for flows that want registry facts (customer_master, registry_refresh):
 
-- ``connector(conn=None)``: the registry connector the ``registry`` connection asks for
-  (``extra.provider`` or ``conn_type``: ``tianyancha`` | ``qichacha``).
+- ``connector(conn=None)``: the connector of the ``registry`` seat (flows.roles): the provider
+  its connection names (``extra.provider`` or ``conn_type``: ``tianyancha`` | ``qichacha``).
 - ``enrich(engine, customers, connector, *, budget=None, workers=None, now=None)``:
   ``customers`` has ``hub_id``, ``name``, ``uscc``; returns ``(facts, counts)`` with one
   facts row per customer row (columns ``FACT_COLUMNS``) and an ``EnrichCounts``.
@@ -37,10 +37,9 @@ from typing import Any, Protocol
 import pandas as pd
 from sqlalchemy import Engine
 
-from connectors.qichacha import QichachaConnector
-from connectors.tianyancha import TianyanchaConnector
-from hub import connections, registry_cache
-from hub.errors import (ConfigurationError, DataError, QuotaExceededError, RateLimitedError, TransientError,
+from flows import roles
+from hub import registry_cache
+from hub.errors import (DataError, QuotaExceededError, RateLimitedError, TransientError,
                         failure_class_of)
 from hub.runlog import StepCounts
 from hub.store import utcnow
@@ -49,9 +48,6 @@ from quality import uscc as uscc_check
 
 log = logging.getLogger("flows.registry")
 
-CONN_ID = "registry"
-PROVIDERS = {"tianyancha": TianyanchaConnector, "qichacha": QichachaConnector}
-PROVIDER_NAMES = {"tianyancha": "天眼查", "qichacha": "企查查"}
 DEFAULT_WORKERS = 4
 BATCH = 200               # keys whose answers are stored in one upsert
 BREAKER = 3               # transient failures in a row after which the rest of the run is deferred
@@ -65,19 +61,17 @@ class RegistryConnector(Protocol):
     """What enrichment needs of a registry connector (both connectors/ registries have it)."""
 
     system: str
+    LABEL: str      # the provider's name in messages (天眼查, 企查查)
 
     def lookup(self, keyword: str) -> RegistryRecord | None:
         """The registered company for a name or code, None when the registry has none."""
 
 
 def connector(conn: ConnectionInfo | None = None) -> RegistryConnector:
-    """The connector the ``registry`` connection names in ``extra.provider`` (or ``conn_type``)."""
-    conn = conn or connections.get(CONN_ID)
-    provider = str(conn.extra.get("provider") or conn.conn_type or "").strip().lower()
-    if provider not in PROVIDERS:
-        raise ConfigurationError(f"connection {conn.conn_id!r} must say extra.provider: tianyancha or qichacha "
-                                 f"(got {provider or 'nothing'!r})")
-    return PROVIDERS[provider](conn)
+    """The ``registry`` seat's connector: the provider its connection names in ``extra.provider``
+    (or ``conn_type``); ``conn`` instead of the bound connection (a check, a test). A
+    ConfigurationError when the seat is unbound, its connection missing or the provider unknown."""
+    return roles.registry().connector(conn)
 
 
 @dataclass
@@ -172,14 +166,14 @@ class _Caller:
             self.stop_reason = self.stop_reason or reason
 
 
-def _hold_reason(record: RegistryRecord) -> str | None:
+def _hold_reason(record: RegistryRecord, who: str) -> str | None:
+    """What a salesperson reads about a company ``who`` (the provider's name) reports closed."""
     if record.active:
         return None
-    who = PROVIDER_NAMES.get(record.source, record.source)
     return f"{who}显示该企业登记状态为「{record.status}」，已不能正常经营：暂不同步到 ERP，请与客户确认后再处理。"
 
 
-def _facts_row(hub_id: Any, text: str | None, row: dict[str, Any] | None) -> dict[str, Any]:
+def _facts_row(hub_id: Any, text: str | None, row: dict[str, Any] | None, who: str) -> dict[str, Any]:
     out: dict[str, Any] = {c: None for c in FACT_COLUMNS}
     out.update(hub_id=hub_id, query=text, history_names=[])
     if text is None:
@@ -195,7 +189,7 @@ def _facts_row(hub_id: Any, text: str | None, row: dict[str, Any] | None) -> dic
                    legal_representative=rec.legal_representative, registered_capital=rec.registered_capital,
                    address=rec.address, history_names=list(rec.history_names),
                    established=rec.established.isoformat() if rec.established else None, active=rec.active,
-                   source=rec.source, hold_reason=_hold_reason(rec))
+                   source=rec.source, hold_reason=_hold_reason(rec, who))
     return out
 
 
@@ -261,9 +255,10 @@ def enrich(engine: Engine, customers: pd.DataFrame, connector: RegistryConnector
     log.info("%s enrichment: %s", provider, counts.as_dict())
     if caller.fatal is not None:
         raise caller.fatal
-    facts = pd.DataFrame([_facts_row(h, t, rows.get(k) if k else None)
+    who = getattr(connector, "LABEL", None) or provider  # the cache is per provider: its answers are this one's
+    facts = pd.DataFrame([_facts_row(h, t, rows.get(k) if k else None, who)
                           for h, t, k in zip(customers["hub_id"], texts, keys)], columns=FACT_COLUMNS, dtype=object)
     return facts, counts
 
 
-__all__ = ["CONN_ID", "FACT_COLUMNS", "EnrichCounts", "RegistryConnector", "connector", "enrich", "query_text"]
+__all__ = ["FACT_COLUMNS", "EnrichCounts", "RegistryConnector", "connector", "enrich", "query_text"]

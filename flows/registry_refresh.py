@@ -1,9 +1,9 @@
 """The registry refresh flow: keep every customer's registry facts no older than the TTL.
 
-extract asks the registry (天眼查 or 企查查, by the ``registry`` connection) about the
+extract asks the ``registry`` seat (天眼查 or 企查查, as its connection says) about the
 customers of the hub's ``customer`` table whose cached answer is missing, expired or
 deferred (flows/registry.py: cached keys cost nothing); load stores each customer's facts as
-its ``customer_source`` row of system ``registry``, keyed by hub id, where survivorship ranks
+its ``customer_source`` row of the registry seat (xref name ``registry``), keyed by hub id, where survivorship ranks
 it first for legal facts. The other steps have nothing to do in this flow.
 
 Only extract calls the registry; its Airflow task runs in the pool ``registry_api``.
@@ -16,7 +16,7 @@ import os
 import pandas as pd
 from sqlalchemy import select
 
-from flows import registry
+from flows import registry, roles
 from hub import model, xref
 from hub.runlog import StepCounts
 from hub.runner import StepContext
@@ -26,7 +26,6 @@ from quality import names
 log = logging.getLogger("flows.registry_refresh")
 
 FLOW = "registry_refresh"
-SYSTEM = "registry"
 #: Registry facts as canonical customer fields (hub.model.CUSTOMER_FIELDS).
 FIELDS = {"legal_name": "name", "uscc": "uscc", "registry_status": "registry_status",
           "legal_representative": "legal_representative", "registered_capital": "registered_capital",
@@ -52,7 +51,9 @@ def extract(ctx: StepContext) -> StepCounts:
 
 
 def load(ctx: StepContext) -> StepCounts:
-    """Facts into ``customer_source`` (system ``registry``, native key = hub id); unchanged ones skipped."""
+    """Facts into ``customer_source`` (system: the registry seat's name, native key = hub id); unchanged
+    ones skipped."""
+    system = roles.registry().system
     with ctx.engine.begin() as conn:
         facts = stage_read(conn, ctx.run_id, "extract")
         if facts.empty or "legal_name" not in facts:
@@ -66,12 +67,12 @@ def load(ctx: StepContext) -> StepCounts:
         src["content_hash"] = xref.content_hash(src, HASHED)
         s = model.customer_source.c
         have = select_in(conn, model.customer_source, "native_key", src["hub_id"].tolist(),
-                         where=(s.system == SYSTEM,), columns=["native_key", "content_hash"])
+                         where=(s.system == system,), columns=["native_key", "content_hash"])
         known = dict(zip(have["native_key"], have["content_hash"]))
         changed = src[src["content_hash"] != src["hub_id"].map(known)]
         counts.skipped = len(src) - len(changed)
         if not changed.empty:
-            rows = frame_records(changed.assign(system=SYSTEM, native_key=changed["hub_id"], source_updated_at=utcnow(),
+            rows = frame_records(changed.assign(system=system, native_key=changed["hub_id"], source_updated_at=utcnow(),
                                                 run_id=ctx.run_id))
             upsert(conn, model.customer_source, rows, keys=["system", "native_key"])
         counts.written = len(changed)
