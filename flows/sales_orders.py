@@ -1,13 +1,14 @@
-"""The sales orders flow: CRM (销售易) orders → hub → U8 sales orders, the U8 number back to the CRM.
+"""The sales orders flow: CRM orders → hub → the ERP's sales orders, the ERP number back to the CRM.
 
 extract (orders and order lines by updatedAt; the lines of every touched order read whole) →
 map (YAML specs; a bad line holds its whole order) → validate (GX on one row per order with
 its line facts: every line's amount and the header total checked exactly, in Decimal) →
 resolve (unchanged orders skipped by a hash over header and lines; drafts and orders
-cancelled before they reached U8 skipped) → load (canonical order and lines, xref, outbox,
-watermarks) → publish (customer and products in U8? else the order waits with the reason; a
-change or cancellation only where U8's state allows; the saleorder body) → write back
-(U8 saleorder/close then saleorder/add with biz_id, then erpCode__c on the CRM order).
+cancelled before they reached the ERP skipped) → load (canonical order and lines, xref,
+outbox, watermarks) → publish (customer and products in the ERP? else the order waits with the
+reason; a change or cancellation only where the ERP's state allows; the ERP's document) →
+write back (the ERP's lifecycle phases: U8 closes and re-adds with biz_id, SAP changes in
+place; then the ERP number on the CRM order). The flow names roles only (flows/roles.py).
 """
 from __future__ import annotations
 
@@ -19,12 +20,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import delete
 
-from connectors.u8 import U8Connector
-from connectors.xiaoshouyi import XiaoshouyiConnector
-from flows import order_u8
+from flows import order_documents, roles
 from flows.steps import (gate_records, json_safe, map_lines, map_records, quarantined_keys, read_outcomes,
                          read_stream, save_outcomes, upsert_canonical, with_known_hashes, write_in_chunks)
-from hub import connections, model, outbox, quarantine, watermarks, xref
+from hub import model, outbox, quarantine, watermarks, xref
 from hub.model import SALES_ORDER_FIELDS, SALES_ORDER_LINE_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
@@ -38,7 +37,6 @@ FLOW = "sales_orders"
 ENTITY, LINE_ENTITY = "sales_order", "sales_order_line"
 HEADER_SPEC, LINE_SPEC = "crm_order_to_sales_order", "crm_order_product_to_sales_order_line"
 HEAD, LINES = "crm.order", "crm.orderProduct"   # staging keys: the CRM gives this flow two streams
-CRM_CONN, U8_ODBC_CONN, U8_API_CONN = "crm_xiaoshouyi", "u8_odbc", "u8_openapi"
 NS = uuid.UUID("2d4b7a90-1c3e-4f5a-8b6d-0e9f8a7b6c5d")
 OPEN, CLOSED = "open", "closed"   # xref native_version of a U8 order the hub created
 #: xref native_version while the hub's close of a U8 order is under way: U8's OpenAPI has no
@@ -55,16 +53,15 @@ def line_hub_id(crm_id: str) -> str:
     return str(uuid.uuid5(NS, f"crm:orderProduct:{crm_id}"))
 
 
-def crm() -> XiaoshouyiConnector:
+def crm():
+    """The CRM seat's connector, reading orders and their lines."""
     head, line = engine.load_spec(HEADER_SPEC), engine.load_spec(LINE_SPEC)
-    return XiaoshouyiConnector(connections.get(CRM_CONN), streams={head.stream: head.source_fields,
-                                                                   line.stream: line.source_fields})
+    return roles.crm().connector(streams={head.stream: head.source_fields, line.stream: line.source_fields})
 
 
-def u8(write: bool = False) -> U8Connector:
-    return U8Connector(connections.get(U8_ODBC_CONN), connections.get(U8_API_CONN) if write else None,
-                       columns={"SO_SOMain": ["cSOCode", "cVerifier", "dverifydate", "cCloser", "dclosedate"],
-                                "SO_SODetails": ["cSOCode", "iFHQuantity"]})
+def _erp() -> str:
+    """The ERP seat's xref key (the bound ERP's binding name)."""
+    return roles.erp().system
 
 
 # --- extract ---------------------------------------------------------------------------------------
@@ -150,11 +147,11 @@ def _with_ids(heads: pd.DataFrame, lines: pd.DataFrame) -> tuple[pd.DataFrame, p
     return heads, lines.drop(columns=["_n"])
 
 
-def _current_u8(conn, hub_ids: list[str]) -> pd.DataFrame:
+def _current_erp(conn, hub_ids: list[str]) -> pd.DataFrame:
     """The U8 orders the hub created per order: hub_id, native_key (cSOCode), native_version
     (open | closing | closed) and content_hash (the version U8 got)."""
     x = model.xref.c
-    return select_in(conn, model.xref, "hub_id", hub_ids, where=[x.entity == ENTITY, x.system == "u8"],
+    return select_in(conn, model.xref, "hub_id", hub_ids, where=[x.entity == ENTITY, x.system == _erp()],
                      columns=["hub_id", "native_key", "native_version", "content_hash"])
 
 
@@ -168,11 +165,12 @@ def resolve_step(ctx: StepContext) -> StepCounts:
             for name in ("resolve", "skipped"):
                 stage_write(conn, ctx.run_id, name, heads, HEAD)
             return counts
-        hashes = order_u8.order_hashes(heads, lines)
+        hashes = order_documents.order_hashes(heads, lines)
+        label = roles.erp().label
         batch = with_known_hashes(conn, ENTITY, "crm", heads, heads["hub_id"].map(hashes))
         batch["hub_id"] = batch["_key"].map(order_hub_id)
         unchanged = batch["known_hash"].notna() & (batch["content_hash"] == batch["known_hash"])
-        sent = _current_u8(conn, batch["hub_id"].tolist())
+        sent = _current_erp(conn, batch["hub_id"].tolist())
         has_open = set(sent.loc[sent["native_version"].isin([OPEN, CLOSING]), "hub_id"])
         reason = pd.Series(None, index=batch.index, dtype=object)
         reason[unchanged] = "unchanged since last run"
@@ -180,8 +178,8 @@ def resolve_step(ctx: StepContext) -> StepCounts:
         ever = batch["hub_id"].isin(set(sent["hub_id"]))
         reason[~unchanged & draft & ~ever] = "draft (not activated in the CRM): not sent"
         reason[~unchanged & draft & batch["hub_id"].isin(has_open)] = \
-            "deactivated in the CRM (取消生效): the U8 order stays as it is until the order is activated again"
-        reason[~unchanged & cancelled & ~ever] = "cancelled in the CRM before it reached U8: nothing to send"
+            f"deactivated in the CRM (取消生效): the {label} order stays as it is until the order is activated again"
+        reason[~unchanged & cancelled & ~ever] = f"cancelled in the CRM before it reached {label}: nothing to send"
         counts.skipped = int(reason.notna().sum())
         changed = batch[~unchanged].drop(columns=["known_hash"])
         changed["send"] = reason[~unchanged].isna().to_numpy()
@@ -209,13 +207,13 @@ def load(ctx: StepContext) -> StepCounts:
             for part in chunks(ids):
                 conn.execute(delete(model.sales_order_line).where(model.sales_order_line.c.order_hub_id.in_(part)))
             if not lines.empty:
-                lines = lines.assign(content_hash=xref.content_hash(lines, list(order_u8.LINE_HASH)))
+                lines = lines.assign(content_hash=xref.content_hash(lines, list(order_documents.LINE_HASH)))
                 upsert_canonical(conn, model.sales_order_line, lines, SALES_ORDER_LINE_FIELDS, ctx.run_id)
             xref.save(conn, ENTITY, "crm", heads.rename(columns={"_key": "native_key"}).assign(
                 native_version=heads["_version"].astype(str)))
             quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system="crm", record_keys=heads["_key"].tolist())
             send = heads.loc[heads["send"].astype(bool), "hub_id"].tolist()
-            outbox.enqueue(conn, ENTITY, ctx.run_id, send, ["u8"])
+            outbox.enqueue(conn, ENTITY, ctx.run_id, send, [_erp()])
         log.info("watermarks moved: %s", watermarks.commit_pending(conn, ctx.run_id, FLOW))
     return counts
 
@@ -225,16 +223,18 @@ def load(ctx: StepContext) -> StepCounts:
 def publish(ctx: StepContext) -> StepCounts:
     """Decide per pending or waiting order: add, replace (close + add), cancel (close), nothing
     (U8 already holds this version), wait (customer or product not in U8 yet) or refuse (U8's
-    state does not allow it; quarantined with the reason)."""
+    state does not allow it; quarantined with the reason). How a replace or cancel is carried out
+    is the ERP's (``lifecycle``): U8 closes and re-adds, SAP changes in place."""
+    erp = roles.erp()
     with ctx.engine.begin() as conn:
-        replays = quarantine.take_replays(conn, FLOW, "u8", ["publish", "write"])
+        replays = quarantine.take_replays(conn, FLOW, _erp(), ["publish", "write"])
         if replays:  # an operator acted on what U8 refused: look at those orders again
-            outbox.mark(conn, ENTITY, "u8", [r["record_key"] for r in replays], outbox.PENDING)
-        ids = outbox.ids(conn, ENTITY, "u8", (outbox.PENDING, outbox.WAITING))
-        _settle_closing(conn, _current_u8(conn, ids))
+            outbox.mark(conn, ENTITY, _erp(), [r["record_key"] for r in replays], outbox.PENDING)
+        ids = outbox.ids(conn, ENTITY, _erp(), (outbox.PENDING, outbox.WAITING))
+        _settle_closing(conn, _current_erp(conn, ids))
         heads = select_in(conn, model.sales_order, "hub_id", ids)
         lines = select_in(conn, model.sales_order_line, "order_hub_id", ids)
-        sent = _current_u8(conn, ids)
+        sent = _current_erp(conn, ids)
         counts = StepCounts(read=len(ids))
         if heads.empty:
             stage_write(conn, ctx.run_id, "publish", pd.DataFrame())
@@ -243,42 +243,44 @@ def publish(ctx: StepContext) -> StepCounts:
         heads = _plan(heads, lines, sent)
         sending = heads[heads["op"].isin(["add", "replace"])]
         sending_lines = lines[lines["order_hub_id"].isin(sending["hub_id"])]
-        customer_code, product_code, waits = order_u8.prerequisites(conn, sending, sending_lines)
+        customer_code, product_code, waits = order_documents.prerequisites(conn, sending, sending_lines, "crm",
+                                                                           erp.system, erp.label)
     ready = ~sending["hub_id"].isin(waits)
-    bodies, refused = order_u8.payloads(sending[ready], sending_lines[~sending_lines["order_hub_id"].isin(waits)],
-                                        customer_code, product_code)
+    bodies, refused = order_documents.payloads(sending[ready], sending_lines[~sending_lines["order_hub_id"].isin(waits)],
+                                               customer_code, product_code, erp.mapping("sales_order.out"),
+                                               erp.mapping("sales_order_line.out"), erp.label)
     checked = heads[heads["op"].isin(["replace", "cancel"]) & ~heads["hub_id"].isin(waits)]
-    state = order_u8.u8_state(u8(), checked["u8_code"].tolist())
-    for h, op, code in zip(checked["hub_id"], checked["op"], checked["u8_code"]):
+    state = erp.order_state(checked["erp_number"].tolist())
+    for h, op, code in zip(checked["hub_id"], checked["op"], checked["erp_number"]):
         if op == "cancel" and code in state.closed and h not in refused:
             heads.loc[heads["hub_id"] == h, "op"] = "already closed"
-        elif (why := order_u8.refusal(op, code, state)) and h not in refused:
+        elif (why := erp.refusal(op, code, state)) and h not in refused:
             refused[h] = why
     acting = heads["op"].isin(["add", "replace", "cancel"]) & ~heads["hub_id"].isin(waits) & ~heads["hub_id"].isin(refused)
     todo = heads[acting].assign(body=lambda t: t["hub_id"].map(lambda h: json.dumps(bodies[h], ensure_ascii=False)
                                                                 if h in bodies else None))
-    todo["biz_id"] = [order_u8.biz_id(h, int(n)) for h, n in zip(todo["hub_id"], todo["revision"])]
+    todo["doc_key"] = [erp.idempotency_key(h, int(n)) for h, n in zip(todo["hub_id"], todo["revision"])]
     with ctx.engine.begin() as conn:
-        outbox.mark(conn, ENTITY, "u8", heads.loc[heads["op"] == "nothing", "hub_id"].tolist())
-        closed_by_u8 = heads[heads["op"] == "already closed"]
-        if not closed_by_u8.empty:
-            _u8_closed(conn, closed_by_u8)
-            outbox.mark(conn, ENTITY, "u8", closed_by_u8["hub_id"].tolist())
-        outbox.mark_each(conn, ENTITY, "u8", outbox.WAITING, waits)
-        outbox.mark(conn, ENTITY, "u8", todo["hub_id"].tolist(), outbox.PENDING)  # a waiting order that can go now
+        outbox.mark(conn, ENTITY, _erp(), heads.loc[heads["op"] == "nothing", "hub_id"].tolist())
+        closed_by_erp = heads[heads["op"] == "already closed"]
+        if not closed_by_erp.empty:
+            _erp_closed(conn, closed_by_erp)
+            outbox.mark(conn, ENTITY, _erp(), closed_by_erp["hub_id"].tolist())
+        outbox.mark_each(conn, ENTITY, _erp(), outbox.WAITING, waits)
+        outbox.mark(conn, ENTITY, _erp(), todo["hub_id"].tolist(), outbox.PENDING)  # a waiting order that can go now
         if refused:
             by_hub = heads.set_index("hub_id")
-            counts.quarantined = quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="u8",
+            counts.quarantined = quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=_erp(),
                                                 stage="publish", items=[
                 (h, {"hub_id": h, "order_no": by_hub.loc[h, "order_no"], "op": by_hub.loc[h, "op"],
-                     "u8_code": by_hub.loc[h, "u8_code"] if isinstance(by_hub.loc[h, "u8_code"], str) else None},
+                     "erp_number": by_hub.loc[h, "erp_number"] if isinstance(by_hub.loc[h, "erp_number"], str) else None},
                  [r]) for h, r in refused.items()])
-            outbox.mark_each(conn, ENTITY, "u8", outbox.FAILED, refused)
-        stage_write(conn, ctx.run_id, "publish", todo[["hub_id", "order_no", "op", "u8_code", "u8_hash", "biz_id", "body"]])
+            outbox.mark_each(conn, ENTITY, _erp(), outbox.FAILED, refused)
+        stage_write(conn, ctx.run_id, "publish", todo[["hub_id", "order_no", "op", "erp_number", "erp_hash", "doc_key", "body"]])
         stage_write(conn, ctx.run_id, "publish_waiting", pd.DataFrame({"hub_id": list(waits), "reason": list(waits.values())}))
     counts.written = len(todo)
     counts.skipped = counts.read - counts.written - counts.quarantined
-    log.info("publish: %d to U8, %d waiting, %d refused", len(todo), len(waits), len(refused))
+    log.info("publish: %d to %s, %d waiting, %d refused", len(todo), roles.erp().label, len(waits), len(refused))
     return counts
 
 
@@ -290,61 +292,70 @@ def _settle_closing(conn, sent: pd.DataFrame) -> None:
     closing = sent[sent["native_version"] == CLOSING]
     if closing.empty:
         return
-    state = order_u8.u8_state(u8(), closing["native_key"].tolist())
+    state = roles.erp().order_state(closing["native_key"].tolist())
     done = closing["native_key"].isin(state.closed)
-    xref.save(conn, ENTITY, "u8", closing.assign(native_version=[CLOSED if d else OPEN for d in done]))
-    log.info("U8 closes left under way by an earlier run: %d closed in U8 (their replacement follows), %d still open",
-             int(done.sum()), int((~done).sum()))
+    xref.save(conn, ENTITY, _erp(), closing.assign(native_version=[CLOSED if d else OPEN for d in done]))
+    log.info("%s closes left under way by an earlier run: %d closed (their replacement follows), %d still open",
+             roles.erp().label, int(done.sum()), int((~done).sum()))
 
 
 def _plan(heads: pd.DataFrame, lines: pd.DataFrame, sent: pd.DataFrame) -> pd.DataFrame:
     """Each order's operation from its status and what U8 holds: add, replace, cancel or nothing."""
     opened = sent[sent["native_version"] == OPEN].drop_duplicates("hub_id").set_index("hub_id")
-    heads = heads.assign(u8_code=heads["hub_id"].map(opened["native_key"]),
-                         u8_hash=heads["hub_id"].map(order_u8.order_hashes(heads.assign(erp_code=None), lines)),
+    heads = heads.assign(erp_number=heads["hub_id"].map(opened["native_key"]),
+                         erp_hash=heads["hub_id"].map(order_documents.order_hashes(heads.assign(erp_code=None), lines)),
                          revision=heads["hub_id"].map(sent.groupby("hub_id").size()).fillna(0).astype(int))
-    in_u8 = heads["hub_id"].map(opened["content_hash"])
-    has = heads["u8_code"].notna()
+    in_erp = heads["hub_id"].map(opened["content_hash"])
+    has = heads["erp_number"].notna()
     heads["op"] = "nothing"
     active, cancelled = heads["status"] == "activated", heads["status"] == "cancelled"
     heads.loc[active & ~has, "op"] = "add"
-    heads.loc[active & has & (in_u8 != heads["u8_hash"]), "op"] = "replace"
+    heads.loc[active & has & (in_erp != heads["erp_hash"]), "op"] = "replace"
     heads.loc[cancelled & has, "op"] = "cancel"
     return heads
 
 
-def _u8_closed(conn, heads: pd.DataFrame) -> None:
+def _erp_closed(conn, heads: pd.DataFrame) -> None:
     """U8 closed these orders (by the hub or by hand): xref marks them closed."""
-    frame = heads.assign(native_key=heads["u8_code"], native_version=CLOSED, content_hash=None)
-    xref.save(conn, ENTITY, "u8", frame)
+    frame = heads.assign(native_key=heads["erp_number"], native_version=CLOSED, content_hash=None)
+    xref.save(conn, ENTITY, _erp(), frame)
 
 
 # --- write back ------------------------------------------------------------------------------------
 
+#: The order the lifecycle phases run in: what ends a document first, then what changes or adds one.
+PHASES = ("close", "cancel", "change", "add")
+
+
 def write_back(ctx: StepContext) -> StepCounts:
-    """Close what must be closed, then add what must be added (biz_id), then write the U8 order
-    number into the CRM order; each chunk's outcome is committed before the next chunk."""
+    """Each order's lifecycle phases in turn (U8: close, then add with biz_id; SAP: change or
+    cancel in place, add with its reference), then the ERP's order number into the CRM order;
+    each chunk's outcome is committed before the next chunk."""
+    erp = roles.erp()
     with ctx.engine.begin() as conn:
         todo = stage_read(conn, ctx.run_id, "publish")
         if not todo.empty:  # a retried write-back skips what its killed attempt already finished
-            todo = todo[todo["hub_id"].isin(outbox.ids(conn, ENTITY, "u8"))].reset_index(drop=True)
+            todo = todo[todo["hub_id"].isin(outbox.ids(conn, ENTITY, erp.system))].reset_index(drop=True)
     counts = StepCounts(read=len(todo))
     if not todo.empty:
-        connector = u8(write=True)
-        closing = todo[todo["op"].isin(["cancel", "replace"])]
-        with ctx.engine.begin() as conn:  # the intent first: a kill after U8 closed is finished by the next run
-            current = _current_u8(conn, closing["hub_id"].tolist())
-            xref.save(conn, ENTITY, "u8", current[current["native_key"].isin(closing["u8_code"])].assign(
+        connector = erp.connector(write=True)
+        phases = todo["op"].map(erp.lifecycle)
+        closing = todo[phases.map(lambda p: "close" in p)]
+        with ctx.engine.begin() as conn:  # the intent first: a kill after the ERP closed is finished by the next run
+            current = _current_erp(conn, closing["hub_id"].tolist())
+            xref.save(conn, ENTITY, erp.system, current[current["native_key"].isin(closing["erp_number"])].assign(
                 native_version=CLOSING))
         closed: set[str] = set()
-        counts += write_in_chunks(ctx, connector, "saleorder", [
-            {"_key": h, "_op": "close", "voucher_code": code} for h, code in zip(closing["hub_id"], closing["u8_code"])],
-            _persist(ctx, todo, "close", closed))
-        adding = todo[(todo["op"] == "add") | ((todo["op"] == "replace") & todo["hub_id"].isin(closed))]
-        counts += write_in_chunks(ctx, connector, "saleorder", [
-            {**json.loads(body), "_key": h, "_op": "add", "_biz_id": biz}
-            for h, body, biz in zip(adding["hub_id"], adding["body"], adding["biz_id"])],
-            _persist(ctx, todo, "add", closed))
+        for phase in PHASES:
+            part = todo[phases.map(lambda p, ph=phase: ph in p)]
+            if phase == "add":  # an add that follows a close waits for the close to have happened
+                part = part[(part["op"] == "add") | part["hub_id"].isin(closed)]
+            if part.empty:
+                continue
+            records = [erp.order_document(phase, h, number if isinstance(number, str) else None,
+                                          json.loads(body) if isinstance(body, str) else None, key)
+                       for h, number, body, key in zip(part["hub_id"], part["erp_number"], part["body"], part["doc_key"])]
+            counts += write_in_chunks(ctx, connector, erp.order_stream, records, _persist(ctx, todo, phase, closed))
     counts += _write_crm(ctx)
     with ctx.engine.begin() as conn:
         result = outcomes(conn, ctx.run_id)
@@ -353,35 +364,42 @@ def write_back(ctx: StepContext) -> StepCounts:
 
 
 def _persist(ctx: StepContext, todo: pd.DataFrame, phase: str, closed: set[str]):
+    """What one phase's results mean for xref, outbox, quarantine and the run's outcomes."""
     ops = todo.set_index("hub_id")
+    erp = roles.erp()
+    nest = engine.load_spec(erp.mapping("sales_order_line.out")).doc("lines_key", "lines")
 
     def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
         c = StepCounts()
         ok = [(rec["_key"], res) for rec, res in zip(chunk, results) if res.status != "failed"]
         failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
-        if phase == "close" and ok:
+        if phase in ("close", "cancel") and ok:
             keys = [h for h, _ in ok]
-            _u8_closed(conn, ops.loc[keys].reset_index())
+            _erp_closed(conn, ops.loc[keys].reset_index())
             closed.update(keys)
             cancels = [h for h in keys if ops.loc[h, "op"] == "cancel"]
-            outbox.mark(conn, ENTITY, "u8", cancels)
+            outbox.mark(conn, ENTITY, erp.system, cancels)
             c.written += len(cancels)
-        if phase == "add" and ok:
-            hashes = ops["u8_hash"].to_dict()
-            xref.save(conn, ENTITY, "u8", pd.DataFrame([{"hub_id": h, "native_key": res.native_key, "native_version": OPEN,
-                                                         "content_hash": hashes.get(h)} for h, res in ok]))
-            outbox.mark(conn, ENTITY, "u8", [h for h, _ in ok])
-            outbox.enqueue(conn, ENTITY, ctx.run_id, [h for h, _ in ok], ["crm"])  # its number goes to the CRM next
+        if phase in ("add", "change") and ok:
+            hashes, numbers = ops["erp_hash"].to_dict(), ops["erp_number"].to_dict()
+            xref.save(conn, ENTITY, erp.system, pd.DataFrame([
+                {"hub_id": h, "native_key": res.native_key or numbers.get(h), "native_version": OPEN,
+                 "content_hash": hashes.get(h)} for h, res in ok]))
+            outbox.mark(conn, ENTITY, erp.system, [h for h, _ in ok])
+            if phase == "add":
+                outbox.enqueue(conn, ENTITY, ctx.run_id, [h for h, _ in ok], ["crm"])  # its number goes to the CRM next
             c.written += len(ok)
         if failed:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="u8", stage="write",
-                                            items=[(rec["_key"], {k: v for k, v in rec.items() if k != "entry"} | {
-                                                "lines": len(rec.get("entry") or [])}, [res.error or "write failed"])
-                                                   for rec, res in failed])
-            outbox.mark_each(conn, ENTITY, "u8", outbox.FAILED, {rec["_key"]: res.error or "write failed" for rec, res in failed})
-        stage_append(conn, ctx.run_id, "u8_results", pd.DataFrame([
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=erp.system,
+                                            stage="write", items=[
+                                                (rec["_key"], {k: v for k, v in rec.items() if k != nest} | {
+                                                    "lines": len(rec.get(nest) or [])}, [res.error or "write failed"])
+                                                for rec, res in failed])
+            outbox.mark_each(conn, ENTITY, erp.system, outbox.FAILED,
+                             {rec["_key"]: res.error or "write failed" for rec, res in failed})
+        stage_append(conn, ctx.run_id, "erp_results", pd.DataFrame([
             {"hub_id": rec["_key"], "phase": phase, "op": ops.loc[rec["_key"], "op"], "result": res.status,
-             "u8_code": res.native_key} for rec, res in zip(chunk, results)]))
+             "erp_number": res.native_key} for rec, res in zip(chunk, results)]))
         return c
 
     return persist
@@ -393,24 +411,26 @@ def _write_crm(ctx: StepContext) -> StepCounts:
     x = model.xref.c
     with ctx.engine.begin() as conn:
         ids = outbox.ids(conn, ENTITY, "crm")
-        opened = select_in(conn, model.xref, "hub_id", ids, where=[x.entity == ENTITY, x.system == "u8",
+        opened = select_in(conn, model.xref, "hub_id", ids, where=[x.entity == ENTITY, x.system == _erp(),
                                                                    x.native_version == OPEN],
-                           columns=["hub_id", "native_key"]).rename(columns={"native_key": "u8_code"})
+                           columns=["hub_id", "native_key"]).rename(columns={"native_key": "erp_number"})
         heads = select_in(conn, model.sales_order, "hub_id", ids, columns=["hub_id", "erp_code"])
         crm_keys = select_in(conn, model.xref, "hub_id", ids, where=[x.entity == ENTITY, x.system == "crm"],
                              columns=["hub_id", "native_key"])
         want = opened.merge(heads, on="hub_id").merge(crm_keys, on="hub_id")
-        todo = want[want["u8_code"] != want["erp_code"]]
+        todo = want[want["erp_number"] != want["erp_code"]]
         outbox.mark(conn, ENTITY, "crm", sorted(set(ids) - set(todo["hub_id"])))
     counts = StepCounts(read=len(ids), skipped=len(ids) - len(todo))
     if todo.empty:
         return counts
-    records = [{"_key": h, "id": k, "erpCode__c": code, "hubId__c": h}
-               for h, k, code in zip(todo["hub_id"], todo["native_key"], todo["u8_code"])]
+    spec = engine.load_spec(HEADER_SPEC)
+    code_field, hub_field = spec.field_for("erp_code"), spec.field_for("hub_id")
+    records = [{"_key": h, "id": k, code_field: code, hub_field: h}
+               for h, k, code in zip(todo["hub_id"], todo["native_key"], todo["erp_number"])]
 
     def persist(conn, chunk, results) -> StepCounts:
         c = StepCounts()
-        ok = {rec["_key"]: rec["erpCode__c"] for rec, res in zip(chunk, results) if res.status != "failed"}
+        ok = {rec["_key"]: rec[code_field] for rec, res in zip(chunk, results) if res.status != "failed"}
         if ok:
             _crm_now_holds(conn, ctx.run_id, ok)
             outbox.mark(conn, ENTITY, "crm", list(ok))
@@ -432,7 +452,7 @@ def _crm_now_holds(conn, run_id: str, erp_codes: dict[str, str]) -> None:
     heads = select_in(conn, model.sales_order, "hub_id", ids)
     heads["erp_code"] = heads["hub_id"].map(erp_codes)
     lines = select_in(conn, model.sales_order_line, "order_hub_id", ids)
-    hashes = order_u8.order_hashes(heads, lines)
+    hashes = order_documents.order_hashes(heads, lines)
     heads["content_hash"] = heads["hub_id"].map(hashes)
     upsert_canonical(conn, model.sales_order, heads, SALES_ORDER_FIELDS, run_id)
     x = model.xref.c
@@ -450,21 +470,27 @@ STEP_FUNCTIONS = {
 
 # --- outcomes --------------------------------------------------------------------------------------
 
-DONE = {("add", "created"): "created in U8", ("replace", "created"): "replaced in U8 (changed order: old one closed)",
-        ("cancel", "updated"): "closed in U8 (cancelled in the CRM)"}
+def done_label(op: str, phase: str, result: str, label: str) -> str | None:
+    """The outcome of an order whose last phase ended in ``result``, naming the bound ERP."""
+    return {("add", "add", "created"): f"created in {label}",
+            ("replace", "add", "created"): f"replaced in {label} (changed order: old one closed)",
+            ("replace", "change", "updated"): f"changed in {label}",
+            ("cancel", "close", "updated"): f"closed in {label} (cancelled in the CRM)",
+            ("cancel", "cancel", "updated"): f"cancelled in {label} (cancelled in the CRM)"}.get((op, phase, result))
 
 
 def outcomes(conn, run_id: str) -> pd.DataFrame:
     """Every CRM order this run read, and every waiting order it looked at again, with the one
     outcome it ended in (the report's in = written + skipped + quarantined)."""
+    label = roles.erp().label
     raw = stage_read(conn, run_id, "extract", HEAD)
     keys = raw["id"] if "id" in raw.columns else pd.Series([], dtype=object)
-    results = stage_read(conn, run_id, "u8_results")
+    results = stage_read(conn, run_id, "erp_results")
     sent_now = set(results["hub_id"]) if not results.empty else set()  # a waiting order re-read unchanged may go now
     out = read_outcomes(conn, run_id, ENTITY, "crm", keys, order_hub_id, stage_read(conn, run_id, "skipped", HEAD),
                         exempt=sent_now)
     seen = set(out["hub_id"].dropna())
-    waiting_now = outbox.reasons(conn, ENTITY, "u8", outbox.WAITING)
+    waiting_now = outbox.reasons(conn, ENTITY, _erp(), outbox.WAITING)
     looked_at = stage_read(conn, run_id, "publish_waiting")
     extra = set(looked_at["hub_id"]) if not looked_at.empty else set()
     if not results.empty:
@@ -474,12 +500,12 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     out = pd.concat([out, others], ignore_index=True)
     if not results.empty:
         final = results.drop_duplicates("hub_id", keep="last").set_index("hub_id")
-        done = final.apply(lambda r: DONE.get((r["op"], r["result"])), axis=1)
+        done = final.apply(lambda r: done_label(r["op"], r["phase"], r["result"], label), axis=1)
         failed = final["result"] == "failed"
         open_rows = out["outcome"].isna()
         out.loc[open_rows, "outcome"] = out.loc[open_rows, "hub_id"].map(done)
         is_failed = out["outcome"].isna() & out["hub_id"].isin(final.index[failed])
-        out.loc[is_failed, ["outcome", "detail"]] = ["quarantined", "U8 refused the write (see quarantine, stage write)"]
+        out.loc[is_failed, ["outcome", "detail"]] = ["quarantined", f"{label} refused the write (see quarantine, stage write)"]
     refused = quarantined_keys(conn, run_id, ENTITY, ["publish"])
     refused = refused.drop_duplicates("key").set_index("key")["detail"]
     hit = out["outcome"].isna() & out["hub_id"].isin(refused.index)
@@ -488,9 +514,9 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     hit = out["outcome"].isna() & out["hub_id"].isin(waiting_now)
     out.loc[hit, "outcome"] = "waiting"
     out.loc[hit, "detail"] = out.loc[hit, "hub_id"].map(waiting_now)
-    failed_before = outbox.reasons(conn, ENTITY, "u8", outbox.FAILED)
+    failed_before = outbox.reasons(conn, ENTITY, _erp(), outbox.FAILED)
     hit = out["outcome"].isna() & out["hub_id"].isin(failed_before)
     out.loc[hit, "outcome"] = "quarantined"
     out.loc[hit, "detail"] = out.loc[hit, "hub_id"].map(failed_before)
-    out.loc[out["outcome"].isna(), ["outcome", "detail"]] = ["stored in hub", "U8 already holds this version"]
+    out.loc[out["outcome"].isna(), ["outcome", "detail"]] = ["stored in hub", f"{label} already holds this version"]
     return out

@@ -104,7 +104,9 @@ def _binding(role: str, entry: Any, systems: Mapping[str, SystemCard], file: Pat
     if extra:
         raise ConfigurationError(f"{where}: {role} {system} takes no connection(s) {sorted(extra)}; "
                                  f"it takes {', '.join((*card.needs, *card.optional))}")
-    name = str(entry.get("name") or system)
+    name = str(entry.get("name") or ("crm" if role == "crm" else system))
+    if role == "crm" and name != "crm":
+        raise ConfigurationError(f"{where}: the CRM core's seat is always named 'crm' (its xref key); drop `name:`")
     if name in names:
         raise ConfigurationError(f"{where}: binding name {name!r} is already used at {names[name]} "
                                  "(names are the xref keys of the systems: give each seat its own `name:`)")

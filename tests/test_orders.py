@@ -93,8 +93,9 @@ def test_money_is_exact_where_float_is_not():
 def test_the_u8_body_is_built_in_decimal_and_balances():
     import pandas as pd
 
-    from flows import order_u8
+    from flows import order_documents
 
+    docs = ("sales_order_to_u8", "sales_order_line_to_u8", "U8")
     heads = pd.DataFrame([{"hub_id": "h1", "order_no": "DD1", "order_date": "2025-06-01", "memo": None,
                            "total": "63.77", "customer_key": "c1", "status": "activated", "erp_code": None}])
     lines = pd.DataFrame([
@@ -104,7 +105,8 @@ def test_the_u8_body_is_built_in_decimal_and_balances():
         {"hub_id": "l2", "order_hub_id": "h1", "native_key": "2", "line_no": "2", "product_key": "p2",
          "quantity": "0.5", "unit_price": "7.60", "discount": "0", "tax_rate": "13", "amount": "3.80",
          "special_price_ref": "TJ2025-0007"}])
-    bodies, problems = order_u8.payloads(heads, lines, pd.Series({"h1": "0100001"}), pd.Series({"l1": "A", "l2": "B"}))
+    bodies, problems = order_documents.payloads(heads, lines, pd.Series({"h1": "0100001"}),
+                                                pd.Series({"l1": "A", "l2": "B"}), *docs)
     assert not problems
     body = bodies["h1"]
     assert body["custcode"] == "0100001" and body["define11"] == "DD1"
@@ -113,8 +115,8 @@ def test_the_u8_body_is_built_in_decimal_and_balances():
     assert e2["define22"] == "TJ2025-0007" and e2["quotedprice"] == "7.6"
     assert all(Decimal(e["money"]) + Decimal(e["tax"]) == Decimal(e["sum"]) for e in body["entry"])
     # a total that is not the sum of the lines is refused, not sent
-    _, problems = order_u8.payloads(heads.assign(total="63.78"), lines, pd.Series({"h1": "0100001"}),
-                                    pd.Series({"l1": "A", "l2": "B"}))
+    _, problems = order_documents.payloads(heads.assign(total="63.78"), lines, pd.Series({"h1": "0100001"}),
+                                           pd.Series({"l1": "A", "l2": "B"}), *docs)
     assert "≠ order total" in problems["h1"]
 
 
