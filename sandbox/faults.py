@@ -150,7 +150,7 @@ class FaultMiddleware:
                  token_paths: tuple[str, ...],
                  live_token: Callable[[Scope], str | None],
                  revoke: Callable[[str], bool],
-                 expired: Callable[[], tuple[int, dict[str, Any]]],
+                 expired: Callable[[], tuple[Any, ...]],  # (status, body) or (status, body, headers)
                  error_body: Callable[[int, str], dict[str, Any]],
                  extension: ControlExtension | None = None) -> None:
         self.app, self.faults = app, faults
@@ -200,8 +200,11 @@ class FaultMiddleware:
         if kind == "expire_token" and token is not None:
             await _drain(receive)
             self.revoke(token)
-            status, body = self.expired()
-            await _respond(counting_send, status, _json(body))
+            status, body, *extra = self.expired()  # (status, body[, headers]); bytes go out as text/plain
+            if isinstance(body, bytes):
+                await _respond(counting_send, status, body, b"text/plain; charset=utf-8", *extra)
+            else:
+                await _respond(counting_send, status, _json(body), b"application/json", *extra)
             return
         if kind == "slow":
             await asyncio.sleep(self.faults.config.slow_seconds)
