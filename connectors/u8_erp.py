@@ -27,6 +27,7 @@ MAPPINGS = {
     "sales_order_line.out": "sales_order_line_to_u8",
     "shipment.in": "u8_dispatch_to_shipment",
     "shipment_line.in": "u8_dispatch_line_to_shipment_line",
+    "sales_order_line.in": "u8_order_line_to_sales_order_line",   # the order lines deliveries ship
     "receipt.in": "u8_receipt_to_receipt",
     "invoice.in": "u8_invoice_to_item",
     "payer.in": "u8_customer_to_payer",

@@ -1,14 +1,15 @@
-"""The product master flow: U8 → hub → CRM (销售易).
+"""The product master flow: the ERP → hub → CRM.
 
-extract (U8 Inventory by pubufts) → map (YAML spec; units through a strict value map) →
-validate (GX: code, name, a VAT rate in force, price) → resolve (unchanged products skipped by
-content hash) → load (source record, canonical product, xref, outbox, watermark) → publish
-(what the CRM lacks) → write back (销售易 product created or patched; before a create the
-connector looks the U8 code up in ``productCode__c``, so a product the CRM users typed in
-themselves is linked, and a create whose answer was lost is not made twice).
+extract (the ERP's items, e.g. U8 Inventory by pubufts) → map (YAML spec; units through a strict
+value map) → validate (GX: code, name, a VAT rate in force, price) → resolve (unchanged products
+skipped by content hash) → load (source record, canonical product, xref, outbox, watermark) →
+publish (what the CRM lacks) → write back (CRM product created or patched; before a create the
+connector looks the ERP code up in the spec's natural key, ``productCode__c`` in 销售易, so a
+product the CRM users typed in themselves is linked, and a create whose answer was lost is not
+made twice).
 
-The ERP masters products: the CRM gets every sales item (``bSale`` = 1), and a product it
-already has is disabled there when U8 discontinues it or stops selling it.
+The ERP masters products: the CRM gets every sales item (U8 ``bSale`` = 1), and a product it
+already has is disabled there when the ERP discontinues it or stops selling it.
 """
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.u8 import U8Connector
-from connectors.xiaoshouyi import XiaoshouyiConnector
+from flows import roles
 from flows.steps import (crm_write_outcomes, gate_records, map_records, quarantine_errors, read_outcomes, read_stream,
                          save_outcomes, save_source_records, upsert_canonical, with_known_hashes, write_in_chunks)
-from hub import connections, model, money, outbox, quarantine, watermarks, xref
+from hub import model, money, outbox, quarantine, watermarks, xref
 from hub.model import PRODUCT_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
@@ -33,36 +33,47 @@ log = logging.getLogger("flows.product_master")
 
 FLOW = "product_master"
 ENTITY = "product"
-SOURCE, TO_CRM = "u8_inventory_to_product", "product_to_crm_product"
-CRM_CONN, U8_ODBC_CONN = "crm_xiaoshouyi", "u8_odbc"
+TO_CRM = "product_to_crm_product"
+STAGE = "erp"   # staging key of what the ERP gave
 NS = uuid.UUID("6f1c2a8e-3b7d-4e0a-9c55-1d2e3f405162")
 SOURCE_COLUMNS = [*PRODUCT_FIELDS, *model.SOURCE_EXTRA]
 
 
-def hub_id_of(code: str) -> str:
-    """A product's hub id: stable for its U8 code, so a rebuilt hub finds the same ids."""
-    return str(uuid.uuid5(NS, f"u8:{code}"))
+def hub_id_of(code: str, system: str | None = None) -> str:
+    """A product's hub id: stable for its ERP code (and the ERP seat's xref name, ``u8`` under
+    the default bindings), so a rebuilt hub finds the same ids."""
+    return str(uuid.uuid5(NS, f"{system or roles.erp().system}:{code}"))
 
 
-def u8() -> U8Connector:
-    spec = engine.load_spec(SOURCE)
-    return U8Connector(connections.get(U8_ODBC_CONN), columns={spec.stream: spec.source_fields})
+def source_spec() -> engine.Spec:
+    """The bound ERP's mapping of its items to canonical products."""
+    return engine.load_spec(roles.erp().mapping("product.in"))
 
 
-def crm() -> XiaoshouyiConnector:
-    return XiaoshouyiConnector(connections.get(CRM_CONN), streams={"product": ["productCode__c"]},
-                               natural_keys={"product": "productCode__c"})
+def erp_connector():
+    spec = source_spec()
+    return roles.erp().connector(columns={spec.stream: spec.source_fields})
+
+
+def crm():
+    """The CRM seat's connector; a create is looked up first by the spec's natural key."""
+    spec = engine.load_spec(TO_CRM)
+    return roles.crm().connector(streams={spec.stream: [spec.natural_key]},
+                                 natural_keys={spec.stream: spec.natural_key})
 
 
 # --- extract / map / validate ---------------------------------------------------------------------
 
 def extract(ctx: StepContext) -> StepCounts:
-    return read_stream(ctx, u8(), "u8", engine.load_spec(SOURCE).stream, ENTITY)
+    erp = roles.erp()
+    return read_stream(ctx, erp_connector(), erp.system, source_spec().stream, ENTITY, stage_as=STAGE,
+                       accounted_as=erp.system)
 
 
 def map_step(ctx: StepContext) -> StepCounts:
     with ctx.engine.begin() as conn:
-        _, counts = map_records(conn, ctx, ENTITY, "u8", engine.load_spec(SOURCE), stage_read(conn, ctx.run_id, "extract", "u8"))
+        _, counts = map_records(conn, ctx, ENTITY, roles.erp().system, source_spec(),
+                                stage_read(conn, ctx.run_id, "extract", STAGE), stage_as=STAGE)
     return counts
 
 
@@ -74,7 +85,7 @@ def _active(batch: pd.DataFrame) -> pd.Series:
 
 def validate(ctx: StepContext) -> StepCounts:
     with ctx.engine.begin() as conn:
-        batch = stage_read(conn, ctx.run_id, "map", "u8")
+        batch = stage_read(conn, ctx.run_id, "map", STAGE)
         if not batch.empty:
             batch["active"] = _active(batch)
             batch["sellable"] = batch["sellable"].map(lambda v: "false" if v in (0, "0") else "true")
@@ -86,15 +97,16 @@ def validate(ctx: StepContext) -> StepCounts:
 # --- resolve / load --------------------------------------------------------------------------------
 
 def resolve_step(ctx: StepContext) -> StepCounts:
-    spec = engine.load_spec(SOURCE)
+    spec, system = source_spec(), roles.erp().system
     with ctx.engine.begin() as conn:
         batch = stage_read(conn, ctx.run_id, "validate", ENTITY)
         counts = StepCounts(read=len(batch))
         if batch.empty:
             stage_write(conn, ctx.run_id, "resolve", batch, ENTITY)
             return counts
-        batch = with_known_hashes(conn, ENTITY, "u8", batch, xref.content_hash(batch, spec.hash_fields))
-        batch["hub_id"] = batch["hub_id"].where(batch["hub_id"].notna(), batch["_key"].map(hub_id_of))
+        batch = with_known_hashes(conn, ENTITY, system, batch, xref.content_hash(batch, spec.hash_fields))
+        fresh = batch["_key"].map(lambda k: hub_id_of(k, system))
+        batch["hub_id"] = batch["hub_id"].where(batch["hub_id"].notna(), fresh)
         unchanged = batch["known_hash"].notna() & (batch["content_hash"] == batch["known_hash"])
         counts.skipped = int(unchanged.sum())
         stage_write(conn, ctx.run_id, "resolve", batch[~unchanged].drop(columns=["known_hash"]), ENTITY)
@@ -104,14 +116,16 @@ def resolve_step(ctx: StepContext) -> StepCounts:
 
 def load(ctx: StepContext) -> StepCounts:
     """Source record, canonical product and xref of every changed product; enqueue it for the CRM."""
+    system = roles.erp().system
     with ctx.engine.begin() as conn:
         batch = stage_read(conn, ctx.run_id, "resolve", ENTITY)
         counts = StepCounts(read=len(batch))
         if not batch.empty:
             src = save_source_records(conn, model.product_source, batch, SOURCE_COLUMNS, ctx.run_id)
             counts.written = upsert_canonical(conn, model.product, src, PRODUCT_FIELDS, ctx.run_id)
-            xref.save(conn, ENTITY, "u8", src.assign(native_version=src["_version"].astype(str)))
-            quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system="u8", record_keys=src["native_key"].tolist())
+            xref.save(conn, ENTITY, system, src.assign(native_version=src["_version"].astype(str)))
+            quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system=system,
+                               record_keys=src["native_key"].tolist())
             outbox.enqueue(conn, ENTITY, ctx.run_id, src["hub_id"].tolist(), ["crm"])
         log.info("watermarks moved: %s", watermarks.commit_pending(conn, ctx.run_id, FLOW))
     return counts
@@ -195,7 +209,7 @@ def write_back(ctx: StepContext) -> StepCounts:
                 for rec, res in zip(chunk, results)]))
             return c
 
-        counts += write_in_chunks(ctx, crm(), "product", records, persist)
+        counts += write_in_chunks(ctx, crm(), spec.stream, records, persist)
     with ctx.engine.begin() as conn:
         result = outcomes(conn, ctx.run_id)
     save_outcomes(ctx, result)
@@ -204,7 +218,7 @@ def write_back(ctx: StepContext) -> StepCounts:
 
 def _result(rec: dict[str, Any], res) -> str:
     if res.status == "updated" and rec.get("_linked"):
-        return "linked"  # the CRM already had it under its U8 code: patched, not created again
+        return "linked"  # the CRM already had it under its ERP code: patched, not created again
     return res.status
 
 
@@ -238,20 +252,23 @@ STEP_FUNCTIONS = {
 
 # --- outcomes --------------------------------------------------------------------------------------
 
-RESULT_OUTCOMES = {"created": "created in CRM", "updated": "updated in CRM",
-                   "linked": "linked to the CRM product with its U8 code", "failed": "quarantined"}
+def result_outcomes(erp_label: str) -> dict[str, str]:
+    """The outcome label of each CRM write result."""
+    return {"created": "created in CRM", "updated": "updated in CRM",
+            "linked": f"linked to the CRM product with its {erp_label} code", "failed": "quarantined"}
 
 
 def outcomes(conn, run_id: str) -> pd.DataFrame:
-    """Every U8 product this run read, with the one outcome it ended in."""
-    spec = engine.load_spec(SOURCE)
-    raw = stage_read(conn, run_id, "extract", "u8")
+    """Every ERP product this run read, with the one outcome it ended in."""
+    erp, spec = roles.erp(), source_spec()
+    raw = stage_read(conn, run_id, "extract", STAGE)
     keys = raw[spec.key] if spec.key in raw.columns else pd.Series([], dtype=object)
-    out = read_outcomes(conn, run_id, ENTITY, "u8", keys, hub_id_of, stage_read(conn, run_id, "skipped", ENTITY))
-    out = crm_write_outcomes(conn, run_id, ENTITY, out, RESULT_OUTCOMES)
+    out = read_outcomes(conn, run_id, ENTITY, erp.system, keys, lambda k: hub_id_of(k, erp.system),
+                        stage_read(conn, run_id, "skipped", ENTITY))
+    out = crm_write_outcomes(conn, run_id, ENTITY, out, result_outcomes(erp.label))
     gold = select_in(conn, model.product, "hub_id", out.loc[out["outcome"].isna(), "hub_id"].dropna().tolist(),
                      columns=["hub_id", "sellable"])
     not_sold = out["outcome"].isna() & out["hub_id"].isin(gold.loc[gold["sellable"] == "false", "hub_id"])
-    out.loc[not_sold, ["outcome", "detail"]] = ["skipped", "not a sales item (bSale = 0): not sent to the CRM"]
+    out.loc[not_sold, ["outcome", "detail"]] = ["skipped", f"not a sales item in {erp.label}: not sent to the CRM"]
     out.loc[out["outcome"].isna(), ["outcome", "detail"]] = ["stored in hub", "the CRM already holds this version"]
     return out

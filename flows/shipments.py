@@ -1,13 +1,15 @@
-"""The shipments flow: U8 发货单 → hub → CRM (销售易).
+"""The shipments flow: the ERP's deliveries (U8 发货单) → hub → CRM.
 
-extract (U8 DispatchList by ufts; its DispatchLists rows and the SO_SODetails rows they ship,
-read by key, set-based) → map (YAML specs; a bad row holds its dispatch list) → validate (GX)
-→ resolve (a dispatch list of an order the hub sent: linked to the order and, through iSOsID,
-to the order lines; others skipped; unchanged ones skipped by hash) → load (canonical
-shipment and lines, xref, outbox for the shipment and for its order's delivery state) →
-publish (the shipment record, and each touched order's shipped quantities and status
-partial / complete) → write back (shipment__c created or patched, looked up by its dispatch
-number first; orderProduct.shippedQuantity__c and order.deliveryStatus__c patched).
+extract (the deliveries by their change cursor, e.g. U8 DispatchList by ufts; their lines and the
+order lines those ship, read by key through the ERP's named lookups, set-based) → map (YAML
+specs; a bad line holds its delivery) → validate (GX) → resolve (a delivery of an order the hub
+sent: linked to the order and, through the order-line key (U8 iSOsID), to the order lines;
+others skipped; unchanged ones skipped by hash) → load (canonical shipment and lines, xref,
+outbox for the shipment and for its order's delivery state) → publish (the shipment record, and
+each touched order's shipped quantities and status partial / complete) → write back (the CRM's
+shipment record, 销售易 shipment__c, created or patched, looked up by its natural key, the
+dispatch number, first; each order line's shipped quantity and the order's delivery status
+patched, in the fields the mapping's ``write_back`` names).
 """
 from __future__ import annotations
 
@@ -15,17 +17,16 @@ import hashlib
 import logging
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from sqlalchemy import delete
 
-from connectors.u8 import U8Connector
-from connectors.xiaoshouyi import XiaoshouyiConnector
+from flows import roles
 from flows.steps import (crm_write_outcomes, gate_records, json_safe, map_lines, map_records, quarantine_errors,
                          read_outcomes, read_stream, save_outcomes, upsert_canonical, with_known_hashes,
                          write_in_chunks)
-from hub import connections, model, money, outbox, quarantine, watermarks, xref
+from hub import model, money, outbox, quarantine, watermarks, xref
 from hub.model import SHIPMENT_FIELDS, SHIPMENT_LINE_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
@@ -37,45 +38,67 @@ log = logging.getLogger("flows.shipments")
 
 FLOW = "shipments"
 ENTITY, LINE_ENTITY, DELIVERY = "shipment", "shipment_line", "sales_order_delivery"
-HEADER_SPEC, LINE_SPEC, TO_CRM = "u8_dispatch_to_shipment", "u8_dispatch_line_to_shipment_line", "shipment_to_crm"
-HEAD, LINES, SO_LINES = "u8", "u8.lines", "u8.so_lines"
-CRM_CONN, U8_ODBC_CONN = "crm_xiaoshouyi", "u8_odbc"
+TO_CRM = "shipment_to_crm"
+#: The CRM's order and order-line objects (their read specs name them), patched with delivery state.
+CRM_ORDER_SPEC, CRM_ORDER_LINE_SPEC = "crm_order_to_sales_order", "crm_order_product_to_sales_order_line"
+HEAD, LINES, SO_LINES = "erp", "erp.lines", "erp.so_lines"   # staging keys of what the ERP gave
 NS = uuid.UUID("c8e1d0a4-7f6b-4c3d-a2e9-5b4f3e2d1c0b")
 LINE_HASH = ("native_key", "line_no", "product_code", "quantity", "serial_numbers", "so_line_key", "order_line_hub_id")
 HEAD_HASH = ("code", "order_code", "ship_date", "carrier", "tracking_no", "is_return", "order_hub_id")
 
 
-def shipment_hub_id(dlid: str) -> str:
-    return str(uuid.uuid5(NS, f"u8:DispatchList:{dlid}"))
+def specs() -> tuple[engine.Spec, engine.Spec, engine.Spec]:
+    """The bound ERP's mappings: deliveries, their lines, and the order lines those ship."""
+    erp = roles.erp()
+    return (engine.load_spec(erp.mapping("shipment.in")), engine.load_spec(erp.mapping("shipment_line.in")),
+            engine.load_spec(erp.mapping("sales_order_line.in")))
 
 
-def line_hub_id(autoid: str) -> str:
-    return str(uuid.uuid5(NS, f"u8:DispatchLists:{autoid}"))
+def source_of(spec: engine.Spec, target: str) -> str:
+    """The ERP column a canonical field is mapped from (the keys the ERP's lookups take)."""
+    found = next((f.source for f in spec.fields if f.target == target and f.source), None)
+    if found is None:
+        raise KeyError(f"mapping {spec.name} maps no source field to {target!r}")
+    return found
 
 
-def u8() -> U8Connector:
-    head, line = engine.load_spec(HEADER_SPEC), engine.load_spec(LINE_SPEC)
-    return U8Connector(connections.get(U8_ODBC_CONN), columns={
-        head.stream: head.source_fields, line.stream: line.source_fields,
-        "SO_SODetails": ["cSOCode", "iRowNo", "iSOsID"]})
+def hub_ids() -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """(shipment, shipment line) hub id of the ERP's delivery and delivery-line keys: stable for
+    the seat and its streams (``u8:DispatchList:<DLID>``, ``u8:DispatchLists:<AutoID>`` under the
+    default bindings), so a rebuilt hub finds the same ids."""
+    system, (head, line, _) = roles.erp().system, specs()
+
+    def of(stream: str) -> Callable[[str], str]:
+        return lambda key: str(uuid.uuid5(NS, f"{system}:{stream}:{key}"))
+
+    return of(head.stream), of(line.stream)
 
 
-def crm() -> XiaoshouyiConnector:
-    return XiaoshouyiConnector(connections.get(CRM_CONN), streams={"shipment__c": ["dispatchCode__c"]},
-                               natural_keys={"shipment__c": "dispatchCode__c"})
+def erp_connector():
+    head = specs()[0]
+    return roles.erp().connector(columns={head.stream: head.source_fields})
+
+
+def crm():
+    """The CRM seat's connector; a shipment create is looked up first by the spec's natural key."""
+    spec = engine.load_spec(TO_CRM)
+    return roles.crm().connector(streams={spec.stream: [spec.natural_key]},
+                                 natural_keys={spec.stream: spec.natural_key})
 
 
 # --- extract / map / validate ---------------------------------------------------------------------
 
 def extract(ctx: StepContext) -> StepCounts:
-    """Dispatch lists changed since the watermark, their rows, and the order rows those ship."""
-    connector = u8()
-    counts = read_stream(ctx, connector, "u8", "DispatchList", ENTITY)
+    """Deliveries changed since the watermark, their lines, and the order lines those ship."""
+    erp = roles.erp()
+    head, line, so_line = specs()
+    counts = read_stream(ctx, erp_connector(), erp.system, head.stream, ENTITY, stage_as=HEAD, accounted_as=erp.system)
     with ctx.engine.begin() as conn:
         heads = stage_read(conn, ctx.run_id, "extract", HEAD)
-    ids = heads["DLID"].tolist() if not heads.empty else []
-    lines = connector.lookup("DispatchLists", "DLID", ids)
-    so_lines = connector.lookup("SO_SODetails", "iSOsID", [r["iSOsID"] for r in lines if r.get("iSOsID")])
+    ids = heads[head.key].tolist() if not heads.empty else []
+    lines = erp.dispatch_lines(ids, line.source_fields)
+    so_key = source_of(line, "so_line_key")
+    so_lines = erp.order_lines([r[so_key] for r in lines if r.get(so_key)], so_line.source_fields)
     with ctx.engine.begin() as conn:
         stage_write(conn, ctx.run_id, "extract", pd.DataFrame([json_safe(r) for r in lines]), LINES)
         stage_write(conn, ctx.run_id, "extract", pd.DataFrame([json_safe(r) for r in so_lines]), SO_LINES)
@@ -83,11 +106,12 @@ def extract(ctx: StepContext) -> StepCounts:
 
 
 def map_step(ctx: StepContext) -> StepCounts:
+    system, (head, line, _) = roles.erp().system, specs()
     with ctx.engine.begin() as conn:
-        heads, counts = map_records(conn, ctx, ENTITY, "u8", engine.load_spec(HEADER_SPEC),
-                                    stage_read(conn, ctx.run_id, "extract", HEAD))
-        lines, heads, held = map_lines(conn, ctx, ENTITY, "u8", engine.load_spec(LINE_SPEC),
-                                       stage_read(conn, ctx.run_id, "extract", LINES), heads, "DLID", "shipment_key")
+        heads, counts = map_records(conn, ctx, ENTITY, system, head, stage_read(conn, ctx.run_id, "extract", HEAD),
+                                    stage_as=HEAD)
+        lines, heads, held = map_lines(conn, ctx, ENTITY, system, line, stage_read(conn, ctx.run_id, "extract", LINES),
+                                       heads, source_of(line, "shipment_key"), "shipment_key")
         counts.quarantined += held
         counts.rejected, counts.mapped = counts.quarantined, len(heads)
         stage_write(conn, ctx.run_id, "map", heads, HEAD)
@@ -109,21 +133,24 @@ def validate(ctx: StepContext) -> StepCounts:
 # --- resolve / load --------------------------------------------------------------------------------
 
 def _link(conn, heads: pd.DataFrame, lines: pd.DataFrame, so_lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Attach each shipment to the hub order of its U8 order number and each row to the order
-    line it ships (iSOsID → SO_SODetails → U8 order + row number → the hub's order line)."""
-    orders = xref.lookup(conn, "sales_order", "u8", heads["order_code"].dropna().astype(str).tolist())
+    """Attach each shipment to the hub order of its ERP order number and each line to the order
+    line it ships (order-line key → the ERP's order line → order number + row number → the
+    hub's order line; U8: iSOsID → SO_SODetails → cSOCode + iRowNo)."""
+    erp, so_spec = roles.erp().system, specs()[2]
+    ship_id, line_id = hub_ids()
+    orders = xref.lookup(conn, "sales_order", erp, heads["order_code"].dropna().astype(str).tolist())
     by_code = orders.drop_duplicates("native_key").set_index("native_key")["hub_id"]
-    heads = heads.assign(hub_id=heads["_key"].map(shipment_hub_id),
+    heads = heads.assign(hub_id=heads["_key"].map(ship_id),
                          order_hub_id=heads["order_code"].map(lambda c: by_code.get(str(c)) if isinstance(c, str) else None))
     if lines.empty:
         return heads, pd.DataFrame(columns=["hub_id", "shipment_hub_id", *SHIPMENT_LINE_FIELDS])
-    lines = lines.assign(hub_id=lines["_key"].map(line_hub_id), shipment_hub_id=lines["shipment_key"].map(shipment_hub_id),
+    lines = lines.assign(hub_id=lines["_key"].map(line_id), shipment_hub_id=lines["shipment_key"].map(ship_id),
                          native_key=lines["_key"], so_line_key=lines["so_line_key"].astype(str))
-    so = so_lines.assign(so_line_key=so_lines["iSOsID"].astype(str),
-                         rowno=pd.to_numeric(so_lines["iRowNo"], errors="coerce").astype("Int64").astype(str),
-                         order_code=so_lines["cSOCode"].astype(str)) if not so_lines.empty else \
+    so = engine.apply(so_spec, so_lines).frame if not so_lines.empty else pd.DataFrame()
+    so = so.assign(rowno=so["line_no"].map(lambda n: None if n is None else str(n)))[
+        ["so_line_key", "rowno", "order_code"]].dropna(subset=["order_code"]) if not so.empty else \
         pd.DataFrame(columns=["so_line_key", "rowno", "order_code"])
-    codes = xref.lookup(conn, "sales_order", "u8", so["order_code"].unique().tolist()).drop_duplicates("native_key")
+    codes = xref.lookup(conn, "sales_order", erp, so["order_code"].unique().tolist()).drop_duplicates("native_key")
     so = so.merge(codes.rename(columns={"native_key": "order_code", "hub_id": "order_hub_id"})[["order_code", "order_hub_id"]],
                   on="order_code", how="inner")
     order_lines = select_in(conn, model.sales_order_line, "order_hub_id", so["order_hub_id"].unique().tolist(),
@@ -136,6 +163,7 @@ def _link(conn, heads: pd.DataFrame, lines: pd.DataFrame, so_lines: pd.DataFrame
 
 def resolve_step(ctx: StepContext) -> StepCounts:
     """Shipments of orders the hub sent, linked to their order lines; unchanged ones skipped."""
+    erp = roles.erp()
     with ctx.engine.begin() as conn:
         heads = stage_read(conn, ctx.run_id, "validate", HEAD)
         counts = StepCounts(read=len(heads))
@@ -146,10 +174,10 @@ def resolve_step(ctx: StepContext) -> StepCounts:
         heads, lines = _link(conn, heads, stage_read(conn, ctx.run_id, "validate", LINES),
                              stage_read(conn, ctx.run_id, "extract", SO_LINES))
         hashes = _hashes(heads, lines)
-        batch = with_known_hashes(conn, ENTITY, "u8", heads, heads["hub_id"].map(hashes))
-        batch["hub_id"] = batch["_key"].map(shipment_hub_id)
+        batch = with_known_hashes(conn, ENTITY, erp.system, heads, heads["hub_id"].map(hashes))
+        batch["hub_id"] = batch["_key"].map(hub_ids()[0])
         reason = pd.Series(None, index=batch.index, dtype=object)
-        reason[batch["order_hub_id"].isna()] = "not a shipment of an order the hub sent to U8"
+        reason[batch["order_hub_id"].isna()] = f"not a shipment of an order the hub sent to {erp.label}"
         reason[batch["known_hash"].notna() & (batch["content_hash"] == batch["known_hash"])] = "unchanged since last run"
         counts.skipped = int(reason.notna().sum())
         changed = batch[reason.isna()].drop(columns=["known_hash"])
@@ -170,6 +198,7 @@ def _hashes(heads: pd.DataFrame, lines: pd.DataFrame) -> pd.Series:
 
 def load(ctx: StepContext) -> StepCounts:
     """Canonical shipments and lines, xref; the shipment and its order's delivery state enqueued."""
+    system = roles.erp().system
     with ctx.engine.begin() as conn:
         heads, lines = stage_read(conn, ctx.run_id, "resolve", HEAD), stage_read(conn, ctx.run_id, "resolve", LINES)
         counts = StepCounts(read=len(heads))
@@ -181,9 +210,9 @@ def load(ctx: StepContext) -> StepCounts:
             if not lines.empty:
                 upsert_canonical(conn, model.shipment_line, lines.assign(
                     content_hash=xref.content_hash(lines, list(LINE_HASH))), SHIPMENT_LINE_FIELDS, ctx.run_id)
-            xref.save(conn, ENTITY, "u8", heads.rename(columns={"_key": "native_key"}).assign(
+            xref.save(conn, ENTITY, system, heads.rename(columns={"_key": "native_key"}).assign(
                 native_version=heads["_version"].astype(str)))
-            quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system="u8", record_keys=heads["_key"].tolist())
+            quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system=system, record_keys=heads["_key"].tolist())
             outbox.enqueue(conn, ENTITY, ctx.run_id, heads["hub_id"].tolist(), ["crm"])
             outbox.enqueue(conn, DELIVERY, ctx.run_id, heads["order_hub_id"].dropna().unique().tolist(), ["crm"])
         log.info("watermarks moved: %s", watermarks.commit_pending(conn, ctx.run_id, FLOW))
@@ -286,7 +315,8 @@ def write_back(ctx: StepContext) -> StepCounts:
 
 
 def _write_shipments(ctx: StepContext) -> StepCounts:
-    """shipment__c records, created or patched (looked up by dispatchCode__c before a create)."""
+    """The CRM's shipment records, created or patched (looked up by the spec's natural key, the
+    dispatch number, before a create)."""
     spec = engine.load_spec(TO_CRM)
     with ctx.engine.begin() as conn:
         todo = stage_read(conn, ctx.run_id, "publish")
@@ -329,11 +359,14 @@ def _write_shipments(ctx: StepContext) -> StepCounts:
             for rec, res in zip(chunk, results)]))
         return c
 
-    return counts + write_in_chunks(ctx, crm(), "shipment__c", records, persist)
+    return counts + write_in_chunks(ctx, crm(), spec.stream, records, persist)
 
 
 def _write_delivery(ctx: StepContext) -> StepCounts:
-    """Shipped quantity on every line of a touched order, then the order's delivery status."""
+    """Shipped quantity on every line of a touched order, then the order's delivery status (the
+    fields the mapping's ``write_back`` names, on the CRM's order and order-line objects)."""
+    spec = engine.load_spec(TO_CRM)
+    shipped_field, status_field = spec.field_for("shipped_quantity"), spec.field_for("delivery_status")
     with ctx.engine.begin() as conn:
         due = stage_read(conn, ctx.run_id, "publish_delivery")
         lines = stage_read(conn, ctx.run_id, "publish_delivery_lines")
@@ -344,7 +377,7 @@ def _write_delivery(ctx: StepContext) -> StepCounts:
         return counts
     connector = crm()
     failed_orders: set[str] = set()
-    line_records = [{"_key": k, "_order": o, "id": k, "shippedQuantity__c": money.json_number(money.dec(s))}
+    line_records = [{"_key": k, "_order": o, "id": k, shipped_field: money.json_number(money.dec(s))}
                     for k, o, s in zip(lines["native_key"], lines["order_hub_id"], lines["shipped"])
                     if o in set(due["order_hub_id"])]
 
@@ -355,11 +388,11 @@ def _write_delivery(ctx: StepContext) -> StepCounts:
             conn, run_id=ctx.run_id, flow=FLOW, entity=DELIVERY, system="crm", stage="write",
             items=[(rec["_order"], rec, [res.error or "write failed"]) for rec, res in bad]) if bad else 0)
 
-    counts += write_in_chunks(ctx, connector, "orderProduct", line_records, persist_lines)
+    counts += write_in_chunks(ctx, connector, engine.load_spec(CRM_ORDER_LINE_SPEC).stream, line_records, persist_lines)
     labels = engine.load_value_map("crm_delivery_status")[0]
     ready = due[~due["order_hub_id"].isin(failed_orders)]
     by_order = due.set_index("order_hub_id")
-    order_records = [{"_key": h, "id": k, "deliveryStatus__c": labels[s]}
+    order_records = [{"_key": h, "id": k, status_field: labels[s]}
                      for h, k, s in zip(ready["order_hub_id"], ready["crm_id"], ready["status"])]
 
     def persist_orders(conn, chunk, results) -> StepCounts:
@@ -381,7 +414,8 @@ def _write_delivery(ctx: StepContext) -> StepCounts:
 
     with ctx.engine.begin() as conn:
         outbox.mark(conn, DELIVERY, "crm", sorted(failed_orders), outbox.FAILED, "a line's shipped quantity was refused")
-    return counts + write_in_chunks(ctx, connector, "order", order_records, persist_orders)
+    orders_stream = engine.load_spec(CRM_ORDER_SPEC).stream
+    return counts + write_in_chunks(ctx, connector, orders_stream, order_records, persist_orders)
 
 
 #: The seven steps, in order, as the DAG schedules them.
@@ -398,10 +432,12 @@ RESULT_OUTCOMES = {"created": "created in CRM", "updated": "updated in CRM",
 
 
 def outcomes(conn, run_id: str) -> pd.DataFrame:
-    """Every U8 dispatch list this run read, with the one outcome it ended in."""
+    """Every ERP delivery this run read, with the one outcome it ended in."""
+    key = specs()[0].key
     raw = stage_read(conn, run_id, "extract", HEAD)
-    keys = raw["DLID"] if "DLID" in raw else pd.Series([], dtype=object)
-    out = read_outcomes(conn, run_id, ENTITY, "u8", keys, shipment_hub_id, stage_read(conn, run_id, "skipped", HEAD))
+    keys = raw[key] if key in raw else pd.Series([], dtype=object)
+    out = read_outcomes(conn, run_id, ENTITY, roles.erp().system, keys, hub_ids()[0],
+                        stage_read(conn, run_id, "skipped", HEAD))
     out = crm_write_outcomes(conn, run_id, ENTITY, out, RESULT_OUTCOMES)
     out.loc[out["outcome"].isna(), ["outcome", "detail"]] = ["stored in hub", "the CRM already holds this version"]
     return out
