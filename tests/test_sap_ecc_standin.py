@@ -1,0 +1,234 @@
+"""The SAP ECC stand-in over real HTTP on loopback, driven with raw requests and hand-written SOAP
+envelopes (no zeep, no hub connector): schema checks, BAPI RETURN semantics, leading zeros,
+the PO-number lookup and a create whose answer is lost."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+import uvicorn
+from lxml import etree
+
+from sandbox import sap_ecc_seed
+from sandbox.faults import Faults
+from sandbox.sap_ecc_app import create_sap_ecc_app
+from sandbox.seed import seed
+
+RFC = "/sap/bc/srt/rfc/sap"
+CREATE_CUSTOMER = f"{RFC}/zsi_cmd_create_in/100/customermaster_v1/customercreate_v1"
+FIND_CUSTOMER = "/sap/bc/srt/xip/sap/ECC_CUSTOMER002QR?sap-client=100"
+GETDETAIL2 = f"{RFC}/zbapi_customer_getdetail2/100/zbapi_customer_getdetail2/zbapi_customer_getdetail2"
+Z_CREATE = f"{RFC}/zws_bapi_salesorder_create/100/zws_bapi_salesorder_create_sev/zws_bapi_salesorder_create_binding"
+CREATEFROMDAT2 = f"{RFC}/zbapi_salesorder_createfromdat/100/zbapi_salesorder_createfromdat/zbapi_salesorder_createfromdat"
+GETLIST = f"{RFC}/zbapi_salesorder_getlist/100/zbapi_salesorder_getlist/zbapi_salesorder_getlist"
+S11 = "http://schemas.xmlsoap.org/soap/envelope/"
+S12 = "http://www.w3.org/2003/05/soap-envelope"
+RFC_NS = "urn:sap-com:document:sap:rfc:functions"
+MC_NS = "urn:sap-com:document:sap:soap:functions:mc-style"
+WSDL = Path(__file__).resolve().parents[1] / "sandbox" / "sap_wsdl" / "customercreate_v1_ZFM_CUSTOMER_MASTER_CREATE.wsdl"
+
+
+class Ecc:
+    def __init__(self, base: str, auth: tuple[str, str], directory: Path) -> None:
+        self.base, self.auth, self.directory = base, auth, directory
+
+    def post(self, path: str, body: str, version: str = "1.1", auth: tuple[str, str] | None = None) -> requests.Response:
+        ns, ctype = (S11, "text/xml; charset=utf-8") if version == "1.1" else (S12, "application/soap+xml; charset=utf-8")
+        env = f'<e:Envelope xmlns:e="{ns}"><e:Header/><e:Body>{body}</e:Body></e:Envelope>'
+        return requests.post(self.base + path, data=env.encode("utf-8"), headers={"Content-Type": ctype},
+                             auth=auth or self.auth, timeout=10)
+
+    def call(self, path: str, body: str, version: str = "1.1") -> etree._Element:
+        resp = self.post(path, body, version)
+        assert resp.status_code == 200, resp.text
+        return etree.fromstring(resp.content)
+
+
+@pytest.fixture(scope="module")
+def ecc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ecc]:
+    directory = tmp_path_factory.mktemp("ecc")
+    seed(directory, accounts=20)
+    sap_ecc_seed.write(directory / "u8.db", directory / "sap_ecc.db", 42)
+    import json
+    creds = json.loads((directory / "credentials.json").read_text(encoding="utf-8"))["sap_ecc"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_sap_ecc_app(directory, Faults()), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    yield Ecc(f"http://127.0.0.1:{port}", (creds["user"], creds["password"]), directory)
+    server.should_exit = True
+    thread.join(5)
+
+
+def texts(root: etree._Element, path: str) -> list[str]:
+    return [e.text or "" for e in root.iterfind(path)]
+
+
+def order_xml(sold_to: str, material: str, po: str, qty: str = "2", price: str | None = None, testrun: str = "") -> str:
+    cond = (f"<ORDER_CONDITIONS_IN><item><ITM_NUMBER>000010</ITM_NUMBER><COND_ST_NO>000</COND_ST_NO>"
+            f"<COND_COUNT>00</COND_COUNT><COND_TYPE>PR00</COND_TYPE><COND_VALUE>{price}</COND_VALUE>"
+            f"<CURRENCY>CNY</CURRENCY><COND_UNIT>ST</COND_UNIT><COND_P_UNT>1</COND_P_UNT></item>"
+            f"</ORDER_CONDITIONS_IN>") if price else ""
+    return (f'<r:BAPI_SALESORDER_CREATEFROMDAT2 xmlns:r="{RFC_NS}">{cond}'
+            "<ORDER_HEADER_IN><DOC_TYPE>TA</DOC_TYPE><SALES_ORG>1000</SALES_ORG><DISTR_CHAN>10</DISTR_CHAN>"
+            "<DIVISION>00</DIVISION><REQ_DATE_H>2025-07-01</REQ_DATE_H><PURCH_DATE>2025-06-30</PURCH_DATE>"
+            f"<PURCH_NO_C>{po}</PURCH_NO_C><DOC_DATE>2025-06-30</DOC_DATE><CURRENCY>CNY</CURRENCY></ORDER_HEADER_IN>"
+            "<ORDER_ITEMS_IN><item><ITM_NUMBER>000010</ITM_NUMBER>"
+            f"<MATERIAL>{material}</MATERIAL><PLANT>1000</PLANT><TARGET_QTY>0</TARGET_QTY><TARGET_QU>ST</TARGET_QU>"
+            "<ITEM_CATEG></ITEM_CATEG><SHORT_TEXT></SHORT_TEXT><SALES_UNIT>ST</SALES_UNIT><CURRENCY>CNY</CURRENCY>"
+            "</item></ORDER_ITEMS_IN>"
+            f"<ORDER_PARTNERS><item><PARTN_ROLE>AG</PARTN_ROLE><PARTN_NUMB>{sold_to}</PARTN_NUMB>"
+            "<ITM_NUMBER>000000</ITM_NUMBER></item></ORDER_PARTNERS>"
+            "<ORDER_SCHEDULES_IN><item><ITM_NUMBER>000010</ITM_NUMBER><SCHED_LINE>0001</SCHED_LINE>"
+            f"<REQ_DATE>2025-07-01</REQ_DATE><REQ_QTY>{qty}</REQ_QTY></item></ORDER_SCHEDULES_IN>"
+            f"<TESTRUN>{testrun}</TESTRUN></r:BAPI_SALESORDER_CREATEFROMDAT2>")
+
+
+def getlist_xml(customer: str, po: str) -> str:
+    return (f'<r:BAPI_SALESORDER_GETLIST xmlns:r="{RFC_NS}"><CUSTOMER_NUMBER>{customer}</CUSTOMER_NUMBER>'
+            f"<PURCHASE_ORDER_NUMBER>{po}</PURCHASE_ORDER_NUMBER><SALES_ORDERS/>"
+            "<SALES_ORGANIZATION>1000</SALES_ORGANIZATION></r:BAPI_SALESORDER_GETLIST>")
+
+
+def z_order_xml(sold_to: str, material: str, po: str) -> str:
+    return (f'<r:ZBAPI_SALESORDER_CREATE xmlns:r="{RFC_NS}"><CUST_PO>{po}</CUST_PO>'
+            "<CUST_PO_DATE>2025-06-30</CUST_PO_DATE><IT_SO_ITEM><item><MATERIAL_NO>000010</MATERIAL_NO>"
+            f"<MATERIAL>{material}</MATERIAL><UNIT>ST</UNIT><QTY>1</QTY><CUST_MATERIAL></CUST_MATERIAL>"
+            "<PLANT>1000</PLANT><SHIPPING_POINT></SHIPPING_POINT><DELIVERY_DATE>2025-07-01</DELIVERY_DATE></item>"
+            "</IT_SO_ITEM><ORDER_TYPE>TA</ORDER_TYPE><SALES_CHANNEL>10</SALES_CHANNEL><SALES_DIVISION>00</SALES_DIVISION>"
+            f"<SALES_ORG>1000</SALES_ORG><SHIP_TO_PARTY></SHIP_TO_PARTY><SOLD_TO_PARTY>{sold_to}</SOLD_TO_PARTY>"
+            "</r:ZBAPI_SALESORDER_CREATE>")
+
+
+def blank(type_name: str, given: dict[str, str]) -> str:
+    """The mc-style structure ``type_name`` with the ``given`` fields and every other (required) field
+    empty: the reference WSDL marks all of them required, so a request has to carry them."""
+    root = etree.parse(str(WSDL), etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    ctype = next(c for c in root.iter(f"{xs}complexType") if c.get("name") == type_name)
+    out = []
+    for el in ctype.find(f"{xs}sequence"):
+        name, typ = el.get("name"), el.get("type", "")
+        value = given.get(name, "0000-00-00" if typ.endswith("date10") else "0" if (
+            "curr" in typ or "decimal" in typ or typ.endswith(":int")) else "")
+        out.append(f"<{name}>{value}</{name}>")
+    return "".join(out)
+
+
+def customer_xml(name: str, uscc: str, sales_area: bool = True) -> str:
+    address = blank("Bapiad1vl", {"Name": name, "City": "上海市", "District": "徐汇区", "Street": "漕溪北路88号",
+                                  "PostlCod1": "200030", "Country": "CN", "Sort1": name[:8]})
+    central = blank("CmdsEiVmdCentralData", {"Ktokd": "0001", "Stcd5": uscc})
+    sales = ("<SalesData><item><Vkorg>1000</Vkorg><Vtweg>10</Vtweg><Spart>00</Spart>"
+             f"<SalesData>{blank('CmdsEiSalesData', {'Waers': 'CNY'})}</SalesData><Partners/></item></SalesData>"
+             if sales_area else "")
+    return (f'<m:ZfmCustomerMasterCreate xmlns:m="{MC_NS}"><CentralData><Customer></Customer>'
+            f"<Central>{central}</Central><Address>{address}</Address>"
+            "<Communication><Telephone>021-64881234</Telephone><MobNumber></MobNumber><Extension></Extension>"
+            "<EMail></EMail></Communication><Bankdetails/><VatNumber/><TaxInd/><Contact/><SttvLicense/>"
+            f"</CentralData>{sales}</m:ZfmCustomerMasterCreate>")
+
+
+def test_wsdl_answers_with_the_stand_ins_own_address(ecc: Ecc) -> None:
+    resp = requests.get(ecc.base + Z_CREATE + "?wsdl", auth=ecc.auth, timeout=10)
+    assert resp.status_code == 200
+    root = etree.fromstring(resp.content)
+    locations = [a.get("location") for a in root.iter("{http://schemas.xmlsoap.org/wsdl/soap/}address")]
+    assert locations == [ecc.base + Z_CREATE]
+    assert requests.get(ecc.base + Z_CREATE + "?wsdl", auth=("nobody", "x"), timeout=10).status_code == 401
+
+
+def test_a_request_breaking_the_schema_is_a_soap_fault_naming_it(ecc: Ecc) -> None:
+    too_long = getlist_xml("0000100001", "X" * 36)
+    resp = ecc.post(GETLIST, too_long)
+    assert resp.status_code == 500
+    fault = etree.fromstring(resp.content)
+    assert texts(fault, f".//{{{S11}}}Fault/faultcode") == ["soap-env:Client"]
+    assert "PURCHASE_ORDER_NUMBER" in texts(fault, f".//{{{S11}}}Fault/faultstring")[0]
+    missing = ecc.post(GETLIST, getlist_xml("0000100001", "PO").replace("<SALES_ORDERS/>", ""))
+    assert missing.status_code == 500 and b"SALES_ORDERS" in missing.content
+    v12_to_11_only = ecc.post(FIND_CUSTOMER, "<x/>", version="1.2")
+    assert v12_to_11_only.status_code == 500 and b"VersionMismatch" in v12_to_11_only.content
+    assert ecc.post(GETLIST, "<x/>", auth=("nobody", "x")).status_code == 401
+
+
+def test_unknown_customer_is_a_return_error_under_http_200(ecc: Ecc) -> None:
+    root = ecc.call(CREATEFROMDAT2, order_xml("0000999999", "000000000000101001", "CRM-UNKNOWN"))
+    assert texts(root, ".//SALESDOCUMENT") == [""]
+    types = texts(root, ".//RETURN/item/TYPE")
+    messages = texts(root, ".//RETURN/item/MESSAGE")
+    assert "E" in types and "Sold-to party 999999 not maintained for sales area 1000/10/00" in messages
+    z = ecc.call(Z_CREATE, z_order_xml("0000999999", "000000000000101001", "CRM-UNKNOWN-Z"))
+    assert texts(z, ".//SALES_NO") == [""] and "E" in texts(z, ".//DETAIL_MESSAGE/item/TYPE")
+
+
+def test_created_customer_reads_back_with_leading_zeros(ecc: Ecc) -> None:
+    root = ecc.call(CREATE_CUSTOMER, customer_xml("上海测试仪器有限公司", "91310104MA1FL0XX1A"), version="1.2")
+    kunnr = texts(root, ".//Customer")[0]
+    assert len(kunnr) == 10 and kunnr.startswith("0000") and kunnr.isdigit()
+    assert texts(root, ".//Return/IsError") == [""]
+    detail = ecc.call(GETDETAIL2, f'<r:BAPI_CUSTOMER_GETDETAIL2 xmlns:r="{RFC_NS}"><CUSTOMERNO>{kunnr}</CUSTOMERNO>'
+                                  "</r:BAPI_CUSTOMER_GETDETAIL2>")
+    assert texts(detail, ".//CUSTOMERADDRESS/NAME") == ["上海测试仪器有限公司"]
+    assert texts(detail, ".//CUSTOMERADDRESS/CITY") == ["上海市"] and texts(detail, ".//RETURN/TYPE") == [""]
+    unpadded = ecc.call(GETDETAIL2, f'<r:BAPI_CUSTOMER_GETDETAIL2 xmlns:r="{RFC_NS}"><CUSTOMERNO>{kunnr.lstrip("0")}'
+                                    "</CUSTOMERNO></r:BAPI_CUSTOMER_GETDETAIL2>")
+    assert texts(unpadded, ".//RETURN/TYPE") == ["E"]
+    found = ecc.call(FIND_CUSTOMER, '<g:CustomerSimpleByNameAndAddressQuery_sync xmlns:g="http://sap.com/xi/SAPGlobal20/Global">'
+                                    "<CustomerSimpleSelectionByNameAndAddress><CustomerName><FirstLineName>上海测试*"
+                                    "</FirstLineName></CustomerName></CustomerSimpleSelectionByNameAndAddress>"
+                                    "</g:CustomerSimpleByNameAndAddressQuery_sync>")
+    assert texts(found, ".//Customer/ID") == [kunnr]
+
+
+def test_getlist_by_purch_no_c_finds_the_order_and_its_special_price(ecc: Ecc) -> None:
+    unpadded_material = ecc.call(CREATEFROMDAT2, order_xml("0000100001", "101001", "CRM-SO-0001"))
+    assert "E" in texts(unpadded_material, ".//RETURN/item/TYPE")
+    root = ecc.call(CREATEFROMDAT2, order_xml("0000100001", "000000000000101001", "CRM-SO-0001", price="59999.00"))
+    vbeln = texts(root, ".//SALESDOCUMENT")[0]
+    assert len(vbeln) == 10 and vbeln.isdigit()
+    assert ("S", "V1", "311") in zip(texts(root, ".//RETURN/item/TYPE"), texts(root, ".//RETURN/item/ID"),
+                                     texts(root, ".//RETURN/item/NUMBER"))
+    listed = ecc.call(GETLIST, getlist_xml("0000100001", "CRM-SO-0001"))
+    assert texts(listed, ".//SALES_ORDERS/item/SD_DOC") == [vbeln]
+    assert texts(listed, ".//SALES_ORDERS/item/NET_PRICE") == ["59999.00"]
+    assert texts(listed, ".//SALES_ORDERS/item/NET_VAL_HD") == ["119998.00"]
+    assert texts(ecc.call(GETLIST, getlist_xml("100001", "CRM-SO-0001")), ".//SALES_ORDERS/item/SD_DOC") == []
+    test_run = ecc.call(CREATEFROMDAT2, order_xml("0000100001", "000000000000101001", "CRM-SO-TEST", testrun="X"))
+    assert texts(test_run, ".//SALESDOCUMENT") == [""]
+    assert texts(ecc.call(GETLIST, getlist_xml("0000100001", "CRM-SO-TEST")), ".//SALES_ORDERS/item") == []
+
+
+def test_a_lost_answer_still_applied_the_create(ecc: Ecc) -> None:
+    requests.post(ecc.base + "/__sandbox/faults", json={"rate": 1.0, "kinds": ["lost"]}, timeout=10).raise_for_status()
+    try:
+        lost = ecc.post(Z_CREATE, z_order_xml("0000100002", "000000000000101001", "CRM-SO-LOST"))
+    finally:
+        requests.post(ecc.base + "/__sandbox/faults", json={"rate": 0.0}, timeout=10).raise_for_status()
+    assert lost.status_code == 504
+    listed = ecc.call(GETLIST, getlist_xml("0000100002", "CRM-SO-LOST"))
+    assert len(texts(listed, ".//SALES_ORDERS/item/SD_DOC")) == 1
+    stats = requests.get(ecc.base + "/__sandbox/stats", timeout=10).json()
+    assert stats["faults"].get("lost") == 1 and stats["ecc"]["tables"]["vbak"] >= 2
+
+
+def test_standard_bapi_without_commit_keeps_nothing(ecc: Ecc) -> None:
+    requests.post(ecc.base + "/__sandbox/ecc/config", json={"createfromdat2_commits": False}, timeout=10)
+    try:
+        root = ecc.call(CREATEFROMDAT2, order_xml("0000100003", "000000000000101001", "CRM-SO-NOCOMMIT"))
+    finally:
+        requests.post(ecc.base + "/__sandbox/ecc/config", json={"createfromdat2_commits": True}, timeout=10)
+    assert texts(root, ".//SALESDOCUMENT")[0]
+    assert texts(ecc.call(GETLIST, getlist_xml("0000100003", "CRM-SO-NOCOMMIT")), ".//SALES_ORDERS/item") == []
