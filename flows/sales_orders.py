@@ -21,6 +21,7 @@ import pandas as pd
 from sqlalchemy import delete
 
 from flows import order_documents, roles
+from flows.ledger import Ledger
 from flows.steps import (gate_records, json_safe, map_lines, map_records, quarantined_keys, read_outcomes,
                          read_stream, save_outcomes, upsert_canonical, with_known_hashes, write_in_chunks)
 from hub import model, outbox, quarantine, watermarks, xref
@@ -364,45 +365,34 @@ def write_back(ctx: StepContext) -> StepCounts:
 
 
 def _persist(ctx: StepContext, todo: pd.DataFrame, phase: str, closed: set[str]):
-    """What one phase's results mean for xref, outbox, quarantine and the run's outcomes."""
+    """The ledger of one lifecycle phase: an ended order (close, cancel) is closed in xref, a
+    cancellation is done; an added or changed one is open in xref with the version it got, and
+    an added one's number goes to the CRM next."""
     ops = todo.set_index("hub_id")
     erp = roles.erp()
     nest = engine.load_spec(erp.mapping("sales_order_line.out")).doc("lines_key", "lines")
 
-    def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
-        c = StepCounts()
-        ok = [(rec["_key"], res) for rec, res in zip(chunk, results) if res.status != "failed"]
-        failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
-        if phase in ("close", "cancel") and ok:
-            keys = [h for h, _ in ok]
-            _erp_closed(conn, ops.loc[keys].reset_index())
-            closed.update(keys)
-            cancels = [h for h in keys if ops.loc[h, "op"] == "cancel"]
-            outbox.mark(conn, ENTITY, erp.system, cancels)
-            c.written += len(cancels)
-        if phase in ("add", "change") and ok:
-            hashes, numbers = ops["erp_hash"].to_dict(), ops["erp_number"].to_dict()
-            xref.save(conn, ENTITY, erp.system, pd.DataFrame([
-                {"hub_id": h, "native_key": res.native_key or numbers.get(h), "native_version": OPEN,
-                 "content_hash": hashes.get(h)} for h, res in ok]))
-            outbox.mark(conn, ENTITY, erp.system, [h for h, _ in ok])
-            if phase == "add":
-                outbox.enqueue(conn, ENTITY, ctx.run_id, [h for h, _ in ok], ["crm"])  # its number goes to the CRM next
-            c.written += len(ok)
-        if failed:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=erp.system,
-                                            stage="write", items=[
-                                                (rec["_key"], {k: v for k, v in rec.items() if k != nest} | {
-                                                    "lines": len(rec.get(nest) or [])}, [res.error or "write failed"])
-                                                for rec, res in failed])
-            outbox.mark_each(conn, ENTITY, erp.system, outbox.FAILED,
-                             {rec["_key"]: res.error or "write failed" for rec, res in failed})
-        stage_append(conn, ctx.run_id, "erp_results", pd.DataFrame([
-            {"hub_id": rec["_key"], "phase": phase, "op": ops.loc[rec["_key"], "op"], "result": res.status,
-             "erp_number": res.native_key} for rec, res in zip(chunk, results)]))
-        return c
+    def ended(conn, ok) -> int:
+        keys = [rec["_key"] for rec, _ in ok]
+        _erp_closed(conn, ops.loc[keys].reset_index())
+        closed.update(keys)
+        cancels = [h for h in keys if ops.loc[h, "op"] == "cancel"]
+        outbox.mark(conn, ENTITY, erp.system, cancels)
+        return len(cancels)
 
-    return persist
+    def opened(conn, ok) -> None:
+        hashes, numbers = ops["erp_hash"].to_dict(), ops["erp_number"].to_dict()
+        xref.save(conn, ENTITY, erp.system, pd.DataFrame([
+            {"hub_id": rec["_key"], "native_key": res.native_key or numbers.get(rec["_key"]), "native_version": OPEN,
+             "content_hash": hashes.get(rec["_key"])} for rec, res in ok]))
+
+    ending = phase in ("close", "cancel")
+    return Ledger(ctx, ENTITY, erp.system, on_ok=ended if ending else opened, done=not ending,
+                  then=["crm"] if phase == "add" else (), results="erp_results",
+                  row=lambda rec, res: {"hub_id": rec["_key"], "phase": phase, "op": ops.loc[rec["_key"], "op"],
+                                        "result": res.status, "erp_number": res.native_key},
+                  payload=lambda rec: {k: v for k, v in rec.items() if k != nest} | {"lines": len(rec.get(nest) or [])}
+                  ).persist
 
 
 def _write_crm(ctx: StepContext) -> StepCounts:
@@ -428,21 +418,11 @@ def _write_crm(ctx: StepContext) -> StepCounts:
     records = [{"_key": h, "id": k, code_field: code, hub_field: h}
                for h, k, code in zip(todo["hub_id"], todo["native_key"], todo["erp_number"])]
 
-    def persist(conn, chunk, results) -> StepCounts:
-        c = StepCounts()
-        ok = {rec["_key"]: rec[code_field] for rec, res in zip(chunk, results) if res.status != "failed"}
-        if ok:
-            _crm_now_holds(conn, ctx.run_id, ok)
-            outbox.mark(conn, ENTITY, "crm", list(ok))
-            c.written += len(ok)
-        failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
-        if failed:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="crm", stage="write",
-                                            items=[(rec["id"], rec, [res.error or "write failed"]) for rec, res in failed])
-            outbox.mark_each(conn, ENTITY, "crm", outbox.FAILED, {rec["_key"]: res.error or "" for rec, res in failed})
-        return c
+    def holds(conn, ok) -> None:
+        _crm_now_holds(conn, ctx.run_id, {rec["_key"]: rec[code_field] for rec, _ in ok})
 
-    return counts + write_in_chunks(ctx, crm(), "order", records, persist)
+    ledger = Ledger(ctx, ENTITY, "crm", on_ok=holds, quarantine_key=lambda rec: rec["id"])
+    return counts + write_in_chunks(ctx, crm(), "order", records, ledger.persist)
 
 
 def _crm_now_holds(conn, run_id: str, erp_codes: dict[str, str]) -> None:
