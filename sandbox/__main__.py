@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="serve the 天眼查 / 企查查 stand-in on this port (default: not served)")
         sp.add_argument("--sap-port", type=int, default=None,
                         help="serve the SAP S/4HANA OData stand-in on this port (default: not served)")
+        sp.add_argument("--ecc-port", type=int, default=None,
+                        help="serve the SAP ECC SOAP (BAPI) stand-in on this port (default: not served)")
         sp.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that get a fault")
         sp.add_argument("--fault-kinds", type=_kinds, default=KINDS, help=f"comma list of {','.join(KINDS)}")
         sp.add_argument("--fault-seed", type=int, default=1)
@@ -80,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     return run(ServeOptions(
         directory=args.dir, host=args.host, crm_port=args.crm_port, u8_port=args.u8_port,
-        registry_port=args.registry_port, sap_port=args.sap_port,
+        registry_port=args.registry_port, sap_port=args.sap_port, ecc_port=args.ecc_port,
         fault_rate=args.fault_rate, fault_kinds=args.fault_kinds, fault_seed=args.fault_seed,
         slow_seconds=args.fault_slow_seconds, crm_token_ttl=args.crm_token_ttl, u8_token_ttl=args.u8_token_ttl,
     ))

@@ -27,7 +27,7 @@ class Sandbox:
 
     def __init__(self, folder: Path, accounts: int = 300, seed: int = 42, crm_port: int | None = None,
                  u8_port: int | None = None, registry_port: int | None = None, orders: int | None = None,
-                 sap_port: int | None = None) -> None:
+                 sap_port: int | None = None, ecc_port: int | None = None) -> None:
         self.folder = Path(folder).resolve()
         self.accounts = accounts
         self.orders = orders  # None: the seed's default (one order per two accounts)
@@ -36,6 +36,7 @@ class Sandbox:
         self.u8_port = u8_port or free_port()
         self.registry_port = registry_port or free_port()
         self.sap_port = sap_port or free_port()
+        self.ecc_port = ecc_port or free_port()
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -57,7 +58,12 @@ class Sandbox:
     @property
     def urls(self) -> dict[str, str]:
         """Each stand-in's base URL by the name faults and stats use."""
-        return {"crm": self.crm_url, "u8": self.u8_url, "registry": self.registry_url, "sap": self.sap_url}
+        return {"crm": self.crm_url, "u8": self.u8_url, "registry": self.registry_url, "sap": self.sap_url,
+                "ecc": self.ecc_url}
+
+    @property
+    def ecc_url(self) -> str:
+        return f"http://127.0.0.1:{self.ecc_port}"
 
     @property
     def sap_s4_db(self) -> Path:
@@ -83,7 +89,7 @@ class Sandbox:
         self.proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--dir", str(self.folder),
                                       "--crm-port", str(self.crm_port), "--u8-port", str(self.u8_port),
                                       "--registry-port", str(self.registry_port),
-                                      "--sap-port", str(self.sap_port)],
+                                      "--sap-port", str(self.sap_port), "--ecc-port", str(self.ecc_port)],
                                      stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.time() + timeout
         assert self.proc.stdout is not None
@@ -157,6 +163,8 @@ class Sandbox:
             "BANK_DROP": {"conn_type": "fs", "extra": {"path": str(self.folder / "bank_inbox")}},
             "SAP_S4": {"conn_type": "http", "host": self.sap_url, "login": cred["sap_s4"]["user"],
                        "password": cred["sap_s4"]["password"], "extra": {"sap_client": "100", "scheme": "http"}},
+            "SAP_ECC": {"conn_type": "http", "host": self.ecc_url, "login": cred["sap_ecc"]["user"],
+                        "password": cred["sap_ecc"]["password"], "extra": {"sap_client": "100", "scheme": "http"}},
         }
         return {f"AIRFLOW_CONN_{k}": json.dumps(v, ensure_ascii=False) for k, v in conns.items()}
 
@@ -164,7 +172,7 @@ class Sandbox:
         os.environ.update(self.connections())
 
     def faults(self, rate: float, kinds: list[str] | None = None, seed: int = 1,
-               systems: tuple[str, ...] = ("crm", "u8", "registry", "sap")) -> None:
+               systems: tuple[str, ...] = ("crm", "u8", "registry", "sap", "ecc")) -> None:
         body = {"rate": rate, "kinds": kinds or list(KINDS), "seed": seed}
         for name in systems:
             requests.post(f"{self.urls[name]}/__sandbox/faults", json=body, timeout=10).raise_for_status()

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from . import crm_schema, mess, orders_seed, receipts_seed, registry_data, sap_s4_seed, u8_schema
+from . import crm_schema, mess, orders_seed, receipts_seed, registry_data, sap_ecc_seed, sap_s4_seed, u8_schema
 from .cn_data import CUSTOMER_CLASSES, COMMENTS
 from .companies import Company, CompanyFactory, FastRandom, Person
 
@@ -129,6 +129,8 @@ def make_credentials(seed: int) -> dict[str, Any]:
         "registry": registry_data.registry_credentials(seed),
         # the S/4HANA communication user; drawn after everything above so none of it moved
         "sap_s4": {"user": f"HUB_COMM_{rng.randint(100, 999)}", "password": draw(alnum, 20)},
+        # the SAP ECC SOAP user (HTTP Basic); drawn last so nothing above moved
+        "sap_ecc": {"user": f"HUB_RFC_{rng.randint(100, 999)}", "password": draw(alnum, 20)},
     }
 
 
@@ -512,6 +514,7 @@ def write(ds: Dataset, directory: Path, orders: int | None = None) -> None:
     receipts_seed.write(receipts_seed.generate(ds, ds.seed), directory)
     # the ERP stand-ins seeded from the U8 world just written (each an RNG of its own)
     sap_s4_seed.write(directory / "u8.db", directory / "sap_s4.db", ds.seed)
+    sap_ecc_seed.write(directory / "u8.db", directory / "sap_ecc.db", ds.seed)
     creds = directory / "credentials.json"
     creds.write_text(json.dumps(ds.credentials, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     creds.chmod(0o600)

@@ -22,6 +22,7 @@ import uvicorn
 from .crm_app import ACCESS_TTL_S, create_crm_app
 from .faults import KINDS, FaultConfig, Faults
 from .registry_app import create_registry_app
+from .sap_ecc_app import create_sap_ecc_app
 from .sap_s4_app import create_sap_s4_app
 from .u8_app import TOKEN_TTL_S, create_u8_app
 
@@ -36,6 +37,7 @@ class ServeOptions:
     u8_port: int = 18702
     registry_port: int | None = None  # None: the registry stand-in is not served
     sap_port: int | None = None  # None: the SAP S/4HANA stand-in is not served
+    ecc_port: int | None = None  # None: the SAP ECC (SOAP) stand-in is not served
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = KINDS
     fault_seed: int = 1
@@ -70,6 +72,7 @@ async def serve(opts: ServeOptions) -> int:
     optional: dict[str, tuple[int | None, Callable[[], Any]]] = {  # name in the ready line: (port, app)
         "registry": (opts.registry_port, lambda: create_registry_app(opts.directory, faults())),
         "sap": (opts.sap_port, lambda: create_sap_s4_app(opts.directory, faults())),
+        "ecc": (opts.ecc_port, lambda: create_sap_ecc_app(opts.directory, faults())),
     }
     for name, (port, make) in optional.items():
         if port:
@@ -114,7 +117,7 @@ SEEDED_FILES = ("crm.db", "u8.db", "credentials.json")
 REGISTRY_FILE = "registry.jsonl"
 SAP_S4_FILE = "sap_s4.db"
 #: The file each optional stand-in needs, by its ``ServeOptions`` port field.
-OPTIONAL_FILES = {"registry_port": REGISTRY_FILE, "sap_port": SAP_S4_FILE}
+OPTIONAL_FILES = {"registry_port": REGISTRY_FILE, "sap_port": SAP_S4_FILE, "ecc_port": "sap_ecc.db"}
 
 
 def run(opts: ServeOptions) -> int:
