@@ -96,8 +96,12 @@ def _authorised(request: Request, user: str, password: str) -> bool:
     return secrets.compare_digest(got_user, user) & secrets.compare_digest(got_password, password)
 
 
-def _schema_errors(schema: etree.XMLSchema) -> str:
-    return "; ".join(f"line {e.line}: {e.message}" for e in list(schema.error_log)[:5])
+def _invalid(service: Service, node: etree._Element) -> str | None:
+    """Why ``node`` breaks the service's schema (its first five complaints), or None."""
+    with service.lock:
+        if service.schema.validate(node):
+            return None
+        return "; ".join(f"line {e.line}: {e.message}" for e in list(service.schema.error_log)[:5])
 
 
 def _soap_answer(service: Service, model: XsdModel, handler: Callable[[dict[str, Any]], dict[str, Any]],
@@ -112,13 +116,12 @@ def _soap_answer(service: Service, model: XsdModel, handler: Callable[[dict[str,
         op = service.operations.get(etree.QName(body))
         if op is None:
             raise SoapFault(f"no operation of this service takes element {body.tag}", version)
-        if not service.schema.validate(body):
-            raise SoapFault(f"request does not conform to the WSDL schema: {_schema_errors(service.schema)}", version)
+        if (why := _invalid(service, body)) is not None:
+            raise SoapFault(f"request does not conform to the WSDL schema: {why}", version)
         answer = model.render(op.output, handler(to_python(body)))
-        if not service.schema.validate(answer):  # the stand-in's own bug: say so, do not teach a wrong shape
-            log.error("ECC stand-in answer for %s breaks its schema: %s", op.name, _schema_errors(service.schema))
-            raise SoapFault(f"internal error: answer does not conform: {_schema_errors(service.schema)}", version,
-                            sender=False)
+        if (why := _invalid(service, answer)) is not None:  # the stand-in's own bug: say so, teach no wrong shape
+            log.error("ECC stand-in answer for %s breaks its schema: %s", op.name, why)
+            raise SoapFault(f"internal error: answer does not conform: {why}", version, sender=False)
         return 200, envelope(version, answer), CONTENT_TYPE[version]
     except SoapFault as exc:
         return 500, fault(exc), CONTENT_TYPE[exc.version]

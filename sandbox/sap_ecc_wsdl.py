@@ -8,6 +8,7 @@ entities, no network; ``xsd:import`` between the WSDL's own schemas is resolved 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -63,6 +64,8 @@ class Service:
     schema_docs: list[etree._Element] = field(repr=False)
     schema: etree.XMLSchema = field(repr=False)
     xml: bytes = field(repr=False)
+    #: lxml keeps a schema's last error log on the schema object: one validation at a time
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def wsdl_for(self, base_url: str) -> bytes:
         """The WSDL with every soap:address pointing at ``base_url`` (scheme://host:port)."""

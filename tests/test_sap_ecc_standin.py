@@ -162,6 +162,11 @@ def test_a_request_breaking_the_schema_is_a_soap_fault_naming_it(ecc: Ecc) -> No
     v12_to_11_only = ecc.post(FIND_CUSTOMER, "<x/>", version="1.2")
     assert v12_to_11_only.status_code == 500 and b"VersionMismatch" in v12_to_11_only.content
     assert ecc.post(GETLIST, "<x/>", auth=("nobody", "x")).status_code == 401
+    entity = ('<?xml version="1.0"?><!DOCTYPE e [<!ENTITY boom "x">]>'
+              f'<e:Envelope xmlns:e="{S11}"><e:Body><x>&boom;</x></e:Body></e:Envelope>')
+    refused = requests.post(ecc.base + GETLIST, data=entity, headers={"Content-Type": "text/xml"}, auth=ecc.auth,
+                            timeout=10)
+    assert refused.status_code == 500 and b"DTD" in refused.content
 
 
 def test_unknown_customer_is_a_return_error_under_http_200(ecc: Ecc) -> None:
