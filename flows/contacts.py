@@ -2,7 +2,8 @@
 deduplicated within their customer by mobile number and by name.
 
 Each function is called by the customer_master step of the same name, after the
-customers' part, so a contact finds its customer's hub id in xref.
+customers' part, so a contact finds its customer's hub id in xref. Contacts come from the
+``crm`` seat; its xref name (``roles.crm().system``) keys their source records and xref.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from flows.steps import quarantine_errors
+from flows import roles
+from flows.steps import map_records
 from hub import model, quarantine, xref
 from hub.model import CONTACT_FIELDS
 from hub.runlog import StepCounts
@@ -36,41 +38,26 @@ def spec() -> engine.Spec:
 
 
 def map_step(conn, ctx: StepContext, flow: str) -> StepCounts:
-    s = spec()
+    """The CRM's contacts mapped (newest version per key; mapping errors quarantined, stage map)."""
     raw = stage_read(conn, ctx.run_id, "extract", STAGE)
-    counts = StepCounts(read=len(raw))
-    if raw.empty:
-        stage_write(conn, ctx.run_id, "map", pd.DataFrame(), STAGE)
-        return counts
-    raw = raw.reset_index(drop=True)
-    order = pd.to_numeric(raw[s.version], errors="coerce") if s.version in raw.columns else pd.Series(0, index=raw.index)
-    raw = raw.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
-    dup = raw[s.key].astype(str).duplicated(keep="last")
-    counts.skipped = int(dup.sum())
-    raw = raw[~dup]
-    result = engine.apply(s, raw)
-    counts.quarantined = quarantine_errors(conn, ctx, flow, ENTITY, "crm", "map", raw, result.errors, s.key)
-    good = result.frame.drop(columns=["_row"])
-    good.insert(0, "system", "crm")
-    good["_row"] = "crm.contact:" + good["_key"].astype(str)
-    counts.mapped = len(good)
-    stage_write(conn, ctx.run_id, "map", good, STAGE)
-    return counts
+    return map_records(conn, ctx, ENTITY, roles.crm().system, spec(), raw, stage_as=STAGE)[1]
 
 
 def validate(conn, ctx: StepContext, flow: str) -> StepCounts:
+    """The contact suite; no reject-rate threshold here (a bad mobile is cleared, not rejected)."""
+    crm = roles.crm().system
     batch = stage_read(conn, ctx.run_id, "map", STAGE)
     counts = StepCounts(read=len(batch))
     if batch.empty:
         stage_write(conn, ctx.run_id, "validate", batch, STAGE)
         return counts
-    result = gate.validate(ENTITY, batch)
+    result = gate.validate(ENTITY, batch, seats={"crm": crm})
     if len(result.failures):
         reasons = result.failures.groupby("_row").apply(
             lambda g: [f"{e}: {r}" for e, r in zip(g["expectation"], g["reason"])], include_groups=False)
         bad = batch[batch["_row"].isin(reasons.index)]
         items = [(k, rec, reasons[row]) for k, row, rec in zip(bad["_key"], bad["_row"], frame_records(bad))]
-        counts.quarantined = quarantine.add(conn, run_id=ctx.run_id, flow=flow, entity=ENTITY, system="crm",
+        counts.quarantined = quarantine.add(conn, run_id=ctx.run_id, flow=flow, entity=ENTITY, system=crm,
                                             stage="validate", items=items)
     counts.rejected = counts.quarantined
     counts.mapped = len(result.good)
@@ -99,6 +86,7 @@ def _clusters(nodes: pd.DataFrame) -> np.ndarray:
 
 def resolve(conn, ctx: StepContext, flow: str) -> StepCounts:
     """Attach each contact to its customer's hub id and give duplicates one contact hub id."""
+    crm = roles.crm().system
     batch = stage_read(conn, ctx.run_id, "validate", STAGE)
     counts = StepCounts(read=len(batch))
     if batch.empty:
@@ -106,25 +94,25 @@ def resolve(conn, ctx: StepContext, flow: str) -> StepCounts:
         return counts
     batch["_key"] = batch["_key"].astype(str)
     batch["content_hash"] = xref.content_hash(batch, spec().hash_fields)
-    known = xref.lookup(conn, ENTITY, "crm", batch["_key"].tolist())
+    known = xref.lookup(conn, ENTITY, crm, batch["_key"].tolist())
     batch = batch.merge(known[["native_key", "hub_id", "content_hash"]].rename(
         columns={"native_key": "_key", "content_hash": "known_hash"}), on="_key", how="left")
     unchanged = batch["hub_id"].notna() & (batch["known_hash"] == batch["content_hash"])
     counts.skipped = int(unchanged.sum())
     stage_write(conn, ctx.run_id, "skipped", batch.loc[unchanged, ["_key"]], STAGE)
     batch = batch[~unchanged].drop(columns=["known_hash", "hub_id"])
-    accounts = xref.lookup(conn, "customer", "crm", batch["account_key"].astype(str).tolist())
+    accounts = xref.lookup(conn, "customer", crm, batch["account_key"].astype(str).tolist())
     batch["customer_hub_id"] = batch["account_key"].astype(str).map(dict(zip(accounts["native_key"], accounts["hub_id"])))
     orphan = batch["customer_hub_id"].isna()
     if orphan.any():
         items = [(k, rec, ["its account is not in the hub (quarantined or not read yet); replay after the account is fixed"])
                  for k, rec in zip(batch.loc[orphan, "_key"], frame_records(batch[orphan]))]
-        counts.quarantined = quarantine.add(conn, run_id=ctx.run_id, flow=flow, entity=ENTITY, system="crm",
+        counts.quarantined = quarantine.add(conn, run_id=ctx.run_id, flow=flow, entity=ENTITY, system=crm,
                                             stage="resolve", items=items)
     batch = batch[~orphan].reset_index(drop=True)
     existing = select_in(conn, model.contact_source, "customer_hub_id", batch["customer_hub_id"].unique().tolist())
     existing = existing[~existing["native_key"].isin(batch["_key"])] if len(existing) else existing
-    nodes = pd.concat([batch.assign(node="crm:" + batch["_key"], hub_id=None),
+    nodes = pd.concat([batch.assign(node=f"{crm}:" + batch["_key"], hub_id=None),
                        existing.assign(node=existing["system"] + ":" + existing["native_key"]) if len(existing)
                        else pd.DataFrame()], ignore_index=True)
     nodes["cluster"] = _clusters(nodes)
@@ -139,6 +127,7 @@ def resolve(conn, ctx: StepContext, flow: str) -> StepCounts:
 
 
 def load(conn, ctx: StepContext, flow: str) -> StepCounts:
+    crm = roles.crm().system
     batch = stage_read(conn, ctx.run_id, "resolve", STAGE)
     counts = StepCounts(read=len(batch))
     if batch.empty:
@@ -152,8 +141,8 @@ def load(conn, ctx: StepContext, flow: str) -> StepCounts:
     upsert(conn, model.contact_source, frame_records(src[["system", "native_key", "hub_id", *CONTACT_FIELDS, "erp_code",
                                                           "source_updated_at", "content_hash", "run_id"]]),
            keys=["system", "native_key"])
-    xref.save(conn, ENTITY, "crm", src.assign(native_version=src.get("_version")))
-    quarantine.resolve(conn, run_id=ctx.run_id, flow=flow, system="crm", record_keys=src["native_key"].tolist())
+    xref.save(conn, ENTITY, crm, src.assign(native_version=src.get("_version")))
+    quarantine.resolve(conn, run_id=ctx.run_id, flow=flow, system=crm, record_keys=src["native_key"].tolist())
     hub_ids = src["hub_id"].unique().tolist()
     sources = select_in(conn, model.contact_source, "hub_id", hub_ids)
     gold = survivorship.golden(ENTITY, sources, list(CONTACT_FIELDS))
@@ -169,7 +158,7 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     s = spec()
     raw = stage_read(conn, run_id, "extract", STAGE)
     keys = raw[s.key] if s.key in raw.columns else pd.Series([None] * len(raw), dtype=object)
-    df = pd.DataFrame({"system": "crm contact", "key": keys.map(lambda k: None if k is None or k != k else str(k))})
+    df = pd.DataFrame({"system": f"{roles.crm().system} contact", "key": keys.map(lambda k: None if k is None or k != k else str(k))})
     q = model.quarantine.c
     from sqlalchemy import select
 

@@ -1,10 +1,14 @@
-"""The customer master flow: CRM ⇄ hub ⇄ U8.
+"""The customer master flow: CRM ⇄ hub ⇄ ERP.
 
-extract (CRM accounts and contacts, U8 Customer) → map (YAML specs) → validate (GX gates)
-→ resolve (xref, unchanged records skipped, dedup against every stored record) → load
-(source records, survivorship into golden records, outbox, watermarks; contacts) →
-publish (registry check, what each target lacks) → write back (U8 OpenAPI with biz_id,
-then the U8 code into the CRM account).
+extract (CRM accounts and contacts, the ERP's customers) → map (YAML specs) → validate (GX
+gates) → resolve (xref, unchanged records skipped, dedup against every stored record) → load
+(source records, survivorship into golden records, outbox, watermarks; contacts) → publish
+(registry check, what each target lacks) → write back (the ERP's customer add / edit, with
+U8's biz_id under default bindings, then the ERP's number into the CRM account).
+
+The flow names roles (``crm``, ``erp``, ``registry``; flows.roles): staging is keyed by role,
+xref, outbox and quarantine by the seat's xref name (``roles.erp().system``: ``u8`` under the
+default bindings), messages by its label.
 
 Each function is one step: it reads this run's input from the store and writes its
 output there, so Airflow may retry any step alone.
@@ -12,16 +16,15 @@ output there, so Airflow may retry any step alone.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import select, update
 
-from connectors.u8 import U8Connector
-from connectors.xiaoshouyi import XiaoshouyiConnector
-from flows import contacts, registry, settings
-from flows.steps import quarantine_errors, read_stream, save_source_records, write_in_chunks
-from hub import connections, model, outbox, quarantine, watermarks, xref
+from flows import contacts, registry, roles, settings
+from flows.steps import map_records, quarantine_errors, read_stream, save_source_records, write_in_chunks
+from hub import model, outbox, quarantine, watermarks, xref
 from hub.errors import ConfigurationError, DataError
 from hub.model import CUSTOMER_FIELDS, SOURCE_EXTRA
 from hub.runlog import StepCounts
@@ -34,66 +37,73 @@ log = logging.getLogger("flows.customer_master")
 
 FLOW = "customer_master"
 ENTITY = "customer"
-SOURCES = {"crm": "crm_account_to_customer", "u8": "u8_customer_to_customer"}
-TO_U8, TO_CRM = "customer_to_u8", "customer_to_crm_account"
-CRM_CONN, U8_ODBC_CONN, U8_API_CONN = "crm_xiaoshouyi", "u8_odbc", "u8_openapi"
+CRM_IN, CRM_OUT = "crm_account_to_customer", "customer_to_crm_account"
 SOURCE_COLUMNS = [*CUSTOMER_FIELDS, *SOURCE_EXTRA]
 
 
-def crm() -> XiaoshouyiConnector:
-    account, contact = engine.load_spec(SOURCES["crm"]), contacts.spec()
-    return XiaoshouyiConnector(connections.get(CRM_CONN), streams={account.stream: account.source_fields,
-                                                                   contact.stream: contact.source_fields})
+@dataclass(frozen=True)
+class Source:
+    """One seat this flow reads customers from: ``role`` keys its staging, ``system`` (the seat's
+    xref name) its records, ``spec`` maps them into the hub."""
+
+    role: str
+    system: str
+    spec: str
 
 
-def u8(write: bool = False) -> U8Connector:
-    spec = engine.load_spec(SOURCES["u8"])
-    return U8Connector(connections.get(U8_ODBC_CONN), connections.get(U8_API_CONN) if write else None,
-                       columns={spec.stream: spec.source_fields})
+def sources() -> list[Source]:
+    """The CRM's accounts and the ERP's customers, as the bindings seat them."""
+    erp = roles.erp()
+    return [Source("crm", roles.crm().system, CRM_IN), Source("erp", erp.system, erp.mapping("customer.in"))]
 
 
-CONNECTORS = {"crm": crm, "u8": u8}
+def targets() -> tuple[str, str]:
+    """The xref names a changed golden customer is sent to (the outbox targets): ERP, then CRM."""
+    return roles.erp().system, roles.crm().system
+
+
+def seats() -> dict[str, str]:
+    """Role → xref name, for the suites' ``clear_for`` (quality.gate)."""
+    return {"erp": roles.erp().system, "crm": roles.crm().system}
+
+
+def crm():
+    """The CRM connector reading accounts and contacts (and writing the ERP number back)."""
+    account, contact = engine.load_spec(CRM_IN), contacts.spec()
+    return roles.crm().connector(streams={account.stream: account.source_fields, contact.stream: contact.source_fields})
+
+
+def erp_connector(write: bool = False):
+    """The ERP connector reading its customers; ``write`` also opens the write side."""
+    erp = roles.erp()
+    spec = engine.load_spec(erp.mapping("customer.in"))
+    return erp.connector(columns={spec.stream: spec.source_fields}, write=write)
 
 
 # --- extract -------------------------------------------------------------------------------------
 
 def extract(ctx: StepContext) -> StepCounts:
     counts = StepCounts()
-    for system, spec_name in SOURCES.items():
-        spec = engine.load_spec(spec_name)
-        counts += read_stream(ctx, CONNECTORS[system](), system, spec.stream, ENTITY)
-    counts += read_stream(ctx, crm(), "crm", contacts.spec().stream, contacts.ENTITY, stage_as=contacts.STAGE)
+    connectors = {"crm": crm, "erp": erp_connector}
+    for src in sources():
+        spec = engine.load_spec(src.spec)
+        counts += read_stream(ctx, connectors[src.role](), src.system, spec.stream, ENTITY, stage_as=src.role,
+                              accounted_as=src.system)
+    counts += read_stream(ctx, crm(), roles.crm().system, contacts.spec().stream, contacts.ENTITY,
+                          stage_as=contacts.STAGE)
     return counts
 
 
 # --- map -----------------------------------------------------------------------------------------
 
 def map_step(ctx: StepContext) -> StepCounts:
+    """Each seat's records mapped by its spec (flows.steps.map_records: the newest version per key,
+    since an overlap window or a replay can bring one twice; mapping errors quarantined)."""
     counts = StepCounts()
     with ctx.engine.begin() as conn:
-        for system, spec_name in SOURCES.items():
-            spec = engine.load_spec(spec_name)
-            raw = stage_read(conn, ctx.run_id, "extract", system)
-            counts.read += len(raw)
-            if raw.empty:
-                stage_write(conn, ctx.run_id, "map", pd.DataFrame(), system)
-                continue
-            raw = raw.reset_index(drop=True)
-            # the overlap window and replays can bring one record twice: keep its newest version
-            order = pd.to_numeric(raw[spec.version], errors="coerce") if spec.version in raw.columns else None
-            if order is not None:
-                raw = raw.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
-            keys = raw[spec.key].astype(str) if spec.key in raw.columns else pd.Series(raw.index.astype(str))
-            dup = keys.duplicated(keep="last")
-            counts.skipped += int(dup.sum())
-            raw = raw[~dup]
-            result = engine.apply(spec, raw)
-            counts.quarantined += quarantine_errors(conn, ctx, FLOW, ENTITY, system, "map", raw, result.errors, spec.key)
-            good = result.frame.drop(columns=["_row"])
-            good.insert(0, "system", system)
-            good["_row"] = system + ":" + good["_key"].astype(str)
-            counts.mapped += len(good)
-            stage_write(conn, ctx.run_id, "map", good, system)
+        for src in sources():
+            raw = stage_read(conn, ctx.run_id, "extract", src.role)
+            counts += map_records(conn, ctx, ENTITY, src.system, engine.load_spec(src.spec), raw, stage_as=src.role)[1]
         counts += contacts.map_step(conn, ctx, FLOW)
     counts.rejected = counts.quarantined
     return counts
@@ -102,15 +112,18 @@ def map_step(ctx: StepContext) -> StepCounts:
 # --- validate ------------------------------------------------------------------------------------
 
 def validate(ctx: StepContext) -> StepCounts:
+    """The customer suite over both seats' records. Not flows.steps.gate_records: a run over the
+    reject threshold keeps its quarantine, its validate_report and validate_cleared stages (they
+    are committed before the run stops), and the threshold counts the contacts read."""
     with ctx.engine.begin() as conn:
         contact_counts = contacts.validate(conn, ctx, FLOW)
-        batch = pd.concat([stage_read(conn, ctx.run_id, "map", system) for system in SOURCES], ignore_index=True)
+        batch = pd.concat([stage_read(conn, ctx.run_id, "map", src.role) for src in sources()], ignore_index=True)
     counts = StepCounts(read=len(batch))
     if batch.empty:
         with ctx.engine.begin() as conn:
             stage_write(conn, ctx.run_id, "validate", batch, ENTITY)
         return counts + contact_counts
-    result = gate.validate(ENTITY, batch)
+    result = gate.validate(ENTITY, batch, seats=seats())
     with ctx.engine.begin() as conn:
         if len(result.failures):
             reasons = result.failures.groupby("_row").apply(
@@ -140,7 +153,7 @@ def validate(ctx: StepContext) -> StepCounts:
 
 def resolve_step(ctx: StepContext) -> StepCounts:
     with ctx.engine.begin() as conn:
-        applied = review.apply_requested(conn)  # verdicts a reviewer gave in the console
+        applied = review.apply_requested(conn, targets=targets())  # verdicts a reviewer gave in the console
         if applied:
             log.info("applied %d dedup verdicts from the review queue", applied)
         batch = stage_read(conn, ctx.run_id, "validate", ENTITY)
@@ -149,9 +162,10 @@ def resolve_step(ctx: StepContext) -> StepCounts:
             stage_write(conn, ctx.run_id, "resolve", batch, ENTITY)
             return counts
         batch["uscc"] = batch["uscc"].where(batch["uscc"].notna(), None)
+        spec_of = {src.system: src.spec for src in sources()}
         parts = []
         for system, part in batch.groupby("system"):
-            spec = engine.load_spec(SOURCES[str(system)])
+            spec = engine.load_spec(spec_of[str(system)])
             known = xref.lookup(conn, ENTITY, str(system), part["_key"].astype(str).tolist())
             part = part.assign(_key=part["_key"].astype(str), content_hash=xref.content_hash(part, spec.hash_fields))
             part = part.merge(known[["native_key", "hub_id", "content_hash"]].rename(
@@ -178,6 +192,7 @@ def _sources_of(conn, hub_ids: list[str]) -> pd.DataFrame:
 
 def load(ctx: StepContext) -> StepCounts:
     """Store source records and xref, rebuild the touched golden records, enqueue them."""
+    crm_key = roles.crm().system
     with ctx.engine.begin() as conn:
         batch = stage_read(conn, ctx.run_id, "resolve", ENTITY)
         counts = StepCounts(read=len(batch))
@@ -189,10 +204,10 @@ def load(ctx: StepContext) -> StepCounts:
                 quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system=str(system),
                                    record_keys=part["native_key"].tolist())
             matching.index(conn, src)
-            counts.written = golden.rebuild(conn, ctx.run_id, batch["hub_id"].unique().tolist())
-            # a CRM account that joined a customer U8 already holds leaves the golden record as
-            # it was, yet still lacks the U8 code: write_back compares and sends only what differs
-            outbox.enqueue(conn, ENTITY, ctx.run_id, src.loc[src["system"] == "crm", "hub_id"].tolist(), ["crm"])
+            counts.written = golden.rebuild(conn, ctx.run_id, batch["hub_id"].unique().tolist(), targets=targets())
+            # a CRM account that joined a customer the ERP already holds leaves the golden record
+            # as it was, yet still lacks the ERP's number: write_back compares and sends only what differs
+            outbox.enqueue(conn, ENTITY, ctx.run_id, src.loc[src["system"] == crm_key, "hub_id"].tolist(), [crm_key])
             counts.skipped = counts.read - len(batch)
         # contacts after their customers, whose hub ids they need
         counts += contacts.resolve(conn, ctx, FLOW)
@@ -215,81 +230,84 @@ def _golden(conn, hub_ids: list[str]) -> pd.DataFrame:
 
 
 def publish(ctx: StepContext) -> StepCounts:
-    """Decide what U8 lacks: golden records whose U8 projection differs from what U8 holds.
+    """Decide what the ERP lacks: golden records whose ERP projection differs from what it holds.
 
     Before that, new and changed golden records are checked against the business registry
     (when a ``registry`` connection exists): its legal facts become a source record that
     survivorship ranks first, a company it reports 注销 / 吊销 is held back from the ERP
     with a reason, and one whose lookup was deferred (quota, outage) waits for the next run.
     """
+    erp = roles.erp()
     with ctx.engine.begin() as conn:
-        replays = quarantine.take_replays(conn, FLOW, "u8", ["write", "publish"])
-        if replays:  # an operator fixed what U8 refused: send those golden records again
-            _outbox_done(conn, "u8", [r["record_key"] for r in replays], "pending")
-        pending = _pending(conn, "u8")
+        replays = quarantine.take_replays(conn, FLOW, erp.system, ["write", "publish"])
+        if replays:  # an operator fixed what the ERP refused: send those golden records again
+            _outbox_done(conn, erp.system, [r["record_key"] for r in replays], "pending")
+        pending = _pending(conn, erp.system)
     counts = StepCounts(read=len(pending))
     waiting = _registry_check(ctx, pending, counts)
-    spec = engine.load_spec(TO_U8)
+    spec = engine.load_spec(erp.mapping("customer.out"))
     with ctx.engine.begin() as conn:
-        pending = [h for h in _pending(conn, "u8") if h not in waiting]
+        pending = [h for h in _pending(conn, erp.system) if h not in waiting]
         gold = _golden(conn, pending)
         sources = _sources_of(conn, pending)
         projected = gold.assign(content_hash=xref.content_hash(gold, spec.hash_fields))
-        have = sources[sources["system"] == "u8"][["hub_id", "native_key", "content_hash"]] if not sources.empty else \
-            pd.DataFrame(columns=["hub_id", "native_key", "content_hash"])
+        have = sources[sources["system"] == erp.system][["hub_id", "native_key", "content_hash"]] \
+            if not sources.empty else pd.DataFrame(columns=["hub_id", "native_key", "content_hash"])
         have = have.sort_values("native_key").drop_duplicates("hub_id")
-        merged = projected.merge(have.rename(columns={"content_hash": "u8_hash", "native_key": "u8_code"}),
+        merged = projected.merge(have.rename(columns={"content_hash": "erp_hash", "native_key": "erp_number"}),
                                  on="hub_id", how="left")
-        todo = merged[merged["u8_hash"].isna() | (merged["u8_hash"] != merged["content_hash"])].copy()
-        todo["op"] = todo["u8_code"].map(lambda v: "edit" if isinstance(v, str) else "add")
+        todo = merged[merged["erp_hash"].isna() | (merged["erp_hash"] != merged["content_hash"])].copy()
+        todo["op"] = todo["erp_number"].map(lambda v: "edit" if isinstance(v, str) else "add")
         done = sorted(set(pending) - set(todo["hub_id"]))
-        _outbox_done(conn, "u8", done)
+        _outbox_done(conn, erp.system, done)
         counts.skipped += len(done)
-        todo = _link_to_u8_holders(conn, ctx.run_id, todo, counts)
+        todo = _link_to_erp_holders(conn, ctx.run_id, todo, counts)
         counts.written = len(todo)
         stage_write(conn, ctx.run_id, "publish", todo)
     return counts
 
 
-def _link_to_u8_holders(conn, run_id: str, todo: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
-    """A valid USCC that U8 already holds is never created a second time.
+def _link_to_erp_holders(conn, run_id: str, todo: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
+    """A valid USCC that the ERP already holds is never created a second time.
 
-    Resolve links records that share one; this is the last check before U8, against U8
-    itself: a customer the hub could not take in (quarantined, typed into U8 after this
-    run's read) is edited instead of created, so the golden record links to it. When
-    another golden record already holds that U8 customer, or two of this run's new golden
-    records share the code, the extra ones are held back with a reason (two hub customers
-    for one company: a reviewer merges them, or the code in the CRM is wrong).
+    Resolve links records that share one; this is the last check before the ERP, against the
+    ERP itself (``customers_by_tax_number``): a customer the hub could not take in
+    (quarantined, typed into the ERP after this run's read) is edited instead of created, so
+    the golden record links to it. When another golden record already holds that ERP
+    customer, or two of this run's new golden records share the code, the extra ones are held
+    back with a reason (two hub customers for one company: a reviewer merges them, or the code
+    in the CRM is wrong).
     """
     adds = todo[(todo["op"] == "add") & todo["uscc"].map(uscc.identifies)]
     if adds.empty:
         return todo
-    holders = sorted(u8().lookup("Customer", "cCusRegCode", adds["uscc"].unique().tolist()),
-                     key=lambda r: str(r["cCusCode"]))
-    code_of: dict[str, str] = {}
-    for row in holders:
-        code_of.setdefault(str(row["cCusRegCode"]), str(row["cCusCode"]))
+    erp = roles.erp()
+    # the lowest of the ERP's numbers holding a code, as the adapter sorts them
+    code_of = {code: numbers[0] for code, numbers in
+               erp.customers_by_tax_number(adds["uscc"].unique().tolist()).items() if numbers}
     owners = select_in(conn, model.xref, "native_key", list(code_of.values()),
-                       where=[model.xref.c.entity == ENTITY, model.xref.c.system == "u8"], columns=["native_key", "hub_id"])
+                       where=[model.xref.c.entity == ENTITY, model.xref.c.system == erp.system],
+                       columns=["native_key", "hub_id"])
     owner = dict(zip(owners["native_key"], owners["hub_id"]))
     first: dict[str, str] = {}
     held: dict[str, str] = {}
     for i, hub_id, code in zip(adds.index, adds["hub_id"], adds["uscc"]):
-        u8_code, claimed = code_of.get(code), first.setdefault(code, hub_id)
+        number, claimed = code_of.get(code), first.setdefault(code, hub_id)
         if claimed != hub_id:
             held[hub_id] = (f"统一社会信用代码 {code} 也属于客户 {claimed} (same USCC as hub customer {claimed} in this run): "
-                            "not created twice in U8; merge the two in the dedup review or correct the code")
-        elif u8_code and owner.get(u8_code, hub_id) != hub_id:
-            held[hub_id] = (f"U8 客户 {u8_code} 已使用统一社会信用代码 {code} (U8 customer {u8_code} of hub customer "
-                            f"{owner[u8_code]} holds this USCC): not created twice; merge the two in the dedup review "
-                            "or correct the code")
-        elif u8_code:
-            todo.loc[i, ["op", "u8_code"]] = ["edit", u8_code]
+                            f"not created twice in {erp.label}; merge the two in the dedup review or correct the code")
+        elif number and owner.get(number, hub_id) != hub_id:
+            held[hub_id] = (f"{erp.label} 客户 {number} 已使用统一社会信用代码 {code} ({erp.label} customer {number} of hub "
+                            f"customer {owner[number]} holds this USCC): not created twice; merge the two in the dedup "
+                            "review or correct the code")
+        elif number:
+            todo.loc[i, ["op", "erp_number"]] = ["edit", number]
     if held:
-        log.warning("%d customers not created in U8: their USCC is already there", len(held))
-        _outbox_done(conn, "u8", sorted(held), "held", "USCC already in U8")
+        log.warning("%d customers not created in %s: their USCC is already there", len(held), erp.label)
+        _outbox_done(conn, erp.system, sorted(held), "held", f"USCC already in {erp.label}")
         rows = todo[todo["hub_id"].isin(held)]
-        counts.quarantined += quarantine.add(conn, run_id=run_id, flow=FLOW, entity=ENTITY, system="u8", stage="publish",
+        counts.quarantined += quarantine.add(conn, run_id=run_id, flow=FLOW, entity=ENTITY, system=erp.system,
+                                             stage="publish",
                                              items=[(h, {"hub_id": h, "name": n, "uscc": c}, [held[h]])
                                                     for h, n, c in zip(rows["hub_id"], rows["name"], rows["uscc"])])
     return todo[~todo["hub_id"].isin(held)]
@@ -308,6 +326,7 @@ def _registry_check(ctx: StepContext, pending: list[str], counts: StepCounts) ->
     except ConfigurationError as exc:
         log.info("no business registry check: %s", exc)
         return set()
+    source, erp = roles.registry().system, roles.erp()   # the registry seat's xref name keys its facts
     with ctx.engine.begin() as conn:
         gold = _golden(conn, pending)[["hub_id", "name", "uscc"]]
     facts, enrich_counts = registry.enrich(ctx.engine, gold, connector)
@@ -318,7 +337,7 @@ def _registry_check(ctx: StepContext, pending: list[str], counts: StepCounts) ->
     with ctx.engine.begin() as conn:
         if len(found):
             rows = found.rename(columns=REGISTRY_FIELDS)[["hub_id", *REGISTRY_FIELDS.values()]].assign(
-                system="registry", native_key=found["hub_id"].to_numpy(), source_updated_at=utcnow(), run_id=ctx.run_id)
+                system=source, native_key=found["hub_id"].to_numpy(), source_updated_at=utcnow(), run_id=ctx.run_id)
             for col in SOURCE_COLUMNS:
                 if col not in rows.columns:
                     rows[col] = None
@@ -327,10 +346,10 @@ def _registry_check(ctx: StepContext, pending: list[str], counts: StepCounts) ->
                                                                     "source_updated_at", "content_hash", "run_id"]]),
                    keys=["system", "native_key"])
             matching.index(conn, rows)  # a renamed company is found again by its legal name
-            golden.rebuild(conn, ctx.run_id, found["hub_id"].tolist())
+            golden.rebuild(conn, ctx.run_id, found["hub_id"].tolist(), targets=targets())
         if len(held):
-            _outbox_done(conn, "u8", held["hub_id"].tolist(), "held", "registry status")
-            counts.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="registry",
+            _outbox_done(conn, erp.system, held["hub_id"].tolist(), "held", "registry status")
+            counts.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=source,
                                                  stage="publish", items=[
                 (h, {"hub_id": h, "legal_name": n, "registry_status": st}, [reason])
                 for h, n, st, reason in zip(held["hub_id"], held["legal_name"], held["registry_status"], held["hold_reason"])])
@@ -351,39 +370,39 @@ def _outbox_done(conn, target: str, hub_ids: list[str], status: str = "done", er
 # --- write back ----------------------------------------------------------------------------------
 
 def write_back(ctx: StepContext) -> StepCounts:
-    """U8 first (create with biz_id = hub id, or edit), then the U8 code into the CRM."""
+    """The ERP first (create, safe to repeat by its idempotency key: U8's biz_id = hub id; or
+    edit), then the ERP's number into the CRM."""
     counts = StepCounts()
     with ctx.engine.begin() as conn:
         todo = stage_read(conn, ctx.run_id, "publish")
         if not todo.empty:  # a retried write-back skips what its killed attempt already stored
-            todo = todo[todo["hub_id"].isin(_pending(conn, "u8"))]
-    counts += _write_u8(ctx, todo)
+            todo = todo[todo["hub_id"].isin(_pending(conn, roles.erp().system))]
+    counts += _write_erp(ctx, todo)
     counts += _write_crm(ctx)
     _save_outcomes(ctx)
     return counts
 
 
-def _write_u8(ctx: StepContext, todo: pd.DataFrame) -> StepCounts:
+def _write_erp(ctx: StepContext, todo: pd.DataFrame) -> StepCounts:
     counts = StepCounts(read=len(todo))
     if todo.empty:
         return counts
-    spec = engine.load_spec(TO_U8)
+    erp = roles.erp()
+    spec = engine.load_spec(erp.mapping("customer.out"))
     mapped = engine.apply(spec, todo.reset_index(drop=True))
     todo = todo.reset_index(drop=True)
     with ctx.engine.begin() as conn:
         bad = mapped.errors
         if len(bad):
-            counts.quarantined += quarantine_errors(conn, ctx, FLOW, ENTITY, "u8", "write", todo, bad, "hub_id")
-            _outbox_done(conn, "u8", todo.loc[bad["_row"].unique(), "hub_id"].tolist(), "failed", "mapping to U8 failed")
+            counts.quarantined += quarantine_errors(conn, ctx, FLOW, ENTITY, erp.system, "write", todo, bad, "hub_id")
+            _outbox_done(conn, erp.system, todo.loc[bad["_row"].unique(), "hub_id"].tolist(), "failed",
+                         f"mapping to {erp.label} failed")
     body = mapped.frame
-    ops = todo.loc[body["_row"], ["hub_id", "op", "u8_code"]].reset_index(drop=True)
-    records = []
-    for payload, (hub_id, op, code) in zip(frame_records(body.drop(columns=["_row"])), ops.itertuples(index=False)):
-        payload.update({"_key": hub_id, "_op": op, "_biz_id": hub_id})
-        if op == "edit":
-            payload["code"] = code
-        records.append(payload)
-    connector = u8(write=True)
+    ops = todo.loc[body["_row"], ["hub_id", "op", "erp_number"]].reset_index(drop=True)
+    records = [erp.customer_document(hub_id, op, number, payload) for payload, (hub_id, op, number)
+               in zip(frame_records(body.drop(columns=["_row"])), ops.itertuples(index=False))]
+    connector = erp_connector(write=True)
+    read_back = engine.load_spec(erp.mapping("customer.in")).hash_fields
     by_hub = todo.set_index("hub_id")
 
     def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
@@ -393,20 +412,21 @@ def _write_u8(ctx: StepContext, todo: pd.DataFrame) -> StepCounts:
         if ok:
             rows = pd.DataFrame([by_hub.loc[rec["_key"]].to_dict() | {"hub_id": rec["_key"], "native_key": res.native_key}
                                  for rec, res in ok])
-            _record_target_state(conn, ctx.run_id, "u8", rows, engine.load_spec(SOURCES["u8"]).hash_fields)
-            _outbox_done(conn, "u8", [rec["_key"] for rec, _ in ok])
+            _record_target_state(conn, ctx.run_id, erp.system, rows, read_back)
+            _outbox_done(conn, erp.system, [rec["_key"] for rec, _ in ok])
             c.written += len(ok)
         if failed:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="u8", stage="write",
-                                            items=[(rec["_key"], rec, [res.error or "write failed"]) for rec, res in failed])
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=erp.system,
+                                            stage="write", items=[(rec["_key"], rec, [res.error or "write failed"])
+                                                                  for rec, res in failed])
             for rec, res in failed:
-                _outbox_done(conn, "u8", [rec["_key"]], "failed", res.error)
-        outcomes = pd.DataFrame([{"hub_id": rec["_key"], "u8_result": res.status, "u8_code": res.native_key}
+                _outbox_done(conn, erp.system, [rec["_key"]], "failed", res.error)
+        outcomes = pd.DataFrame([{"hub_id": rec["_key"], "erp_result": res.status, "erp_number": res.native_key}
                                  for rec, res in zip(chunk, results)])
-        stage_append(conn, ctx.run_id, "u8_results", outcomes)
+        stage_append(conn, ctx.run_id, "erp_results", outcomes)
         return c
 
-    counts += write_in_chunks(ctx, connector, "customer", records, persist)
+    counts += write_in_chunks(ctx, connector, erp.customer_stream, records, persist)
     return counts
 
 
@@ -429,31 +449,35 @@ def _record_target_state(conn, run_id: str, system: str, rows: pd.DataFrame, has
 
 
 def _write_crm(ctx: StepContext) -> StepCounts:
-    """CRM accounts whose ERP code field is not yet their U8 code get it (and the hub id).
+    """CRM accounts whose ERP code field is not yet their ERP number get it (and the hub id).
 
-    Candidates are the golden records the outbox holds for the CRM plus those U8 took in
-    this run; the field names come from ``customer_to_crm_account.yaml``.
+    Candidates are the golden records the outbox holds for the CRM plus those the ERP took in
+    this run; the tenant's field names are ``write_back`` of ``customer_to_crm_account.yaml``.
     """
-    crm_spec, out_spec = engine.load_spec(SOURCES["crm"]), engine.load_spec(TO_CRM)
+    crm_key, erp_key = roles.crm().system, roles.erp().system
+    crm_spec, out_spec = engine.load_spec(CRM_IN), engine.load_spec(CRM_OUT)
+    code_field, hub_field = out_spec.field_for("erp_code"), out_spec.field_for("hub_id")
     s = model.customer_source.c
     with ctx.engine.begin() as conn:
-        written = stage_read(conn, ctx.run_id, "u8_results")
-        hub_ids = sorted(set(_pending(conn, "crm")) | set(written.get("hub_id", pd.Series(dtype=object))))
-        have = select_in(conn, model.customer_source, "hub_id", hub_ids, where=[s.system == "crm"],
+        written = stage_read(conn, ctx.run_id, "erp_results")
+        hub_ids = sorted(set(_pending(conn, crm_key)) | set(written.get("hub_id", pd.Series(dtype=object))))
+        have = select_in(conn, model.customer_source, "hub_id", hub_ids, where=[s.system == crm_key],
                          columns=["native_key", "hub_id", "erp_code"]).rename(columns={"erp_code": "current_erp_code"})
-        u8_codes = select_in(conn, model.xref, "hub_id", hub_ids, where=[model.xref.c.entity == ENTITY,
-                                                                         model.xref.c.system == "u8"],
-                             columns=["hub_id", "native_key"]).sort_values("native_key").drop_duplicates("hub_id")
-        want = have.merge(u8_codes.rename(columns={"native_key": "erp_code"}), on="hub_id")
+        numbers = select_in(conn, model.xref, "hub_id", hub_ids, where=[model.xref.c.entity == ENTITY,
+                                                                        model.xref.c.system == erp_key],
+                            columns=["hub_id", "native_key"]).sort_values("native_key").drop_duplicates("hub_id")
+        want = have.merge(numbers.rename(columns={"native_key": "erp_code"}), on="hub_id")
         todo = want[want["erp_code"] != want["current_erp_code"]].reset_index(drop=True)
-        _outbox_done(conn, "crm", sorted(set(hub_ids) - set(todo["hub_id"])))  # nothing to send for these
+        _outbox_done(conn, crm_key, sorted(set(hub_ids) - set(todo["hub_id"])))  # nothing to send for these
     counts = StepCounts()
     counts.read, counts.skipped = len(want), len(want) - len(todo)
     if todo.empty:
         return counts
-    mapped = engine.apply(out_spec, todo)
-    records = [{**body, "_key": key, "id": key}
-               for body, key in zip(frame_records(mapped.frame.drop(columns=["_row"])), todo.loc[mapped.frame["_row"], "native_key"])]
+    mapped = engine.apply(out_spec, todo)   # the spec's mapped fields (none yet), then the write-back pair
+    rows, fields = todo.loc[mapped.frame["_row"]], mapped.frame.drop(columns=["_row"])
+    bodies = frame_records(fields) if len(fields.columns) else [{} for _ in range(len(fields))]
+    records = [{**body, code_field: code, hub_field: hub_id, "_key": key, "id": key}
+               for body, code, hub_id, key in zip(bodies, rows["erp_code"], rows["hub_id"], rows["native_key"])]
     codes = dict(zip(todo["native_key"], todo["erp_code"]))
     hub_of = dict(zip(todo["native_key"], todo["hub_id"]))
 
@@ -465,7 +489,7 @@ def _write_crm(ctx: StepContext) -> StepCounts:
             c.written += len(ok)
         failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
         if failed:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="crm", stage="write",
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=crm_key, stage="write",
                                             items=[(rec["_key"], rec, [res.error or "write failed"]) for rec, res in failed])
         return c
 
@@ -475,20 +499,20 @@ def _write_crm(ctx: StepContext) -> StepCounts:
         failed_keys.update(rec["_key"] for rec, res in zip(chunk, results) if res.status == "failed")
         return persist(conn, chunk, results)
 
-    counts += write_in_chunks(ctx, crm(), "account", records, persist_and_note)
+    counts += write_in_chunks(ctx, crm(), out_spec.stream, records, persist_and_note)
     with ctx.engine.begin() as conn:  # only now: a kill before this leaves them pending, and a PATCH may be redone
-        _outbox_done(conn, "crm", sorted(set(hub_of.values()) - {hub_of[k] for k in failed_keys}))
+        _outbox_done(conn, crm_key, sorted(set(hub_of.values()) - {hub_of[k] for k in failed_keys}))
     return counts
 
 
 def _crm_now_holds(conn, erp_codes: dict[str, str], hash_fields) -> None:
     """The CRM accounts now carry these ERP codes: update their source records and hashes."""
-    s = model.customer_source.c
-    rows = select_in(conn, model.customer_source, "native_key", list(erp_codes), where=[s.system == "crm"])
+    s, crm_key = model.customer_source.c, roles.crm().system
+    rows = select_in(conn, model.customer_source, "native_key", list(erp_codes), where=[s.system == crm_key])
     rows["erp_code"] = rows["native_key"].map(erp_codes)
     rows["content_hash"] = xref.content_hash(rows, hash_fields)
     upsert(conn, model.customer_source, frame_records(rows), keys=["system", "native_key"])
-    xref.save(conn, ENTITY, "crm", rows.assign(native_version=None))
+    xref.save(conn, ENTITY, crm_key, rows.assign(native_version=None))
 
 
 #: The seven steps, in order, as the DAG schedules them.
@@ -501,18 +525,20 @@ STEP_FUNCTIONS = {
 # --- outcomes ------------------------------------------------------------------------------------
 
 def outcomes(conn, run_id: str) -> pd.DataFrame:
-    """Every record this run read, with the one outcome it ended in (for the report)."""
+    """Every record this run read, with the one outcome it ended in (for the report); the
+    outcomes name the bound ERP by its label ("created in U8")."""
+    erp, crm_key = roles.erp(), roles.crm().system
     q = model.quarantine.c
     quarantined = pd.DataFrame(conn.execute(select(q.system, q.record_key, q.stage, q.reasons).where(
         q.last_run_id == run_id, q.entity == ENTITY)).all(), columns=["system", "key", "stage", "reasons"])
     skipped = stage_read(conn, run_id, "skipped", ENTITY)
     resolved = stage_read(conn, run_id, "resolve", ENTITY)
-    u8_results = stage_read(conn, run_id, "u8_results")
-    u8_xref = xref.by_hub_id(conn, ENTITY, "u8")
+    erp_results = stage_read(conn, run_id, "erp_results")
+    erp_xref = xref.by_hub_id(conn, ENTITY, erp.system)
     frames = []
-    for system, spec_name in SOURCES.items():
-        spec = engine.load_spec(spec_name)
-        raw = stage_read(conn, run_id, "extract", system)
+    for src in sources():
+        spec, system = engine.load_spec(src.spec), src.system
+        raw = stage_read(conn, run_id, "extract", src.role)
         keys = raw[spec.key] if spec.key in raw.columns else pd.Series([None] * len(raw))
         df = pd.DataFrame({"system": system, "key": keys.map(lambda k: None if k is None or k != k else str(k))})
         df["outcome"], df["detail"], df["hub_id"] = None, None, None
@@ -532,34 +558,36 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
             df["match_rule"] = df["key"].map(part["match_rule"])
         frames.append(df)
     out = pd.concat(frames, ignore_index=True)
-    res = u8_results.drop_duplicates("hub_id", keep="last").set_index("hub_id")["u8_result"] if not u8_results.empty else pd.Series(dtype=object)
-    has_u8 = set(u8_xref["hub_id"])
+    res = erp_results.drop_duplicates("hub_id", keep="last").set_index("hub_id")["erp_result"] \
+        if not erp_results.empty else pd.Series(dtype=object)
+    has_erp = set(erp_xref["hub_id"])
     open_rows = out["outcome"].isna()
     r = out.loc[open_rows, "hub_id"].map(res)
-    crm = out["system"] == "crm"
-    out.loc[open_rows & crm & (r == "created"), "outcome"] = "created in U8"
-    out.loc[open_rows & crm & (r == "updated"), "outcome"] = "updated in U8"
-    out.loc[open_rows & crm & (r == "failed"), "outcome"] = "quarantined"
-    out.loc[open_rows & crm & (r == "failed"), "detail"] = "U8 refused the write (see quarantine, stage write)"
+    from_crm = out["system"] == crm_key
+    out.loc[open_rows & from_crm & (r == "created"), "outcome"] = f"created in {erp.label}"
+    out.loc[open_rows & from_crm & (r == "updated"), "outcome"] = f"updated in {erp.label}"
+    out.loc[open_rows & from_crm & (r == "failed"), "outcome"] = "quarantined"
+    out.loc[open_rows & from_crm & (r == "failed"), "detail"] = f"{erp.label} refused the write (see quarantine, stage write)"
     still = out["outcome"].isna()
-    out.loc[still & crm & out["hub_id"].isin(has_u8), "outcome"] = "linked to existing U8 customer"
+    out.loc[still & from_crm & out["hub_id"].isin(has_erp), "outcome"] = f"linked to existing {erp.label} customer"
     o = model.outbox.c
-    held = dict(conn.execute(select(o.hub_id, o.last_error).where(o.entity == ENTITY, o.target == "u8",
+    held = dict(conn.execute(select(o.hub_id, o.last_error).where(o.entity == ENTITY, o.target == erp.system,
                                                                   o.status == "held")).all())
     reasons = _hold_reasons(conn, list(held))
-    is_held = out["outcome"].isna() & crm & out["hub_id"].isin(held)
-    out.loc[is_held, "outcome"] = "held back from U8"
+    is_held = out["outcome"].isna() & from_crm & out["hub_id"].isin(held)
+    out.loc[is_held, "outcome"] = f"held back from {erp.label}"
     out.loc[is_held, "detail"] = out.loc[is_held, "hub_id"].map(reasons)
-    out.loc[still & ~crm & r.reindex(out.index).eq("updated"), "outcome"] = "updated in U8"
-    out.loc[out["outcome"].isna() & ~crm, "outcome"] = "stored in hub"
+    out.loc[still & ~from_crm & r.reindex(out.index).eq("updated"), "outcome"] = f"updated in {erp.label}"
+    out.loc[out["outcome"].isna() & ~from_crm, "outcome"] = "stored in hub"
     out.loc[out["outcome"].isna(), "outcome"] = "waiting"
     return pd.concat([out, contacts.outcomes(conn, run_id)], ignore_index=True)
 
 
 def _hold_reasons(conn, hub_ids: list[str]) -> dict[str, str]:
+    """Why each held customer waits: what the registry or the ERP check said at publish."""
     q = model.quarantine.c
-    rows = select_in(conn, model.quarantine, "record_key", hub_ids,
-                     where=[q.system.in_(["registry", "u8"]), q.stage == "publish"],
+    held_by = [roles.erp().system, *(b.name for b in roles.seats("registry"))]
+    rows = select_in(conn, model.quarantine, "record_key", hub_ids, where=[q.system.in_(held_by), q.stage == "publish"],
                      columns=["record_key", "reasons"])
     return {k: "; ".join(r) for k, r in zip(rows["record_key"], rows["reasons"])}
 

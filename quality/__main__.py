@@ -9,6 +9,8 @@ from hub import store
 
 
 def cmd_review(args) -> int:
+    from flows.customer_master import targets  # the CLI is a composition root: the bindings say who is told
+    from hub.errors import ConfigurationError
     from quality import review
 
     with store.engine().begin() as conn:
@@ -24,9 +26,14 @@ def cmd_review(args) -> int:
         if not args.ids:
             print("give the decision id(s) to act on", file=sys.stderr)
             return 2
+        try:
+            told = targets()
+        except ConfigurationError as exc:  # the bindings file is wrong: say so in one line
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         for decision_id in args.ids:
             try:
-                out = review.decide(conn, decision_id, args.action, args.by, args.comment)
+                out = review.decide(conn, decision_id, args.action, args.by, args.comment, targets=told)
             except ValueError as exc:  # an unknown decision, or a record the hub no longer holds
                 print(f"error: {exc}", file=sys.stderr)
                 return 2

@@ -11,10 +11,12 @@ import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 import yaml
+
+from hub.types import ROLES
 
 SUITE_DIR = Path(__file__).resolve().parent / "suites"
 ROW_KEY = "_row"
@@ -71,12 +73,15 @@ def prepare(entity: str, df: pd.DataFrame) -> pd.DataFrame:
     return checks.derive(entity, df)
 
 
-def validate(entity: str, df: pd.DataFrame, system_column: str = "system") -> GateResult:
+def validate(entity: str, df: pd.DataFrame, system_column: str = "system",
+             seats: Mapping[str, str] | None = None) -> GateResult:
     """Split ``df`` (which has a unique ``_row`` column) into good rows and failures.
 
-    An expectation with ``clear_for: [system, ...]`` does not reject rows of those systems:
-    their failing field is cleared and the row goes on (an ERP's existing master record is
-    not refused for a bad tax code, but the bad code must not be used to match it).
+    An expectation with ``clear_for: [role, ...]`` does not reject rows of the systems in those
+    roles: their failing field is cleared and the row goes on (an ERP's existing master record
+    is not refused for a bad tax code, but the bad code must not be used to match it).
+    ``seats`` maps each role to its seat's xref name, the value of ``system_column``
+    (``{"erp": "u8", "crm": "crm"}``); the caller knows the bindings, this module does not.
     """
     if df.empty:
         return GateResult(df, pd.DataFrame(columns=[ROW_KEY, "expectation", "column", "reason"]))
@@ -98,8 +103,8 @@ def validate(entity: str, df: pd.DataFrame, system_column: str = "system") -> Ga
         summary.append({"id": meta.get("id"), "expectation": r.expectation_config.type, "column": column,
                         "success": bool(r.success), "unexpected": len(unexpected)})
     failures = pd.DataFrame(rows, columns=[ROW_KEY, "expectation", "column", "reason"])
-    clear_for = {item["id"]: set(item.get("clear_for", ())) for item in load_suite(entity)["expectations"]}
     systems = df.set_index(ROW_KEY)[system_column] if system_column in df.columns else pd.Series(dtype=object)
+    clear_for = _clear_for(entity, seats) if system_column in df.columns else {}
     soft = failures.apply(lambda f: systems.get(f[ROW_KEY]) in clear_for.get(f["expectation"], set()), axis=1) \
         if len(failures) else pd.Series(dtype=bool)
     hard_rows = set(failures.loc[~soft, ROW_KEY]) if len(failures) else set()
@@ -109,3 +114,22 @@ def validate(entity: str, df: pd.DataFrame, system_column: str = "system") -> Ga
         source_column = "uscc" if column == "uscc_check_ok" else column
         good.loc[good[ROW_KEY].isin(part[ROW_KEY]), source_column] = None
     return GateResult(good, failures[failures[ROW_KEY].isin(hard_rows)], summary, cleared)
+
+
+def _clear_for(entity: str, seats: Mapping[str, str] | None) -> dict[str, set[str]]:
+    """Expectation id → the xref names whose failing rows are cleared, not rejected. A suite that
+    names something other than a role, or a role the caller gave no seat for, is an error: a
+    silent miss would reject every existing ERP record with a bad tax code."""
+    out: dict[str, set[str]] = {}
+    for item in load_suite(entity)["expectations"]:
+        named = list(item.get("clear_for", ()))
+        unknown = [r for r in named if r not in ROLES]
+        if unknown:
+            raise ValueError(f"suite {entity}, {item['id']}: clear_for names {unknown}, which are not roles "
+                             f"({', '.join(ROLES)})")
+        missing = [r for r in named if r not in (seats or {})]
+        if missing:
+            raise ValueError(f"suite {entity}, {item['id']}: clear_for names role(s) {missing}; "
+                             "validate() needs seats={role: xref name} for them")
+        out[item["id"]] = {(seats or {})[r] for r in named}
+    return out

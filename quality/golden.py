@@ -20,8 +20,9 @@ from quality import names, survivorship
 ENTITY = "customer"
 
 
-def rebuild(conn, run_id: str, hub_ids: Sequence[str], targets: Sequence[str] = ("u8", "crm")) -> int:
-    """Rebuild the golden customers of ``hub_ids``; changed ones are enqueued for ``targets``.
+def rebuild(conn, run_id: str, hub_ids: Sequence[str], *, targets: Sequence[str]) -> int:
+    """Rebuild the golden customers of ``hub_ids``; changed ones are enqueued for ``targets`` (the
+    xref names of the seats a customer is sent to; the caller knows the bindings, this module not).
     A hub id left without source records (merged away) loses its golden record."""
     hub_ids = sorted(set(hub_ids))
     sources = select_in(conn, model.customer_source, "hub_id", hub_ids)
