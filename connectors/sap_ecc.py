@@ -50,7 +50,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import requests
 
 from connectors.soap import SoapFault, SoapService, rows
-from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, TransientError
+from hub.errors import AmbiguousWriteError, ConfigurationError, DataError
 from hub.types import ConnectionInfo, Page, Record, WriteResult
 
 log = logging.getLogger("connectors.sap_ecc")

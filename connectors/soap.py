@@ -119,6 +119,8 @@ def fill(element: Any, given: Any, path: str) -> Any:
         if set(sub) != {"item"}:
             raise ConfigurationError(f"{path} is not a table in the service's WSDL")
         return {"item": [fill(sub["item"], row, f"{path}.item") for row in given]}
+    if given is not None and not isinstance(given, Mapping):
+        raise ConfigurationError(f"{path} is a structure in the service's WSDL, not a value")
     given = dict(given or {})
     unknown = set(given) - set(sub)
     if unknown:
