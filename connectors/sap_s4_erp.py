@@ -15,7 +15,9 @@
 
 Binding options (deploy/bindings.sap.yaml): ``sales_org``, ``distribution_channel``,
 ``division``, ``order_type`` (required: every order and new customer carries them),
-``currency`` (default CNY), ``rejection_reason`` (the reason for rejection a cancel or a dropped
+``currency`` (default CNY), ``customer_sales_area`` (default true: a new customer is created with
+the binding's sales area, ``to_Customer/to_CustomerSalesArea``; false where sales areas are kept
+by someone else, e.g. a master-data workflow), ``rejection_reason`` (the reason for rejection a cancel or a dropped
 item gets; required for those, a configuration error otherwise).
 """
 from __future__ import annotations
@@ -47,6 +49,7 @@ ORG = {"order_type": "SalesOrderType", "sales_org": "SalesOrganization",
 ORDER_HEAD = ["OverallSDProcessStatus", "OverallTotalDeliveryStatus", "OverallSDDocumentRejectionSts"]
 KEY_NS = uuid.UUID("6f1d2c3b-8a4e-4f7d-9b0c-5e6a7d8c9b01")
 REF_LENGTH = 20   # A_BusinessPartner.BusinessPartnerIDByExtSystem MaxLength
+NAME_LINE = 40    # A_BusinessPartner.OrganizationBPName1–4 MaxLength
 
 
 def _b32(raw: bytes) -> str:
@@ -184,15 +187,30 @@ class SapS4Erp:
             return record
         raise ConfigurationError(f"SAP orders have no phase {phase!r} (lifecycle: add, change, cancel)")
 
+    def _sales_area_on_create(self) -> bool:
+        value = self.binding.options.get("customer_sales_area", True)
+        return value not in (False, "false", "no", 0, "0")
+
+    @staticmethod
+    def _name_lines(body: Mapping[str, Any]) -> dict[str, str]:
+        """An organisation's name over its four name lines of 40 (OrganizationBPName1–4, as SAP
+        keeps a long name); lines it does not need are sent empty, so a shorter new name leaves
+        nothing of the old one behind."""
+        name = body.get("OrganizationBPName1")
+        if not isinstance(name, str):
+            return {}
+        return {f"OrganizationBPName{i + 1}": name[i * NAME_LINE:(i + 1) * NAME_LINE] for i in range(4)}
+
     def customer_document(self, hub_id: str, op: str, number: str | None, body: Mapping[str, Any]) -> Record:
         """A business partner create (``add``, with the hub's reference and the sales area) or
         change (``edit``, by partner number) for stream ``A_BusinessPartner``."""
-        record = {**body, "BusinessPartnerIDByExtSystem": partner_reference(hub_id), "_key": hub_id, "_op": op}
+        record = {**body, **self._name_lines(body), "BusinessPartnerIDByExtSystem": partner_reference(hub_id),
+                  "_key": hub_id, "_op": op}
         if op == "edit":
             if not number:
                 raise ConfigurationError("an SAP business partner edit needs the partner number")
             record["BusinessPartner"] = number
-        elif op == "add":
+        elif op == "add" and self._sales_area_on_create():
             area = ",".join(f"{prop}={self._option(name)}" for name, prop in
                             (("sales_org", "SalesOrganization"), ("distribution_channel", "DistributionChannel"),
                              ("division", "Division")))

@@ -356,8 +356,7 @@ class SapS4Connector:
             except ValueError as exc:
                 raise DataError(f"S/4HANA {name} {key}: {exc}") from None
             try:
-                for op in ops:
-                    self._apply(cli, op)
+                self._apply_all(cli, s, name, keys, ops)
             except (PreconditionFailed, AmbiguousWriteError) as exc:
                 if attempt == CHANGE_ATTEMPTS:
                     raise
@@ -377,14 +376,35 @@ class SapS4Connector:
                 ops.append(paths.Op("PATCH", paths.uri_of(item), {REJECTION: reason}, paths.etag_of(item)))
         return ops
 
-    def _apply(self, cli: SapODataClient, op: paths.Op) -> None:
+    def _apply_all(self, cli: SapODataClient, s: Stream, name: str, keys: Mapping[str, Any],
+                   ops: Sequence[paths.Op]) -> None:
+        """The calls of a change in order. A call changes the document's ETag (an item's ETag may
+        be its order's: entries answer the one they are checked against), so after each the
+        ETag it sent is replaced in the calls still to come by the new one, taken from the
+        answer or, when the answer has none, read from the document."""
+        ops = list(ops)
+        for i, op in enumerate(ops):
+            resp = self._apply(cli, op)
+            old = op.etag
+            if not old or i == len(ops) - 1 or not any(o.etag == old for o in ops[i + 1:]):
+                continue
+            new = header(resp.headers, "etag") or self._etag(cli, s, name, keys)
+            for later in ops[i + 1:]:
+                if later.etag == old:
+                    later.etag = new
+
+    def _etag(self, cli: SapODataClient, s: Stream, name: str, keys: Mapping[str, Any]) -> str | None:
+        resp = cli.get(f"{cli.root}/{name}{predicate(s, keys)}", {"$select": ",".join(s.keys)})
+        d = resp.body.get("d") if isinstance(resp.body, dict) else None
+        return header(resp.headers, "etag") or paths.etag_of(d or {})
+
+    def _apply(self, cli: SapODataClient, op: paths.Op):
         """One call of a change. A PATCH refused for lacking If-Match (428) on an entity read
         without its ETag reads that entity alone for it and is sent once more."""
         if op.method == "POST":
-            cli.send("POST", op.uri, op.fields, idempotent=False)
-            return
+            return cli.send("POST", op.uri, op.fields, idempotent=False)
         try:
-            cli.send("PATCH", op.uri, op.fields, etag=op.etag)
+            return cli.send("PATCH", op.uri, op.fields, etag=op.etag)
         except PreconditionRequired:
             if op.etag:
                 raise
@@ -393,4 +413,5 @@ class SapS4Connector:
             etag = header(resp.headers, "etag") or paths.etag_of(d or {})
             if not etag:
                 raise
-            cli.send("PATCH", op.uri, op.fields, etag=etag)
+            op.etag = etag
+            return cli.send("PATCH", op.uri, op.fields, etag=etag)

@@ -11,8 +11,9 @@
   ``$inlinecount=allpages`` (never ``$count=true``: V2), ``$format=json``.
 - **Errors**: SAP's envelope ``{"error": {"code", "message": {"value"}, "innererror":
   {"errordetails": [...]}}}`` becomes the error text: 401 is a configuration error (the login),
-  403 one too (a missing authorisation; a CSRF refusal is retried first), 428 a configuration
-  error (a change sent without the ETag it needs), other 4xx a :class:`DataError` with SAP's
+  403 one too (a missing authorisation; a CSRF refusal is retried first), 428 and 501 configuration
+  errors (a change sent without the ETag it needs; a request the system does not serve), 412 a
+  :class:`PreconditionFailed` (read again), other 4xx a :class:`DataError` with SAP's
   message, 5xx / 429 / timeouts a :class:`TransientError` (retried by the helper first).
   Texts carry no password: the helper redacts the login and the Authorization value.
 """
@@ -129,6 +130,9 @@ class SapODataClient:
         if status == 404 and missing == "config":
             raise ConfigurationError(f"{where}: not found (HTTP 404): is the service {self.service} activated "
                                      f"(/IWFND/MAINT_SERVICE)? {text}", secrets=self.http.secrets)
+        if status == 501:
+            raise ConfigurationError(f"{where}: the system does not serve this (HTTP 501): {text}",
+                                     secrets=self.http.secrets)
         if status >= 500:
             raise TransientError(f"{where}: HTTP {status}: {text}", secrets=self.http.secrets)
         raise DataError(f"{what}: SAP refused it (HTTP {status}): {text}", secrets=self.http.secrets)

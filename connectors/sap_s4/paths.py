@@ -8,10 +8,14 @@ A mapping names an S/4 field by a path:
 - ``to_BusinessPartnerTax[BPTaxType=CN5]/BPTaxNumber``: of the entry whose ``BPTaxType`` is
   ``CN5``. On a write the selector's values are the entry's identity: a create carries them, a
   change finds the entry by them (and creates it when missing);
-- ``ReferenceSDDocument+ReferenceSDDocumentItem`` (reads): the parts joined with ``/`` as one
+- ``OrganizationBPName1+OrganizationBPName2`` (reads): the texts run together, as SAP spreads
+  one long text over numbered fields (an organisation's name over four lines of 40);
+- ``ReferenceSDDocument|ReferenceSDDocumentItem`` (reads): the parts joined with ``/`` as one
   value, the form of a two-part key (see :func:`join_key`).
 
-Reads derive ``$select`` and ``$expand`` from the paths and flatten each answered entity into
+Reads derive ``$select`` and ``$expand`` from the paths (a navigation is selected whole:
+``$select=to_X`` is the form every V2 server takes, where ``to_X/Prop`` is not always served)
+and flatten each answered entity into
 one record keyed by them (plus ``__key``, the entity's key as one value); creates unflatten a
 record into the deep-insert body OData V2 takes (a collection as ``{"results": [...]}``, a to-one
 navigation as an object); changes compare a record with the entity as read and plan the PATCHes
@@ -43,6 +47,7 @@ class Step:
 class Path:
     steps: tuple[Step, ...]
     props: tuple[str, ...]      # one property, or the parts of a joined value
+    joint: str = ""             # "+" texts run together, "|" key parts joined with "/"
 
     @property
     def prop(self) -> str:
@@ -66,10 +71,13 @@ def parse(text: str) -> Path:
             if any(len(p) != 2 or not p[0] for p in select):
                 raise ValueError(f"field path {text!r}: selector {m.group(2)!r} is not name=value,…")
         steps.append(Step(m.group(1), select))
-    props = tuple(last.split("+"))
+    joint = "+" if "+" in last else "|" if "|" in last else ""
+    if "+" in last and "|" in last:
+        raise ValueError(f"field path {text!r}: join with + or with |, not both")
+    props = tuple(last.split(joint)) if joint else (last,)
     if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in props):
         raise ValueError(f"field path {text!r}: {last!r} is not a property")
-    return Path(tuple(steps), props)
+    return Path(tuple(steps), props, joint)
 
 
 def nav_prefix(steps: Sequence[Step]) -> str:
@@ -86,11 +94,9 @@ def query(columns: Iterable[str], always: Iterable[str]) -> tuple[str, str]:
         path = parse(col)
         for i in range(1, len(path.steps) + 1):
             expand[nav_prefix(path.steps[:i])] = None
-            for prop, _ in path.steps[i - 1].select:
-                select[f"{nav_prefix(path.steps[:i])}/{prop}"] = None
-        base = nav_prefix(path.steps)
-        for prop in path.props:
-            select[f"{base}/{prop}" if base else prop] = None
+            select[nav_prefix(path.steps[:i])] = None
+        if not path.steps:
+            select.update(dict.fromkeys(path.props))
     return ",".join(select), ",".join(expand)
 
 
@@ -146,8 +152,10 @@ def resolve(entity: Mapping[str, Any], path: Path) -> Any:
         node = pick(node, step) if node is not None else None
     if node is None:
         return None
-    if len(path.props) > 1:
+    if path.joint == "|":
         return join_key([from_wire(node.get(p)) for p in path.props])
+    if path.joint == "+":
+        return "".join(str(node.get(p) or "") for p in path.props) or None
     return from_wire(node.get(path.prop))
 
 
@@ -183,7 +191,7 @@ def tree(record: Mapping[str, Any]) -> Node:
             node.lists[name] = [tree(v) for v in value if isinstance(v, Mapping)]
             continue
         path = parse(name)
-        if len(path.props) != 1:
+        if path.joint:
             raise ValueError(f"{name!r}: a joined path can only be read")
         target = node
         for step in path.steps:
