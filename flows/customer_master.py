@@ -30,6 +30,7 @@ from hub.model import CUSTOMER_FIELDS, SOURCE_EXTRA
 from hub.runlog import StepCounts
 from hub.runner import StepContext
 from hub.store import chunks, frame_records, select_in, stage_append, stage_read, stage_write, upsert, utcnow
+from hub.types import Connector
 from mappings import engine
 from quality import gate, golden, matching, review, uscc
 
@@ -67,13 +68,13 @@ def seats() -> dict[str, str]:
     return {"erp": roles.erp().system, "crm": roles.crm().system}
 
 
-def crm():
+def crm() -> Connector:
     """The CRM connector reading accounts and contacts (and writing the ERP number back)."""
     account, contact = engine.load_spec(CRM_IN), contacts.spec()
     return roles.crm().connector(streams={account.stream: account.source_fields, contact.stream: contact.source_fields})
 
 
-def erp_connector(write: bool = False):
+def erp_connector(write: bool = False) -> Connector:
     """The ERP connector reading its customers; ``write`` also opens the write side."""
     erp = roles.erp()
     spec = engine.load_spec(erp.mapping("customer.in"))
@@ -249,10 +250,10 @@ def publish(ctx: StepContext) -> StepCounts:
     with ctx.engine.begin() as conn:
         pending = [h for h in _pending(conn, erp.system) if h not in waiting]
         gold = _golden(conn, pending)
-        sources = _sources_of(conn, pending)
+        stored = _sources_of(conn, pending)   # what each seat holds of these customers
         projected = gold.assign(content_hash=xref.content_hash(gold, spec.hash_fields))
-        have = sources[sources["system"] == erp.system][["hub_id", "native_key", "content_hash"]] \
-            if not sources.empty else pd.DataFrame(columns=["hub_id", "native_key", "content_hash"])
+        have = stored[stored["system"] == erp.system][["hub_id", "native_key", "content_hash"]] \
+            if not stored.empty else pd.DataFrame(columns=["hub_id", "native_key", "content_hash"])
         have = have.sort_values("native_key").drop_duplicates("hub_id")
         merged = projected.merge(have.rename(columns={"content_hash": "erp_hash", "native_key": "erp_number"}),
                                  on="hub_id", how="left")
