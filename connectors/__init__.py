@@ -9,11 +9,18 @@ build a seat's adapter from the card's ``adapter`` path (so flows import no conn
 """
 from hub.types import SystemCard
 
+#: The flows an ERP seat takes part in (its adapter's ``supports``); receipts only where the card
+#: adds them (SAP's receivables come with the finance issue).
+ERP_FLOWS = ("customers", "products", "sales_orders", "shipments")
+
 SYSTEMS: dict[str, SystemCard] = {
     "xiaoshouyi": SystemCard("销售易", ("crm",), "connectors.xiaoshouyi_crm:XiaoshouyiCrm", needs=("api",)),
-    "u8": SystemCard("U8", ("erp",), "connectors.u8_erp:U8Erp", needs=("odbc",), optional=("openapi",)),
-    "sap_s4": SystemCard("SAP S/4HANA", ("erp",), "connectors.sap_s4_erp:SapS4Erp", needs=("api",)),
-    "sap_ecc": SystemCard("SAP ECC", ("erp",), "connectors.sap_ecc_erp:SapEccErp", needs=("soap",)),
+    "u8": SystemCard("U8", ("erp",), "connectors.u8_erp:U8Erp", needs=("odbc",), optional=("openapi",),
+                     capabilities=ERP_FLOWS + ("receipts",)),
+    "sap_s4": SystemCard("SAP S/4HANA", ("erp",), "connectors.sap_s4_erp:SapS4Erp", needs=("api",),
+                         capabilities=ERP_FLOWS),
+    "sap_ecc": SystemCard("SAP ECC", ("erp",), "connectors.sap_ecc_erp:SapEccErp", needs=("soap",),
+                          capabilities=("customers", "sales_orders")),
     "registry_api": SystemCard("天眼查 / 企查查", ("registry",), "connectors.registry_seat:RegistrySeat",
                                needs=("api",)),
     "bank_files": SystemCard("bank statement files", ("bank",), "connectors.bank_files:BankSeat", needs=("drop",)),

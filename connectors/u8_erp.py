@@ -2,7 +2,7 @@
 
 - Reads go through :class:`connectors.u8.U8Connector` (ODBC); writes through its OpenAPI side.
 - Named lookups read U8's tables set-based (Customer.cCusRegCode, SO_SOMain / SO_SODetails,
-  DispatchLists): the flows never see a table name.
+  DispatchLists, Ap_CloseBills, SaleBillVouch / SaleBillVouchs): the flows never see a table name.
 - Lifecycle: U8's OpenAPI has no order edit or delete (apiCenter saleorder: add, get, verify,
   close …), so a change closes the U8 order and adds the new version, and a cancellation
   closes it (docs/adr/0003-orders-to-u8.md). Both only while U8 allows: nothing dispatched yet
@@ -15,7 +15,8 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping, Sequence
 
-from connectors.u8 import U8Connector
+from connectors import SYSTEMS
+from connectors.u8 import U8Connector, U8OpenApi
 from hub.types import Binding, OrderState, Record
 
 #: Mapping specs (mappings/specs/) for each purpose the flows name.
@@ -33,13 +34,18 @@ MAPPINGS = {
     "payer.in": "u8_customer_to_payer",
     "receipt.out": "receipt_to_u8_accept",
 }
-CAPABILITIES = frozenset({"customers", "products", "sales_orders", "shipments", "receipts"})
+CAPABILITIES = frozenset(SYSTEMS["u8"].capabilities)  # the card's (connectors/__init__.py)
 #: Write phases per operation (see the module docstring).
 LIFECYCLE = {"add": ("add",), "replace": ("close", "add"), "cancel": ("close",)}
 #: The columns each named lookup reads.
 ORDER_HEAD = ["cSOCode", "cVerifier", "dverifydate", "cCloser", "dclosedate"]
 ORDER_LINE = ["cSOCode", "iFHQuantity"]
 BIZ_NS = uuid.UUID("a3f0c6d2-5e1b-4b8f-8d2a-7c9e1f0b3a54")
+
+
+def _yuan(fen: int) -> str:
+    """Fen as exact yuan text (``12345`` → ``"123.45"``)."""
+    return format(Decimal(int(fen)).scaleb(-2), "f")
 
 
 def _dec(value: Any) -> Decimal:
@@ -107,6 +113,18 @@ class U8Erp:
     def order_lines(self, line_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
         return self.connector({"SO_SODetails": list(columns)}).lookup("SO_SODetails", "iSOsID", list(line_keys))
 
+    def receipt_lines(self, receipt_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        """Ap_CloseBills of the 收款单 ``receipt_keys`` (by the header's iID)."""
+        return self.connector({"Ap_CloseBills": list(columns)}).lookup("Ap_CloseBills", "iID", list(receipt_keys))
+
+    def invoices(self, invoice_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        """SaleBillVouch headers by SBVID."""
+        return self.connector({"SaleBillVouch": list(columns)}).lookup("SaleBillVouch", "SBVID", list(invoice_keys))
+
+    def invoice_lines(self, invoice_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        """SaleBillVouchs of the invoices ``invoice_keys`` (by the header's SBVID)."""
+        return self.connector({"SaleBillVouchs": list(columns)}).lookup("SaleBillVouchs", "SBVID", list(invoice_keys))
+
     # --- document lifecycle ------------------------------------------------------------------------
 
     def lifecycle(self, op: str) -> tuple[str, ...]:
@@ -145,4 +163,18 @@ class U8Erp:
         record = {**body, "_key": hub_id, "_op": op, "_biz_id": hub_id}
         if op == "edit":
             record["code"] = number
+        return record
+
+    def receipt_document(self, hub_id: str, body: Mapping[str, Any], amount_fen: int, invoiced_fen: int) -> Record:
+        """A 收款单 add (accept/add, biz_id = the receipt's hub id) with its lines (``entry``, protocol
+        notes U2): 应收款 (type 0) for what its invoices take, 预收款 (type 1) for the rest (orders
+        not invoiced yet, over-payment); 人民币, so originalamount = amount; ``iamt_s`` (数量) 0, as
+        the documentation's sample sends it. 录入人 (operator): the OpenAPI connection's operator."""
+        parts = (("0", invoiced_fen), ("1", amount_fen - invoiced_fen))
+        entry = [{"type": kind, "customercode": body["customercode"], "amount": _yuan(fen),
+                  "originalamount": _yuan(fen), "iamt_s": "0"} for kind, fen in parts if fen > 0]
+        record = {**body, "_key": hub_id, "_biz_id": hub_id, "entry": entry}
+        operator = U8OpenApi(self.binding.connection("openapi")).operator
+        if operator:
+            record.setdefault("operator", operator)
         return record

@@ -42,6 +42,13 @@ def seat(role: str) -> Binding:
     return found[0]
 
 
+def offers(role: str, capability: str) -> bool:
+    """Whether every system bound to ``role`` takes part in ``capability`` (``receipts`` …), as
+    its card in connectors.SYSTEMS says: cheap (no adapter is built), so DAG files may ask while parsed."""
+    found = seats(role)
+    return bool(found) and all(capability in SYSTEMS[b.system].capabilities for b in found)
+
+
 _ADAPTERS: dict[tuple[str, str, str], Any] = {}
 
 

@@ -167,6 +167,9 @@ class SystemCard:
     adapter: str
     needs: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    #: the flows it takes part in (``receipts`` …): read where building the adapter would cost too
+    #: much, e.g. a DAG file offering a flow only when the bound ERP supports it
+    capabilities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,15 @@ class ErpAdapter(Protocol):
     def order_lines(self, line_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
         """Sales order lines by the ERP's line key (what a delivery line points at)."""
 
+    def receipt_lines(self, receipt_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        """The lines of the ERP's receipts ``receipt_keys`` (what is still open on each)."""
+
+    def invoices(self, invoice_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        """Sales invoice headers by the ERP's invoice key (those whose lines changed under them)."""
+
+    def invoice_lines(self, invoice_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        """The lines of the ERP's sales invoices ``invoice_keys`` (totals and what is settled)."""
+
     def idempotency_key(self, hub_id: str, revision: int) -> str:
         """The key that makes the n-th create of one hub order safe to repeat (U8 biz_id, SAP
         PurchaseOrderByCustomer / PURCH_NO_C)."""
@@ -270,3 +282,7 @@ class ErpAdapter(Protocol):
 
     def customer_document(self, hub_id: str, op: str, number: str | None, body: Mapping[str, Any]) -> Record:
         """The record the connector writes to create (``add``) or change (``edit``) a customer."""
+
+    def receipt_document(self, hub_id: str, body: Mapping[str, Any], amount_fen: int, invoiced_fen: int) -> Record:
+        """The record the connector writes to book one posted bank receipt (``mapping("receipt.out")``'s
+        stream), ``invoiced_fen`` of its ``amount_fen`` against invoices, the rest in advance."""
