@@ -1,9 +1,9 @@
 """The receipts ledger in the hub store: what is open, who pays, and what the matcher decided.
 
 ``open_items`` computes each item's open amount set-based: the invoice total less the larger
-of what U8 says is settled and what U8 had settled when the hub first saw it plus what the
-hub allocated since (the hub's own write-offs show up in U8 later; counting the larger of the
-two never counts one payment twice). ``persist`` stores a matcher result in one transaction:
+of what the ERP says is settled and what it had settled when the hub first saw it plus what the
+hub allocated since (the hub's own write-offs show up in the ERP later; counting the larger of
+the two never counts one payment twice). ``persist`` stores a matcher result in one transaction:
 allocations, receipt states, the exception queue, learned bank accounts, and the outbox.
 """
 from __future__ import annotations
@@ -41,13 +41,13 @@ def items_frame(conn, since: date | None = None) -> pd.DataFrame:
     fully settled are left out: no receipt can reach them any more)."""
     i = rm.open_item.c
     cols = [i.item_key, i.kind, i.doc_no, i.customer_code, i.order_no, i.contract_no, i.refs, i.amount_fen,
-            i.u8_settled_fen, i.baseline_settled_fen, i.doc_date, i.due_date, i.crm_account_id]
-    items = pd.DataFrame(conn.execute(select(*cols)).all(), columns=[c.name for c in cols])
+            i.erp_settled_fen, i.baseline_settled_fen, i.doc_date, i.due_date, i.crm_account_id]
+    items = pd.DataFrame(conn.execute(select(*cols)).all(), columns=[c.key for c in cols])
     if items.empty:
         return items.assign(open_fen=pd.Series(dtype="int64"), hub_fen=pd.Series(dtype="int64"))
     items = items.merge(allocated(conn), on="item_key", how="left")
     items["hub_fen"] = items["hub_fen"].fillna(0).astype("int64")
-    settled = pd.concat([items["u8_settled_fen"].fillna(0).astype("int64"),
+    settled = pd.concat([items["erp_settled_fen"].fillna(0).astype("int64"),
                          items["baseline_settled_fen"].fillna(0).astype("int64") + items["hub_fen"]], axis=1).max(axis=1)
     items["open_fen"] = (items["amount_fen"].astype("int64") - settled).clip(lower=0)
     if since is not None:
@@ -71,12 +71,13 @@ def receipts_to_match(conn) -> pd.DataFrame:
                         columns=[c.name for c in cols])
 
 
-def matcher_receipts(receipts: pd.DataFrame) -> pd.DataFrame:
-    """The engine's view: a U8 收款单 is matched for its unsettled remainder, with its customer."""
+def matcher_receipts(receipts: pd.DataFrame, erp_source: str) -> pd.DataFrame:
+    """The engine's view: a receipt of the ERP (source ``erp_source``: a U8 收款单) is matched for
+    its unsettled remainder, with its customer."""
     return pd.DataFrame({"receipt_id": receipts["hub_id"], "amount_fen": receipts["open_fen"],
                          "value_date": receipts["value_date"], "memo": receipts["memo"],
                          "payer_name": receipts["payer_name"], "payer_account": receipts["payer_account"],
-                         "customer": receipts["customer_code"].where(receipts["source"] == "u8", None)})
+                         "customer": receipts["customer_code"].where(receipts["source"] == erp_source, None)})
 
 
 def directory(conn) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -101,22 +102,23 @@ def decisions(conn) -> pd.DataFrame:
                          "decision_id": rows["id"]})
 
 
-def possible_duplicates(conn, receipts: pd.DataFrame, customers: pd.Series, days: int = 7) -> dict[str, str]:
-    """Bank receipts that look like a 收款单 finance already entered in U8 (same customer and
-    amount within ``days``): they are held, so one payment never becomes two."""
+def possible_duplicates(conn, receipts: pd.DataFrame, customers: pd.Series, erp_source: str, erp_label: str,
+                        days: int = 7) -> dict[str, str]:
+    """Bank receipts that look like a receipt (收款单) finance already entered in the ERP (same
+    customer and amount within ``days``): they are held, so one payment never becomes two."""
     bank = receipts.assign(customer=customers.to_numpy())
     bank = bank[(bank["source"] == "bank") & bank["customer"].notna()]
     if bank.empty:
         return {}
     r = rm.receipt.c
-    u8 = pd.DataFrame(conn.execute(select(r.receipt_no, r.customer_code, r.amount_fen, r.value_date).where(
-        r.source == "u8")).all(), columns=["u8_no", "customer", "amount_fen", "u8_date"])
-    if u8.empty:
+    entered = pd.DataFrame(conn.execute(select(r.receipt_no, r.customer_code, r.amount_fen, r.value_date).where(
+        r.source == erp_source)).all(), columns=["erp_no", "customer", "amount_fen", "erp_date"])
+    if entered.empty:
         return {}
-    pairs = bank.merge(u8, on=["customer", "amount_fen"])
-    gap = (pd.to_datetime(pairs["value_date"]) - pd.to_datetime(pairs["u8_date"])).abs()
+    pairs = bank.merge(entered, on=["customer", "amount_fen"])
+    gap = (pd.to_datetime(pairs["value_date"]) - pd.to_datetime(pairs["erp_date"])).abs()
     pairs = pairs[gap <= pd.Timedelta(days=days)]
-    return {h: f"U8 收款单 {n}" for h, n in zip(pairs["hub_id"], pairs["u8_no"])}
+    return {h: f"{erp_label} 收款单 {n}" for h, n in zip(pairs["hub_id"], pairs["erp_no"])}
 
 
 # --- persisting a matcher result ---------------------------------------------------------------
@@ -130,8 +132,10 @@ def _update_receipts(conn, rows: list[dict[str, Any]]) -> None:
     conn.execute(stmt, [{"_h": row["hub_id"], **{c: row[c] for c in cols}} for row in rows])
 
 
-def persist(conn, run_id: str, receipts: pd.DataFrame, result: Result) -> dict[str, Any]:
-    """Store what the matcher decided; returns counts and the hub ids of posted receipts."""
+def persist(conn, run_id: str, receipts: pd.DataFrame, result: Result, *, erp_target: str,
+            crm_target: str) -> dict[str, Any]:
+    """Store what the matcher decided; returns counts and the hub ids of posted receipts. The
+    outbox sends every posted receipt to the CRM (``crm_target``), the bank's also to the ERP."""
     now = utcnow()
     source = dict(zip(receipts["hub_id"], receipts["source"]))
     out = result.receipts
@@ -179,8 +183,8 @@ def persist(conn, run_id: str, receipts: pd.DataFrame, result: Result) -> dict[s
     upsert(conn, rm.payer_account, list({(x["account_no"], x["customer_code"]): x for x in learned}.values()),
            keys=["account_no", "customer_code"], update=["seen_at"])
     ids = posted["receipt_id"].tolist()
-    outbox.enqueue(conn, "receipt", run_id, ids, ["crm"])
-    outbox.enqueue(conn, "receipt", run_id, [h for h in ids if source.get(h) == "bank"], ["u8"])
+    outbox.enqueue(conn, "receipt", run_id, ids, [crm_target])
+    outbox.enqueue(conn, "receipt", run_id, [h for h in ids if source.get(h) == "bank"], [erp_target])
     return {"posted": ids, "exceptions": failed["receipt_id"].tolist()}
 
 

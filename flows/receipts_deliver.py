@@ -1,11 +1,12 @@
-"""Delivery of posted receipts: U8 收款单 with the write-off link, 销售易 回款 records and plan
-status, and the finance workbook.
+"""Delivery of posted receipts: the ERP's receipt document with the write-off link (U8 收款单),
+CRM 回款 records and plan status, and the finance workbook.
 
-Every write is idempotent: the U8 add carries ``biz_id`` = the receipt's hub id (a repeat
-answers the 收款单 it made), a CRM 回款 record is looked up by its ``hubId__c`` before a create,
-a plan is patched only when what the CRM holds differs from what the hub computed. The outbox
-(``receipt`` → ``u8`` / ``crm``) holds what still has to go; each chunk's outcome is
-committed before the next, so a kill mid-way redoes at most one chunk, harmlessly.
+Every write is idempotent: the ERP's add carries the receipt's hub id as its idempotency key
+(U8 ``biz_id``: a repeat answers the 收款单 it made), a CRM 回款 record is looked up by its
+natural key (the mapping's ``natural_key``, ``hubId__c``) before a create, a plan is patched
+only when what the CRM holds differs from what the hub computed. The outbox (``receipt`` →
+the ERP seat / ``crm``) holds what still has to go; each chunk's outcome is committed before
+the next, so a kill mid-way redoes at most one chunk, harmlessly.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pandas as pd
 from sqlalchemy import bindparam, select, update
 
 from flows import receipts_book as book, receipts_outcomes, receipts_plans as plans
-from flows.receipts_sources import FLOW, TO_CRM_APPLICATION, TO_CRM_PLAN, TO_U8, as_of, crm, u8
+from flows import roles
+from flows.receipts_sources import FLOW, TO_CRM_APPLICATION, TO_CRM_PLAN, as_of, crm, erp
 from flows.steps import quarantine_errors, write_in_chunks
 from hub import config, model, outbox, quarantine, receipts_model as rm, xref
 from hub.runlog import StepCounts
@@ -38,22 +40,24 @@ def _posted(conn, hub_ids: list[str]) -> pd.DataFrame:
     return select_in(conn, rm.receipt, "hub_id", hub_ids)
 
 
-def _entry(customer: str, amount_fen: int, invoiced_fen: int) -> list[dict[str, str]]:
-    """A 收款单's lines (``entry``, protocol notes U2): 应收款 (type 0) for what its invoices take,
-    预收款 (type 1) for the rest (orders not invoiced yet, over-payment); 人民币, so originalamount
-    = amount; ``iamt_s`` (数量) 0, as the documentation's sample sends it."""
-    parts = (("0", invoiced_fen), ("1", amount_fen - invoiced_fen))
-    return [{"type": kind, "customercode": customer, "amount": _text(fen), "originalamount": _text(fen), "iamt_s": "0"}
-            for kind, fen in parts if fen > 0]
+def _json_numbers(record: dict[str, Any], spec) -> dict[str, Any]:
+    """The spec's decimal fields as JSON numbers for the CRM: a two-decimal yuan amount below 2^53
+    fen survives float's shortest repr exactly (the value on the wire is the decimal text)."""
+    for rule in spec.fields:
+        if rule.type == "decimal" and isinstance(record.get(rule.target), Decimal):
+            record[rule.target] = float(record[rule.target])
+    return record
 
 
-# --- U8 ------------------------------------------------------------------------------------------
+# --- the ERP -------------------------------------------------------------------------------------
 
-def to_u8(ctx: StepContext) -> StepCounts:
-    """One 收款单 per posted bank receipt (accept/add, biz_id = hub id); its define11 carries the
-    invoices it writes off and how much of each."""
+def to_erp(ctx: StepContext) -> StepCounts:
+    """One receipt document per posted bank receipt (U8 收款单: accept/add, biz_id = hub id); its
+    write-off link (U8: define11) carries the invoices it writes off and how much of each."""
+    adapter = erp()
+    target = adapter.system
     with ctx.engine.begin() as conn:
-        todo = outbox.ids(conn, "receipt", "u8")
+        todo = outbox.ids(conn, "receipt", target)
         if not todo:
             return StepCounts()
         rec = _posted(conn, todo)
@@ -69,32 +73,30 @@ def to_u8(ctx: StepContext) -> StepCounts:
     invoiced = invoices.groupby("receipt_hub_id")["amount_fen"].sum().to_dict() if len(invoices) else {}
     waiting = rec[rec["customer_code"].isna()]
     rec = rec[rec["customer_code"].notna()].reset_index(drop=True)
-    connector = u8(write=True) if len(rec) else None
     frame = pd.DataFrame({
         "hub_id": rec["hub_id"], "value_date": rec["value_date"].astype(str), "customer_code": rec["customer_code"],
         "period": rec["value_date"].astype(str).str.slice(5, 7),  # 期间: the month of the voucher date
-        "operator": connector.api.operator if connector and connector.api else None,  # 录入人: the U8 operator
         "amount_text": rec["amount_fen"].map(_text),
         "digest": ("银行收款 " + rec["bank"].fillna("") + " " + rec["receipt_no"].fillna("") + " "
                    + rec["memo"].fillna("")).str.slice(0, 120),
         "payer_name": rec["payer_name"], "payer_account": rec["payer_account"],
         "writeoff_link": rec["hub_id"].map(link)})
-    spec = engine.load_spec(TO_U8)
+    spec = engine.load_spec(adapter.mapping("receipt.out"))
     mapped = engine.apply(spec, frame)
     with ctx.engine.begin() as conn:
         if len(waiting):
-            outbox.mark(conn, "receipt", "u8", waiting["hub_id"].tolist(), outbox.WAITING,
-                        "the receipt's customer is not known in U8")
+            outbox.mark(conn, "receipt", target, waiting["hub_id"].tolist(), outbox.WAITING,
+                        f"the receipt's customer is not known in {adapter.label}")
             counts.skipped += len(waiting)
         if len(mapped.errors):
-            counts.quarantined += quarantine_errors(conn, ctx, FLOW, "receipt", "u8", "write", frame, mapped.errors,
+            counts.quarantined += quarantine_errors(conn, ctx, FLOW, "receipt", target, "write", frame, mapped.errors,
                                                     "hub_id")
-            outbox.mark(conn, "receipt", "u8", frame.loc[mapped.errors["_row"].unique(), "hub_id"].tolist(),
-                        outbox.FAILED, "mapping to the U8 收款单 failed")
+            outbox.mark(conn, "receipt", target, frame.loc[mapped.errors["_row"].unique(), "hub_id"].tolist(),
+                        outbox.FAILED, f"mapping to the {adapter.label} 收款单 failed")
     body = mapped.frame
     amount_of = dict(zip(rec["hub_id"], rec["amount_fen"]))
-    records = [{**{k: v for k, v in r.items() if v is not None}, "_key": h, "_biz_id": h,
-                "entry": _entry(r["customercode"], int(amount_of[h]), int(invoiced.get(h, 0)))}
+    records = [adapter.receipt_document(h, {k: v for k, v in r.items() if v is not None}, int(amount_of[h]),
+                                        int(invoiced.get(h, 0)))
                for r, h in zip(frame_records(body.drop(columns=["_row"])), frame.loc[body["_row"], "hub_id"])]
 
     def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
@@ -102,38 +104,36 @@ def to_u8(ctx: StepContext) -> StepCounts:
         ok = [(rec_, res) for rec_, res in zip(chunk, results) if res.status != "failed"]
         bad = [(rec_, res) for rec_, res in zip(chunk, results) if res.status == "failed"]
         if ok:
-            xref.save(conn, "receipt", "u8", pd.DataFrame({
+            xref.save(conn, "receipt", target, pd.DataFrame({
                 "native_key": [res.native_key for _, res in ok], "hub_id": [r["_key"] for r, _ in ok],
                 "native_version": None, "content_hash": None}))
-            outbox.mark(conn, "receipt", "u8", [r["_key"] for r, _ in ok])
+            outbox.mark(conn, "receipt", target, [r["_key"] for r, _ in ok])
             c.written += len(ok)
         if bad:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="receipt", system="u8",
-                                            stage="write", items=[(r["_key"], r, [res.error or "U8 refused the 收款单"])
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="receipt", system=target,
+                                            stage="write", items=[(r["_key"], r, [res.error or
+                                                                                  f"{adapter.label} refused the 收款单"])
                                                                   for r, res in bad])
-            outbox.mark_each(conn, "receipt", "u8", outbox.FAILED, {r["_key"]: res.error or "" for r, res in bad})
-        stage_append(conn, ctx.run_id, "u8_results", pd.DataFrame(
-            [{"hub_id": r["_key"], "u8_result": res.status, "u8_code": res.native_key} for r, res in zip(chunk, results)]))
+            outbox.mark_each(conn, "receipt", target, outbox.FAILED, {r["_key"]: res.error or "" for r, res in bad})
+        stage_append(conn, ctx.run_id, "erp_results", pd.DataFrame(
+            [{"hub_id": r["_key"], "erp_result": res.status, "erp_number": res.native_key}
+             for r, res in zip(chunk, results)]))
         return c
 
     if records:
-        counts += write_in_chunks(ctx, connector, "accept", records, persist)
+        counts += write_in_chunks(ctx, adapter.connector(write=True), spec.stream, records, persist)
     return counts
 
 
 # --- CRM -----------------------------------------------------------------------------------------
 
-def _float(fen: int) -> float:
-    """A JSON number for the CRM: a two-decimal yuan amount below 2^53 fen survives float's
-    shortest repr exactly (the value on the wire is the decimal text)."""
-    return float(yuan(int(fen)))
-
-
 def to_crm(ctx: StepContext) -> StepCounts:
-    """销售易 回款 records (paymentApplication) for posted receipts: one per allocation and plan
+    """CRM 回款 records (销售易 paymentApplication) for posted receipts: one per allocation and plan
     instalment it pays; credits as 预收款."""
+    seat, erp_system = roles.crm(), erp().system
+    target = seat.system
     with ctx.engine.begin() as conn:
-        todo = outbox.ids(conn, "receipt", "crm")
+        todo = outbox.ids(conn, "receipt", target)
         if not todo:
             return StepCounts()
         rec = _posted(conn, todo).set_index("hub_id")
@@ -141,9 +141,9 @@ def to_crm(ctx: StepContext) -> StepCounts:
         plan_rows = plans.plans_frame(conn)
         pieces = plans.applications(conn, todo, items, plan_rows)
         if pieces.empty:
-            outbox.mark(conn, "receipt", "crm", todo)
+            outbox.mark(conn, "receipt", target, todo)
             return StepCounts()
-        fallback = plans.crm_accounts_of(conn, pieces["customer_code"].dropna().unique().tolist())
+        fallback = plans.crm_accounts_of(conn, pieces["customer_code"].dropna().unique().tolist(), erp_system, target)
     counts = StepCounts(read=len(pieces))
     pieces["account_id"] = pieces["account_id"].where(pieces["account_id"].notna(),
                                                       pieces["customer_code"].map(fallback))
@@ -162,20 +162,20 @@ def to_crm(ctx: StepContext) -> StepCounts:
         "payer_name": [rec.at[h, "payer_name"] for h in pieces["receipt_hub_id"]],
         "application_type": pieces["kind"].map({"credit": "预收款"}).fillna("回款"),
         "receipt_no": [rec.at[h, "receipt_no"] for h in pieces["receipt_hub_id"]]})
-    mapped = engine.apply(engine.load_spec(TO_CRM_APPLICATION), frame)
+    spec = engine.load_spec(TO_CRM_APPLICATION)
+    mapped = engine.apply(spec, frame)
     with ctx.engine.begin() as conn:
-        if orphan:  # a U8-only customer, or none known: nothing for sales to see
-            outbox.mark(conn, "receipt", "crm", orphan, outbox.DONE, "the customer has no 销售易 account")
+        if orphan:  # an ERP-only customer, or none known: nothing for sales to see
+            outbox.mark(conn, "receipt", target, orphan, outbox.DONE, f"the customer has no {seat.label} account")
             counts.skipped += len(orphan)
         if len(mapped.errors):
-            counts.quarantined += quarantine_errors(conn, ctx, FLOW, "receipt", "crm", "write", frame, mapped.errors,
+            counts.quarantined += quarantine_errors(conn, ctx, FLOW, "receipt", target, "write", frame, mapped.errors,
                                                     "hub_id")
     body = mapped.frame
     records = []
     for r, (h, rh) in zip(frame_records(body.drop(columns=["_row"])), frame.loc[body["_row"], ["hub_id", "receipt_hub_id"]]
                           .itertuples(index=False)):
-        r = {k: v for k, v in r.items() if v is not None}
-        r["amount"] = float(r["amount"]) if isinstance(r["amount"], Decimal) else r["amount"]
+        r = _json_numbers({k: v for k, v in r.items() if v is not None}, spec)
         records.append({**r, "_key": h, "_receipt": rh})
     pieces_of: dict[str, set[str]] = frame.groupby("receipt_hub_id")["hub_id"].agg(set).to_dict()
     x = model.xref.c
@@ -185,25 +185,25 @@ def to_crm(ctx: StepContext) -> StepCounts:
         ok = [(r, res) for r, res in zip(chunk, results) if res.status != "failed"]
         bad = [(r, res) for r, res in zip(chunk, results) if res.status == "failed"]
         if ok:
-            xref.save(conn, "payment_application", "crm", pd.DataFrame({
+            xref.save(conn, "payment_application", target, pd.DataFrame({
                 "native_key": [res.native_key for _, res in ok], "hub_id": [r["_key"] for r, _ in ok],
                 "native_version": None, "content_hash": None}))
             c.written += len(ok)
         if bad:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="receipt", system="crm",
-                                            stage="write", items=[(r["_key"], r, [res.error or "销售易 refused"])
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="receipt", system=target,
+                                            stage="write", items=[(r["_key"], r, [res.error or f"{seat.label} refused"])
                                                                   for r, res in bad])
-            outbox.mark(conn, "receipt", "crm", sorted({r["_receipt"] for r, _ in bad}), outbox.FAILED,
-                        "销售易 refused a 回款 record (see quarantine)")
+            outbox.mark(conn, "receipt", target, sorted({r["_receipt"] for r, _ in bad}), outbox.FAILED,
+                        f"{seat.label} refused a 回款 record (see quarantine)")
         touched = sorted({r["_receipt"] for r, _ in ok})
         wanted = [p for h in touched for p in pieces_of[h]]
         have = set(select_in(conn, model.xref, "hub_id", wanted, where=[x.entity == "payment_application",
-                                                                         x.system == "crm"], columns=["hub_id"])["hub_id"])
-        outbox.mark(conn, "receipt", "crm", [h for h in touched if pieces_of[h] <= have])  # every piece is in the CRM
+                                                                         x.system == target], columns=["hub_id"])["hub_id"])
+        outbox.mark(conn, "receipt", target, [h for h in touched if pieces_of[h] <= have])  # every piece is in the CRM
         return c
 
     if records:
-        counts += write_in_chunks(ctx, crm(), "paymentApplication", records, persist)
+        counts += write_in_chunks(ctx, crm(), spec.stream, records, persist)
     return counts
 
 
@@ -224,12 +224,13 @@ def plans_to_crm(ctx: StepContext) -> StepCounts:
         return counts
     frame = pd.DataFrame({"received": todo["new_received"].map(lambda f: yuan(int(f))), "status_text": todo["new_status"],
                           "overdue": todo["new_overdue"], "overdue_days": todo["overdue_days"]})
-    mapped = engine.apply(engine.load_spec(TO_CRM_PLAN), frame)
+    spec, seat = engine.load_spec(TO_CRM_PLAN), roles.crm()
+    mapped = engine.apply(spec, frame)
     records = []
     for r, row in zip(frame_records(mapped.frame.drop(columns=["_row"])), mapped.frame["_row"]):
-        r["receivedAmount__c"] = float(r["receivedAmount__c"])
-        records.append({**r, "id": todo.at[row, "crm_id"], "_key": todo.at[row, "crm_id"],
-                        "_fen": int(todo.at[row, "new_received"])})
+        records.append({**_json_numbers(r, spec), "id": todo.at[row, "crm_id"], "_key": todo.at[row, "crm_id"],
+                        "_fen": int(todo.at[row, "new_received"]), "_status": todo.at[row, "new_status"],
+                        "_overdue": int(todo.at[row, "new_overdue"])})
     p = rm.payment_plan.c
 
     def persist(conn, chunk, results) -> StepCounts:
@@ -239,18 +240,19 @@ def plans_to_crm(ctx: StepContext) -> StepCounts:
         if ok:  # the CRM now holds these values: its read-back of them is no change
             conn.execute(update(rm.payment_plan).where(p.crm_id == bindparam("k")).values(
                 received_fen=bindparam("f"), status_text=bindparam("s"), overdue=bindparam("o")),
-                [{"k": r["_key"], "f": r["_fen"], "s": r["paymentStatus__c"], "o": r["overdue__c"]} for r in ok])
+                [{"k": r["_key"], "f": r["_fen"], "s": r["_status"], "o": r["_overdue"]} for r in ok])
             now = select_in(conn, rm.payment_plan, "crm_id", [r["_key"] for r in ok])
             conn.execute(update(rm.payment_plan).where(p.crm_id == bindparam("k")).values(content_hash=bindparam("h")),
                          [{"k": k, "h": h} for k, h in zip(now["crm_id"], plans.plan_hash(now))])
             c.written += len(ok)
         if bad:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="payment_plan", system="crm",
-                                            stage="write", items=[(r["_key"], r, [res.error or "销售易 refused"])
-                                                                  for r, res in bad])
+            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="payment_plan",
+                                            system=seat.system, stage="write",
+                                            items=[(r["_key"], r, [res.error or f"{seat.label} refused"])
+                                                   for r, res in bad])
         return c
 
-    counts += write_in_chunks(ctx, crm(), "paymentPlan", records, persist)
+    counts += write_in_chunks(ctx, crm(), spec.stream, records, persist)
     return counts
 
 

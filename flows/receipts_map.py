@@ -1,9 +1,10 @@
 """The receipts flow's map step per source: raw rows → canonical rows, bad rows to quarantine.
 
 Bank lines get their natural key (bank, our account, the bank's serial; a content hash where
-a bank gives none), debit lines are skipped; a U8 收款单 gets its unsettled remainder from its
-lines, and one the hub itself wrote (echo) or finance already settled in U8 is skipped; an
-invoice gets its total and settled amount from its lines. Money leaves here as integer fen.
+a bank gives none), debit lines are skipped; an ERP receipt (U8 收款单) gets its unsettled
+remainder from its lines, and one the hub itself wrote (echo) or finance already settled in the
+ERP is skipped; an invoice gets its total and settled amount from its lines (the sums its spec's
+``document`` names). Money leaves here as integer fen.
 """
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from flows.receipts_sources import FLOW, SPECS
+from flows.receipts_sources import FLOW, erp, lines_of, spec, system_of
 from flows.steps import quarantine_errors
 from hub import quarantine, receipts_model as rm, xref
 from hub.runlog import StepCounts
 from hub.runner import StepContext
 from hub.store import frame_records, select_in, stage_append, stage_read, stage_write
 from mappings import engine
+from mappings.engine import Spec
 from quality.reconcile.amounts import AmountError, to_fen
 
 
@@ -41,8 +43,8 @@ def _yuan_text(fen: Any) -> str | None:
 
 
 def _local_day(values: pd.Series) -> pd.Series:
-    """U8 datetimes are local wall-clock times without a zone (the mapping read them as UTC):
-    their calendar day as it stands."""
+    """The ERP's datetimes are local wall-clock times without a zone (U8's: the mapping read them
+    as UTC): their calendar day as it stands."""
     return pd.to_datetime(values, utc=True).dt.strftime("%Y-%m-%d")
 
 
@@ -54,11 +56,26 @@ def skip(conn, ctx: StepContext, system: str, keys: list[Any], detail: str) -> i
     return len(keys)
 
 
-def _apply(conn, ctx: StepContext, system: str, entity: str, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
-    spec = engine.load_spec(SPECS[system])
-    result = engine.apply(spec, raw)
-    counts.quarantined += quarantine_errors(conn, ctx, FLOW, entity, system, "map", raw, result.errors, spec.key)
+def _apply(conn, ctx: StepContext, stage: str, entity: str, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
+    rules = spec(stage)
+    result = engine.apply(rules, raw)
+    counts.quarantined += quarantine_errors(conn, ctx, FLOW, entity, system_of(stage), "map", raw, result.errors,
+                                            rules.key)
     return result.frame.drop(columns=["_row"])
+
+
+def _with_sums(raw: pd.DataFrame, head: Spec, lines: pd.DataFrame) -> pd.DataFrame:
+    """Each header with the sums of its lines its spec's ``document`` names (a receipt's open
+    remainder, an invoice's total and settled amount), as exact yuan text."""
+    key, sums = lines_of(head)
+    for column, line_column in sums.items():
+        raw[column] = raw[head.key].map(_sum_fen(lines, key, line_column)).map(_yuan_text)
+    return raw
+
+
+def _source_of(head: Spec, target: str) -> str:
+    """The source column a spec maps to ``target``."""
+    return next(f.source for f in head.fields if f.target == target)
 
 
 def _latest(raw: pd.DataFrame, key: str, counts: StepCounts, conn, ctx: StepContext, system: str) -> pd.DataFrame:
@@ -161,35 +178,36 @@ def map_bank(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> p
     return good.drop(columns=["amount"])
 
 
-def map_u8_receipts(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
-    raw = _latest(raw, "iID", counts, conn, ctx, "u8")
-    lines = stage_read(conn, ctx.run_id, "extract_lines", "u8")
-    remainder = _sum_fen(lines, "iID", "iRAmt_s")
-    raw["open_amount"] = raw["iID"].map(remainder).map(_yuan_text)
-    written = set(xref.lookup(conn, "receipt", "u8", raw["cVouchID"].astype(str).tolist())["native_key"])
-    echo = raw["cVouchID"].astype(str).isin(written)
-    counts.skipped += skip(conn, ctx, "u8", raw.loc[echo, "iID"].tolist(),
+def map_erp_receipts(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
+    head, adapter, system = spec("erp"), erp(), system_of("erp")
+    raw = _latest(raw, head.key, counts, conn, ctx, system)
+    raw = _with_sums(raw, head, stage_read(conn, ctx.run_id, "extract_lines", "erp"))
+    number = _source_of(head, "receipt_no")
+    written = set(xref.lookup(conn, "receipt", adapter.system, raw[number].astype(str).tolist())["native_key"])
+    echo = raw[number].astype(str).isin(written)
+    counts.skipped += skip(conn, ctx, system, raw.loc[echo, head.key].tolist(),
                            "written by the hub itself (the 收款单 of a bank receipt): not a receipt of its own")
     raw = raw[~echo].reset_index(drop=True)
-    good = _apply(conn, ctx, "u8", "receipt", raw, counts)
+    good = _apply(conn, ctx, "erp", "receipt", raw, counts)
+    good["source"] = adapter.system
     good["amount_fen"] = _fen(good["amount"])
     good["open_fen"] = _fen(good["open_amount"])
     good["value_date"] = _local_day(good["value_date"])
     settled = good["open_fen"].fillna(0).astype("int64") <= 0
-    counts.skipped += skip(conn, ctx, "u8", good.loc[settled, "_key"].tolist(),
-                           "already settled in U8 (iRAmt_s = 0): finance wrote it off there")
+    remainder = lines_of(head)[1].get(_source_of(head, "open_amount"), "the open remainder")
+    counts.skipped += skip(conn, ctx, system, good.loc[settled, "_key"].tolist(),
+                           f"already settled in {adapter.label} ({remainder} = 0): finance wrote it off there")
     good = good[~settled].assign(native_key=lambda d: d["_key"].astype(str))
     return good.drop(columns=["amount", "open_amount"])
 
 
 def map_invoices(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
-    raw = _latest(raw, "SBVID", counts, conn, ctx, "u8_invoice")
-    lines = stage_read(conn, ctx.run_id, "extract_lines", "u8_invoice")
-    raw["total"] = raw["SBVID"].map(_sum_fen(lines, "SBVID", "iSum")).map(_yuan_text)
-    raw["settled"] = raw["SBVID"].map(_sum_fen(lines, "SBVID", "iMoneySum")).map(_yuan_text)
-    good = _apply(conn, ctx, "u8_invoice", "open_item", raw, counts)
+    head, system = spec("erp_invoice"), system_of("erp_invoice")
+    raw = _latest(raw, head.key, counts, conn, ctx, system)
+    raw = _with_sums(raw, head, stage_read(conn, ctx.run_id, "extract_lines", "erp_invoice"))
+    good = _apply(conn, ctx, "erp_invoice", "open_item", raw, counts)
     red = pd.to_numeric(good["red"], errors="coerce").fillna(0).astype(int) == 1
-    counts.skipped += skip(conn, ctx, "u8_invoice", good.loc[red, "_key"].tolist(),
+    counts.skipped += skip(conn, ctx, system, good.loc[red, "_key"].tolist(),
                            "a red (return) invoice: nothing to collect")
     good = good[~red].copy()
     good["amount_fen"] = _fen(good["amount"])
@@ -199,8 +217,9 @@ def map_invoices(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) 
 
 
 def map_plans(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
-    raw = raw.assign(rowversion=raw.get("updatedAt"))
-    raw = _latest(raw, "id", counts, conn, ctx, "crm_plan")
+    head = spec("crm_plan")
+    raw = raw.assign(rowversion=raw.get(head.version))
+    raw = _latest(raw, head.key, counts, conn, ctx, system_of("crm_plan"))
     good = _apply(conn, ctx, "crm_plan", "payment_plan", raw.drop(columns=["rowversion"]), counts)
     good["amount_fen"] = _fen(good["amount"])
     good["received_fen"] = _fen(good["received"])
@@ -209,14 +228,14 @@ def map_plans(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> 
 
 
 def map_customers(conn, ctx: StepContext, raw: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
-    raw = _latest(raw, "cCusCode", counts, conn, ctx, "u8_customer")
-    return _apply(conn, ctx, "u8_customer", "payer", raw, counts)
+    raw = _latest(raw, spec("erp_customer").key, counts, conn, ctx, system_of("erp_customer"))
+    return _apply(conn, ctx, "erp_customer", "payer", raw, counts)
 
 
 #: Each extracted stream and the function that maps its (non-empty) rows.
 MAPPERS: dict[str, Callable[[Any, StepContext, pd.DataFrame, StepCounts], pd.DataFrame]] = {
-    "bank": map_bank, "u8": map_u8_receipts, "u8_invoice": map_invoices, "crm_plan": map_plans,
-    "u8_customer": map_customers,
+    "bank": map_bank, "erp": map_erp_receipts, "erp_invoice": map_invoices, "crm_plan": map_plans,
+    "erp_customer": map_customers,
 }
 
 

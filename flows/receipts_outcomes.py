@@ -1,6 +1,6 @@
 """Where every record the receipts flow read ended up, for the report (in = written + skipped +
-quarantined per system): bank statement lines and U8 收款单 (posted by which rule, or waiting
-for finance with which reason), invoices, plan instalments, directory customers, and files.
+quarantined per system): bank statement lines and the ERP's receipts (posted by which rule, or
+waiting for finance with which reason), invoices, plan instalments, directory customers, and files.
 """
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from flows.receipts_map import bank_key
-from flows.receipts_sources import FLOW
+from flows.receipts_sources import FLOW, RECEIPT_STAGES, spec, system_of
 from hub import model, receipts_model as rm
 from hub.runner import StepContext
 from hub.store import select_in, stage_read, stage_write
@@ -30,11 +30,10 @@ def _keys(conn, run_id: str) -> dict[str, pd.DataFrame]:
             if col not in bank:
                 bank[col] = None
         out["bank"] = pd.DataFrame({"key": bank_key(bank)})
-    for system, stage, key in (("u8", "u8", "iID"), ("u8_invoice", "u8_invoice", "SBVID"),
-                               ("crm_plan", "crm_plan", "id"), ("u8_customer", "u8_customer", "cCusCode")):
+    for stage in ("erp", "erp_invoice", "crm_plan", "erp_customer"):
         raw = stage_read(conn, run_id, "extract", stage)
         if len(raw):
-            out[system] = pd.DataFrame({"key": raw[key].astype(str)})
+            out[system_of(stage)] = pd.DataFrame({"key": raw[spec(stage).key].astype(str)})
     return out
 
 
@@ -44,7 +43,7 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
         q.last_run_id == run_id, q.flow == FLOW,
         q.stage.in_(["extract", "map", "validate"]))).all(), columns=["system", "key", "reasons"])
     skipped = stage_read(conn, run_id, "skipped")
-    unchanged = pd.concat([stage_read(conn, run_id, "unchanged", s) for s in ("receipt", "u8_invoice", "crm_plan")],
+    unchanged = pd.concat([stage_read(conn, run_id, "unchanged", s) for s in ("receipt", "erp_invoice", "crm_plan")],
                           ignore_index=True)
     recon = stage_read(conn, run_id, "recon")
     frames = []
@@ -68,7 +67,7 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     if len(unchanged):
         same = out["outcome"].isna() & (out["system"] + ":" + out["key"]).isin(unchanged["system"] + ":" + unchanged["key"])
         out.loc[same, ["outcome", "detail"]] = ["skipped", "unchanged since the last run"]
-    receipts = out["outcome"].isna() & out["system"].isin(["bank", "u8"])
+    receipts = out["outcome"].isna() & out["system"].isin([system_of(s) for s in RECEIPT_STAGES])
     if receipts.any():
         part = out[receipts]
         stored = select_in(conn, rm.receipt, "native_key", part["key"].tolist(),
@@ -94,9 +93,9 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
         detail[ids.isna()] = "not stored (see the run's steps)"
         out.loc[part.index, "outcome"], out.loc[part.index, "detail"] = outcome, detail
     others = out["outcome"].isna()
-    out.loc[others & (out["system"] == "u8_invoice"), "outcome"] = "stored as open item"
-    out.loc[others & (out["system"] == "crm_plan"), "outcome"] = "stored plan instalment"
-    out.loc[others & (out["system"] == "u8_customer"), "outcome"] = "stored in the payer directory"
+    for stage, outcome in (("erp_invoice", "stored as open item"), ("crm_plan", "stored plan instalment"),
+                           ("erp_customer", "stored in the payer directory")):
+        out.loc[others & (out["system"] == system_of(stage)), "outcome"] = outcome
     files = stage_read(conn, run_id, "bank_files")
     if len(files):
         out = pd.concat([out, files[["system", "key", "outcome", "detail"]]], ignore_index=True)

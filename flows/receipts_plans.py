@@ -2,7 +2,7 @@
 instalment each posted receipt pays.
 
 An order's money fills its instalments in due-date order (FIFO), as finance reads a plan:
-first what U8 had settled on the order's invoices without the hub, then the hub's
+first what the ERP had settled on the order's invoices without the hub, then the hub's
 allocations in posting order. An instalment is 已回款 when filled, 部分回款 when partly,
 未回款 otherwise, and overdue when its due date is before the as-of day and it is not filled.
 Each posted allocation is split over the instalments its interval of the order's money covers:
@@ -30,30 +30,29 @@ def plans_frame(conn) -> pd.DataFrame:
     return pd.DataFrame(conn.execute(select(*cols)).all(), columns=[c.name for c in cols])
 
 
-def crm_accounts_of(conn, customer_codes: list[str]) -> dict[str, str]:
-    """U8 customer code → its 销售易 account id, through the customer master's cross-references."""
+def _customer_keys(conn, keys: list[str], known: str, wanted: str) -> dict[str, str]:
+    """A customer's key in system ``known`` → its key in system ``wanted``, through the customer
+    master's cross-references (the smallest key where the hub holds several)."""
     x = model.xref.c
-    u8 = select_in(conn, model.xref, "native_key", customer_codes, where=[x.entity == "customer", x.system == "u8"],
-                   columns=["native_key", "hub_id"])
-    if u8.empty:
+    have = select_in(conn, model.xref, "native_key", keys, where=[x.entity == "customer", x.system == known],
+                     columns=["native_key", "hub_id"])
+    if have.empty:
         return {}
-    crm = select_in(conn, model.xref, "hub_id", u8["hub_id"].tolist(), where=[x.entity == "customer", x.system == "crm"],
-                    columns=["hub_id", "native_key"]).sort_values("native_key").drop_duplicates("hub_id")
-    joined = u8.merge(crm, on="hub_id", suffixes=("_u8", "_crm"))
-    return dict(zip(joined["native_key_u8"], joined["native_key_crm"]))
+    other = select_in(conn, model.xref, "hub_id", have["hub_id"].tolist(),
+                      where=[x.entity == "customer", x.system == wanted],
+                      columns=["hub_id", "native_key"]).sort_values("native_key").drop_duplicates("hub_id")
+    joined = have.merge(other, on="hub_id", suffixes=("_known", "_wanted"))
+    return dict(zip(joined["native_key_known"], joined["native_key_wanted"]))
 
 
-def u8_codes_of(conn, account_ids: list[str]) -> dict[str, str]:
-    """销售易 account id → U8 customer code (customer master's xref), where the hub knows one."""
-    x = model.xref.c
-    crm = select_in(conn, model.xref, "native_key", account_ids, where=[x.entity == "customer", x.system == "crm"],
-                    columns=["native_key", "hub_id"])
-    if crm.empty:
-        return {}
-    u8 = select_in(conn, model.xref, "hub_id", crm["hub_id"].tolist(), where=[x.entity == "customer", x.system == "u8"],
-                   columns=["hub_id", "native_key"]).sort_values("native_key").drop_duplicates("hub_id")
-    joined = crm.merge(u8, on="hub_id", suffixes=("_crm", "_u8"))
-    return dict(zip(joined["native_key_crm"], joined["native_key_u8"]))
+def crm_accounts_of(conn, customer_codes: list[str], erp: str, crm: str) -> dict[str, str]:
+    """The ERP's customer code → its CRM account id (xref systems ``erp`` and ``crm``)."""
+    return _customer_keys(conn, customer_codes, erp, crm)
+
+
+def erp_codes_of(conn, account_ids: list[str], erp: str, crm: str) -> dict[str, str]:
+    """CRM account id → the ERP's customer code (customer master's xref), where the hub knows one."""
+    return _customer_keys(conn, account_ids, crm, erp)
 
 
 def refresh_order_items(conn, run_id: str) -> int:
@@ -93,7 +92,7 @@ def refresh_order_items(conn, run_id: str) -> int:
         rows.append({"item_key": f"order:{r.order_no}", "kind": "order", "doc_no": r.order_no, "native_key": r.order_no,
                      "customer_code": r.customer_code or customers.get(r.order_no), "crm_account_id": r.account_id,
                      "order_no": r.order_no, "contract_no": r.contract_no, "refs": _refs(r.order_no, None, r.contract_no),
-                     "amount_fen": max(0, amount), "u8_settled_fen": 0, "baseline_settled_fen": 0,
+                     "amount_fen": max(0, amount), "erp_settled_fen": 0, "baseline_settled_fen": 0,
                      "doc_date": r.due_date, "due_date": r.due_date, "run_id": run_id, "updated_at": now})
     gone = [f"order:{o}" for o in totals.index if o not in set(first["order_no"])]
     if gone:  # fully invoiced since: nothing left to prepay on that order
@@ -103,7 +102,7 @@ def refresh_order_items(conn, run_id: str) -> int:
             rows.append({"item_key": r.item_key, "kind": "order", "doc_no": r.order_no, "native_key": r.order_no,
                          "customer_code": r.customer_code, "crm_account_id": r.crm_account_id, "order_no": r.order_no,
                          "contract_no": r.contract_no, "refs": _refs(r.order_no, None, r.contract_no), "amount_fen": 0,
-                         "u8_settled_fen": 0, "baseline_settled_fen": 0, "doc_date": r.doc_date, "due_date": r.doc_date,
+                         "erp_settled_fen": 0, "baseline_settled_fen": 0, "doc_date": r.doc_date, "due_date": r.doc_date,
                          "run_id": run_id, "updated_at": now})
     return upsert(conn, rm.open_item, rows, keys=["item_key"])
 
@@ -221,11 +220,12 @@ def _int(value) -> int | None:
     return None if value is None or value != value else int(value)
 
 
-def save_plans(conn, rows: pd.DataFrame, run_id: str) -> int:
-    """Upsert mapped plan rows (staged by map/resolve) with the customer the hub knows for them."""
+def save_plans(conn, rows: pd.DataFrame, run_id: str, erp: str, crm: str) -> int:
+    """Upsert mapped plan rows (staged by map/resolve) with the ERP customer the hub knows for them
+    (xref systems ``erp`` and ``crm``)."""
     if rows.empty:
         return 0
-    codes = u8_codes_of(conn, rows["account_id"].astype(str).tolist())
+    codes = erp_codes_of(conn, rows["account_id"].astype(str).tolist(), erp, crm)
     now = utcnow()
     recs = []
     for r in frame_records(rows):

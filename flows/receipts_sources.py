@@ -1,7 +1,13 @@
-"""Where the receipts flow reads from: U8 (收款单, invoices, customers) by ODBC, 销售易 payment
-plans, and the bank statement drop folder with its file ledger (each content loaded once).
+"""Where the receipts flow reads from: the ERP (receipts, invoices, customers) through its seat,
+the CRM's payment plans, and the bank statement drop folder with its file ledger (each content
+loaded once).
 
-Also the flow's settings: the as-of date overdue is judged against, and the connections.
+Also the flow's settings: the as-of date overdue is judged against, the sources and the names
+their records are accounted under.
+
+Under the default bindings the ERP is U8: its 收款单 (Ap_CloseBill) with their lines, its 销售发票
+(SaleBillVouch) with their lines, its customers (the payer directory), all by ODBC. The flow
+reads every table through the ERP's mapping specs and named lookups, never by name.
 """
 from __future__ import annotations
 
@@ -13,25 +19,34 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select, update
 
-from connectors.bank_files import BankFilesConnector
-from connectors.u8 import U8Connector
-from connectors.xiaoshouyi import XiaoshouyiConnector
+from flows import roles
 from flows.steps import read_stream
-from hub import connections, receipts_model as rm
+from hub import receipts_model as rm
+from hub.errors import ConfigurationError
 from hub.runlog import StepCounts
 from hub.runner import StepContext
 from hub.store import select_in, stage_read, stage_write, upsert, utcnow
 from mappings import banks, engine
+from mappings.engine import Spec
 
 log = logging.getLogger("flows.receipts")
 
 FLOW = "receipts"
-CRM_CONN, U8_ODBC_CONN, U8_API_CONN, BANK_CONN = "crm_xiaoshouyi", "u8_odbc", "u8_openapi", "bank_drop"
-SPECS = {"bank": "bank_line_to_receipt", "u8": "u8_receipt_to_receipt", "u8_invoice": "u8_invoice_to_item",
-         "crm_plan": "crm_payment_plan_to_plan", "u8_customer": "u8_customer_to_payer"}
-TO_U8, TO_CRM_APPLICATION, TO_CRM_PLAN = "receipt_to_u8_accept", "receipt_to_crm_application", "plan_to_crm_payment_plan"
-RECEIPT_LINES = ["iID", "iType", "iAmt", "iRAmt_s"]
-INVOICE_LINES = ["SBVID", "iSum", "iMoneySum"]
+CAPABILITY = "receipts"
+#: The flow's sources by stage name: (role, suffix of the name its records are accounted and
+#: quarantined under, the mapping: a purpose the seat names or a spec). Accounted names are the
+#: seat's xref name plus the suffix, so under the default bindings they stay what finance knows
+#: (u8, u8_invoice, u8_customer, crm_plan, bank).
+SOURCES = {
+    "bank": ("bank", "", "bank_line_to_receipt"),
+    "erp": ("erp", "", "receipt.in"),
+    "erp_invoice": ("erp", "_invoice", "invoice.in"),
+    "erp_customer": ("erp", "_customer", "payer.in"),
+    "crm_plan": ("crm", "_plan", "crm_payment_plan_to_plan"),
+}
+#: The stages holding receipts (bank lines and the ERP's own receipts).
+RECEIPT_STAGES = ("bank", "erp")
+TO_CRM_APPLICATION, TO_CRM_PLAN = "receipt_to_crm_application", "plan_to_crm_payment_plan"
 CST = timezone(timedelta(hours=8))
 
 
@@ -41,63 +56,114 @@ def as_of() -> date:
     return date.fromisoformat(raw) if raw else datetime.now(CST).date()
 
 
-def u8(write: bool = False) -> U8Connector:
-    columns = {engine.load_spec(SPECS[s]).stream: engine.load_spec(SPECS[s]).source_fields
-               for s in ("u8", "u8_invoice", "u8_customer")}
-    columns["ArReceipt"] = [c for c in columns["ArReceipt"] if c != "open_amount"]
-    columns["SaleBillVouch"] = [c for c in columns["SaleBillVouch"] if c not in ("total", "settled")]
-    columns.update({"Ap_CloseBills": RECEIPT_LINES, "SaleBillVouchs": INVOICE_LINES})
-    return U8Connector(connections.get(U8_ODBC_CONN), connections.get(U8_API_CONN) if write else None, columns=columns)
+def erp() -> Any:
+    """The bound ERP (:class:`hub.types.ErpAdapter`); a ConfigurationError naming the bindings file
+    and line when the system there does not take part in receipts (its card says so, before any
+    adapter is built)."""
+    if not roles.offers("erp", CAPABILITY):
+        seat = roles.seat("erp")
+        raise ConfigurationError(f"{seat.where}: receipts need an ERP seat that supports them; {seat.label} "
+                                 f"({seat.system}) does not: its receivables come with the finance issue. "
+                                 "Bind an ERP that supports receipts, or leave the receipts DAG off")
+    return roles.erp()
 
 
-def crm() -> XiaoshouyiConnector:
-    plan = engine.load_spec(SPECS["crm_plan"])
+def system_of(stage: str) -> str:
+    """The name the records of source ``stage`` are accounted and quarantined under."""
+    role, suffix, _ = SOURCES[stage]
+    return "bank" if role == "bank" else roles.seat(role).name + suffix
+
+
+def spec(stage: str) -> Spec:
+    """The mapping spec of source ``stage`` (the ERP's by its purpose)."""
+    role, _, name = SOURCES[stage]
+    return engine.load_spec(erp().mapping(name) if role == "erp" else name)
+
+
+def lines_of(head: Spec) -> tuple[str, dict[str, str]]:
+    """(the lines' column naming their header, {header column the flow adds: line column summed})."""
+    return head.doc("lines_key"), dict(head.doc("sums") or {})
+
+
+def line_columns(head: Spec) -> list[str]:
+    """The line columns the flow reads: the one naming the header, and those it sums."""
+    key, sums = lines_of(head)
+    return [key, *dict.fromkeys(sums.values())]
+
+
+def _read_columns(head: Spec) -> list[str]:
+    """The header columns to read: the spec's, less those the flow sums from the lines."""
+    _, sums = lines_of(head)
+    return [c for c in head.source_fields if c not in sums]
+
+
+def erp_connector(specs: dict[str, Spec]) -> Any:
+    """The ERP's connector reading the flow's streams (and the invoice lines' own stream)."""
+    columns = {s.stream: _read_columns(s) for s in specs.values()}
+    inv = specs["erp_invoice"]
+    columns[inv.doc("lines_stream")] = line_columns(inv)
+    return erp().connector(columns=columns)
+
+
+def crm() -> Any:
+    plan = spec("crm_plan")
     app = engine.load_spec(TO_CRM_APPLICATION)
-    return XiaoshouyiConnector(connections.get(CRM_CONN), streams={plan.stream: plan.source_fields},
-                               natural_keys={app.stream: "hubId__c"})
+    return roles.crm().connector(streams={plan.stream: plan.source_fields}, natural_keys={app.stream: app.natural_key})
 
 
-def bank() -> BankFilesConnector:
-    return BankFilesConnector(connections.get(BANK_CONN), layouts=banks.layouts())
+def bank() -> Any:
+    return roles.bank().connector(layouts=banks.layouts())
 
 
-# --- U8 ------------------------------------------------------------------------------------------
+# --- the ERP -------------------------------------------------------------------------------------
 
-def extract_u8(ctx: StepContext) -> StepCounts:
-    """收款单 headers since the watermark with their lines; invoices whose header or lines
+def _lines(head: Spec, lookup, keys: list[Any]) -> pd.DataFrame:
+    """The lines of headers ``keys`` by one of the ERP's named lookups (none asked for none)."""
+    columns = line_columns(head)
+    return pd.DataFrame(lookup(keys, columns) if keys else [], columns=columns)
+
+
+def extract_erp(ctx: StepContext) -> StepCounts:
+    """The ERP's receipts since the watermark with their lines; invoices whose header or lines
     changed with all their lines; the customer directory."""
-    connector = u8()
-    counts = read_stream(ctx, connector, "u8", "ArReceipt", "receipt")
-    counts += read_stream(ctx, connector, "u8", "SaleBillVouch", "open_item", stage_as="u8_invoice")
-    counts += read_stream(ctx, connector, "u8", "SaleBillVouchs", "open_item", stage_as="u8_invoice_lines_changed",
-                          accounted_as="u8_invoice")
-    counts += read_stream(ctx, connector, "u8", "Customer", "payer", stage_as="u8_customer")
+    adapter = erp()
+    specs = {s: spec(s) for s in ("erp", "erp_invoice", "erp_customer")}
+    rec, inv, cust = specs["erp"], specs["erp_invoice"], specs["erp_customer"]
+    connector = erp_connector(specs)
+    counts = StepCounts()
+    for stream, entity, stage, source in ((rec.stream, "receipt", "erp", "erp"),
+                                          (inv.stream, "open_item", "erp_invoice", "erp_invoice"),
+                                          (inv.doc("lines_stream"), "open_item", "erp_invoice_lines_changed", "erp_invoice"),
+                                          (cust.stream, "payer", "erp_customer", "erp_customer")):
+        counts += read_stream(ctx, connector, adapter.system, stream, entity, stage_as=stage,
+                              accounted_as=system_of(source))
     with ctx.engine.begin() as conn:
-        heads = stage_read(conn, ctx.run_id, "extract", "u8")
-        invoices = stage_read(conn, ctx.run_id, "extract", "u8_invoice")
-        changed = stage_read(conn, ctx.run_id, "extract", "u8_invoice_lines_changed")
-    receipt_ids = heads["iID"].tolist() if "iID" in heads else []
-    lines = pd.DataFrame(connector.lookup("Ap_CloseBills", "iID", receipt_ids), columns=["ID", *RECEIPT_LINES])
-    known = set(invoices["SBVID"]) if "SBVID" in invoices else set()
-    more = sorted(set(changed["SBVID"]) - known) if "SBVID" in changed else []
-    if more:  # lines changed (核销 raised iMoneySum) under an unchanged header: fetch the header too
-        extra = pd.DataFrame(connector.lookup("SaleBillVouch", "SBVID", more))
+        heads = stage_read(conn, ctx.run_id, "extract", "erp")
+        invoices = stage_read(conn, ctx.run_id, "extract", "erp_invoice")
+        changed = stage_read(conn, ctx.run_id, "extract", "erp_invoice_lines_changed")
+    receipt_ids = heads[rec.key].tolist() if rec.key in heads else []
+    lines = _lines(rec, adapter.receipt_lines, receipt_ids)
+    inv_key, _ = lines_of(inv)
+    known = set(invoices[inv.key]) if inv.key in invoices else set()
+    more = sorted(set(changed[inv_key]) - known) if inv_key in changed else []
+    if more:  # lines changed (核销 raised what is settled) under an unchanged header: fetch the header too
+        extra = pd.DataFrame(adapter.invoices(more, _read_columns(inv)))
         invoices = pd.concat([invoices, extra], ignore_index=True)
         counts.read += len(extra)
-    sbvids = invoices["SBVID"].tolist() if "SBVID" in invoices else []
-    inv_lines = pd.DataFrame(connector.lookup("SaleBillVouchs", "SBVID", sbvids), columns=["AutoID", *INVOICE_LINES])
+    invoice_ids = invoices[inv.key].tolist() if inv.key in invoices else []
+    inv_lines = _lines(inv, adapter.invoice_lines, invoice_ids)
     with ctx.engine.begin() as conn:
-        stage_write(conn, ctx.run_id, "extract", invoices, "u8_invoice")
-        stage_write(conn, ctx.run_id, "extract_lines", lines, "u8")
-        stage_write(conn, ctx.run_id, "extract_lines", inv_lines, "u8_invoice")
+        stage_write(conn, ctx.run_id, "extract", invoices, "erp_invoice")
+        stage_write(conn, ctx.run_id, "extract_lines", lines, "erp")
+        stage_write(conn, ctx.run_id, "extract_lines", inv_lines, "erp_invoice")
     # the changed-lines stream is only a pointer to invoices: its rows are not records of their own
     counts.read -= len(changed)
     return counts
 
 
 def extract_crm(ctx: StepContext) -> StepCounts:
-    return read_stream(ctx, crm(), "crm", engine.load_spec(SPECS["crm_plan"]).stream, "payment_plan",
-                       stage_as="crm_plan")
+    return read_stream(ctx, crm(), roles.crm().system, spec("crm_plan").stream, "payment_plan", stage_as="crm_plan",
+                       accounted_as=system_of("crm_plan"))
 
 
 # --- bank files ----------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ from hub.model import metadata
 #: One receipt (收款): a bank statement line or a U8 收款单, whatever its state. ``open_fen``
 #: is what still needs allocating (a U8 收款单's unsettled remainder, iRAmt_s); ``status``:
 #: open (to match) | posted (allocated, maybe with credit) | exception (in the finance queue)
-#: | settled_in_u8 (finance already wrote it off in U8: nothing to do).
+#: | settled_in_erp (finance already wrote it off in the ERP: nothing to do).
 receipt = Table(
     "receipt", metadata,
     Column("hub_id", String(40), primary_key=True),
-    Column("source", String(20), nullable=False),           # bank | u8
+    Column("source", String(20), nullable=False),           # bank | the ERP seat's name (u8)
     Column("native_key", String(200), nullable=False),
     Column("receipt_no", String(100)),                      # what finance reads: U8 cVouchID, bank serial
     Column("customer_code", String(40), index=True),        # U8 cCusCode once known
@@ -62,7 +62,9 @@ open_item = Table(
     Column("contract_no", String(100)),
     Column("refs", Text),
     Column("amount_fen", BigInteger, nullable=False),
-    Column("u8_settled_fen", BigInteger, default=0),        # U8's own settled amount (iMoneySum) now
+    # the ERP's own settled amount now (U8 iMoneySum); stored under its first name, so stores made
+    # before the ERP became a role keep working (no migration): code says erp_settled_fen
+    Column("u8_settled_fen", BigInteger, default=0, key="erp_settled_fen"),
     Column("baseline_settled_fen", BigInteger, default=0),  # ... when the hub first saw the item
     Column("doc_date", Date),
     Column("due_date", Date),
