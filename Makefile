@@ -12,6 +12,12 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(ROOT)/var/airflow/airflow.db
 export HUB_VAR_DIR ?= $(ROOT)/var
+# The ERP of the deployment's bindings: `make demo ERP=sap` runs on deploy/bindings.sap.yaml
+# (HUB_BINDINGS=sap; ERP=sap-ecc likewise); empty: deploy/bindings.yaml (U8).
+ERP ?=
+ifneq ($(strip $(ERP)),)
+export HUB_BINDINGS := $(strip $(ERP))
+endif
 
 .PHONY: setup system-deps venv airflow-db demo test test-prod up bench chaos contract clean
 
@@ -47,13 +53,13 @@ airflow-db: venv
 	@$(VENV)/bin/airflow pools set registry_api 2 "registry lookups (tianyancha / qichacha)" >>$(AIRFLOW_HOME)/migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1)
 
 demo: setup
-	$(PY) -m flows.demo
+	$(PY) -m demo
 
 test: setup
 	$(PY) -m pytest -q --durations=15 tests
 
 up: setup
-	$(PY) -m flows.demo --up
+	$(PY) -m demo --up
 
 bench: setup
 	$(PY) -m pip install -q -r bench/requirements.txt -c constraints.txt

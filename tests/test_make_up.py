@@ -58,7 +58,7 @@ def test_make_up_serves_the_ui_and_runs_a_triggered_flow(tmp_path):
     })
     log = tmp_path / "make-up.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "flows.demo", "--up"], cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "demo", "--up"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

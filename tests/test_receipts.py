@@ -18,7 +18,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select, update
 
-from flows import demo_receipts
+from demo import receipts as demo_receipts
 from hub import model, receipts_model as rm, runner, store
 from tests.conftest import isolate_hub, start_sandbox
 from tests.flowkit import query, run_flow, step

@@ -1,9 +1,13 @@
-"""``make demo`` / ``make up``: the whole hub on the embedded default profile.
+"""``make demo`` / ``make up`` (``python -m demo [--up]``): the whole hub on the embedded default profile.
 
 Seeds the sandbox, starts it on loopback, exports the Airflow connections that reach it,
-then either runs every flow (customer_master, product_master, sales_orders, shipments) in
-that order, twice, through Airflow (``airflow dags test``) and prints the reports, or
-(``--up``) starts ``airflow standalone`` to watch it in the UI.
+then either runs every flow (customer_master, product_master, sales_orders, shipments,
+receipts) in that order, twice, through Airflow (``airflow dags test``) and prints the
+reports, or (``--up``) starts ``airflow standalone`` to watch it in the UI.
+
+The demo drives the sandbox's worlds, so unlike the flows it names the systems it seeds.
+``make demo ERP=sap`` exports ``HUB_BINDINGS=sap``: the flows then run on those bindings
+(the SAP world of the demo is still to come).
 """
 from __future__ import annotations
 
@@ -109,12 +113,10 @@ def demo(accounts: int, runs: int) -> int:
                     return rc
         print("\n" + _sandbox_facts(sb))
         print(_dedup_quality(folder / "truth.json"))
-        from flows import demo_orders
+        from demo import orders, receipts
 
-        print(demo_orders.summary(folder))
-        from flows import demo_receipts
-
-        print(demo_receipts.summary(folder))
+        print(orders.summary(folder))
+        print(receipts.summary(folder))
     return 0
 
 
@@ -163,7 +165,7 @@ def _shown(path: Path) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m flows.demo")
+    p = argparse.ArgumentParser(prog="python -m demo")
     p.add_argument("--up", action="store_true", help="run Airflow standalone with the sandbox instead")
     p.add_argument("--accounts", type=int, default=300)
     p.add_argument("--runs", type=int, default=2)
