@@ -1,7 +1,9 @@
 """Build a flow's Airflow DAG: one task per step, retries with backoff, assets, callbacks.
 
 DAG files stay thin: they call :func:`flow_dag`. Heavy imports (pandas, GX, the flow
-module) happen inside the tasks, never while the DAG file is parsed.
+module) happen inside the tasks, never while the DAG file is parsed. The deployment's bindings
+are checked while it is parsed (YAML and connectors.SYSTEMS, nothing heavier): a bad line fails
+the DAG import with the file and line, not a task at 3 a.m.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import pendulum
 from airflow.sdk import DAG, Asset, task
 
-from flows import settings
+from flows import roles, settings
 from flows.alerts import HubAlertNotifier
 from hub.runner import STEPS
 
@@ -78,6 +80,7 @@ def flow_dag(flow: str, module: str, *, schedule: timedelta | str | None, produc
              consumes: Sequence[str] = (), doc: str = "", pools: Mapping[str, str] | None = None) -> DAG:
     """A DAG running ``module``'s STEP_FUNCTIONS in order; ``pools`` puts named steps in an
     Airflow pool (e.g. the registry lookups in ``registry_api``) to bound them across DAGs."""
+    roles.validate()  # a bad bindings line: a ConfigurationError naming file:line fails this DAG's import
     default_args = {
         "retries": settings.TASK_RETRIES, "retry_delay": timedelta(seconds=settings.RETRY_DELAY_S),
         "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(seconds=settings.MAX_RETRY_DELAY_S),
