@@ -142,6 +142,10 @@ class SapS4Connector:
         day = datetime_literal((moment - timedelta(days=self.overlap_days)).date())
         return " or ".join(f"{d} ge {day}" for d in s.change_props)
 
+    def changed_at(self, name: str, rec: Record) -> datetime | None:
+        """When a record read from ``name`` last changed, as its cursor compares it."""
+        return self._moment(self._stream(name), rec)
+
     def _moment(self, s: Stream, rec: Record) -> datetime | None:
         if s.change == "date_time":
             found = [combine(rec.get(d), rec.get(t)) for d, t in s.change_props]
