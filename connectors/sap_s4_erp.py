@@ -29,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping, Sequence
 
 from connectors.sap_s4 import SapS4Connector
+from connectors.seat import ErpSeat
 from hub.errors import ConfigurationError
 from hub.types import Binding, OrderState, Record
 
@@ -41,8 +42,6 @@ MAPPINGS = {
     "shipment.in": "sap_s4_shipment_in",
     "shipment_line.in": "sap_s4_shipment_line_in",
 }
-#: receipts (SAP receivables) come with the finance work, not with this seat
-CAPABILITIES = frozenset({"customers", "products", "sales_orders", "shipments"})
 LIFECYCLE = {"add": ("add",), "replace": ("change",), "cancel": ("cancel",)}
 ORG = {"order_type": "SalesOrderType", "sales_org": "SalesOrganization",
        "distribution_channel": "DistributionChannel", "division": "OrganizationDivision"}
@@ -69,29 +68,14 @@ def partner_reference(hub_id: str) -> str:
     return "H" + _b32(hashlib.sha256(hub_id.encode()).digest())[:REF_LENGTH - 1]
 
 
-class SapS4Erp:
+class SapS4Erp(ErpSeat):
     """The ``erp`` seat played by S/4HANA (bindings: ``system: sap_s4``, connection ``api``)."""
 
+    MAPPINGS = MAPPINGS
     mappings: Mapping[str, str] = MAPPINGS
     order_stream = "A_SalesOrder"
     customer_stream = "A_BusinessPartner"
-
-    def __init__(self, binding: Binding) -> None:
-        self.binding = binding
-
-    @property
-    def system(self) -> str:
-        return self.binding.name
-
-    @property
-    def label(self) -> str:
-        return self.binding.label
-
-    def mapping(self, purpose: str) -> str:
-        return MAPPINGS[purpose]
-
-    def supports(self, capability: str) -> bool:
-        return capability in CAPABILITIES
+    binding: Binding
 
     def connector(self, columns: Mapping[str, Sequence[str]] | None = None, write: bool = False) -> SapS4Connector:
         return SapS4Connector(self.binding.connection("api"), columns=dict(columns or {}))

@@ -78,11 +78,21 @@ def _materials(connector: SapS4Connector, n: int) -> list[str]:
     return sorted(r["Product"] for r in _read(connector, "A_Product")[0])[:n]
 
 
-def _order(erp: SapS4Erp, connector: SapS4Connector, sold_to: str, lines: list[dict]) -> dict:
+def _order(erp: SapS4Erp, sold_to: str, lines: list[dict]) -> dict:
     hub_id = str(uuid.uuid4())
     body = {"SoldToParty": sold_to, "SalesOrderDate": "2026-11-30", "PurchaseOrderByShipToParty": "CRM-1",
             "to_Item": lines}
     return erp.order_document("add", hub_id, None, body, erp.idempotency_key(hub_id, 1))
+
+
+def _placed(conn: ConnectionInfo, sold_to: str, *lines: tuple[str, str]):
+    """An order of one line per (quantity, price), each of another material, created in SAP."""
+    erp = _erp(conn)
+    connector = erp.connector({"A_OutbDeliveryHeader": ["SoldToParty", "to_DeliveryDocumentItem/ReferenceSDDocument"]})
+    m = _materials(connector, len(lines))
+    record = _order(erp, sold_to, [_line(i + 1, m[i], q, p) for i, (q, p) in enumerate(lines)])
+    [result] = connector.write("A_SalesOrder", [record])
+    return erp, connector, m, record, result
 
 
 def _held(connector: SapS4Connector, number: str) -> dict:
@@ -166,11 +176,7 @@ def test_a_business_partner_is_deep_inserted_once_and_changed_in_place(conn):
 
 
 def test_a_sales_order_is_deep_inserted_with_its_items_and_prices(conn):
-    erp = _erp(conn)
-    connector = erp.connector()
-    m = _materials(connector, 2)
-    record = _order(erp, connector, "0001000001", [_line(1, m[0], "2", "10.5"), _line(2, m[1], "3", "7.25")])
-    [result] = connector.write("A_SalesOrder", [record])
+    erp, connector, m, record, result = _placed(conn, "0001000001", ("2", "10.5"), ("3", "7.25"))
     held = _held(connector, result.native_key)
     assert result.status == "created" and held["PurchaseOrderByCustomer"] == record["PurchaseOrderByCustomer"]
     assert (held["SalesOrderType"], held["SalesOrganization"], held["SoldToParty"]) == ("OR", "1010", "0001000001")
@@ -186,7 +192,7 @@ def test_a_create_whose_answer_is_lost_is_found_not_made_twice(sb, conn, caplog)
     erp = _erp(conn)
     connector = erp.connector()
     m = _materials(connector, 1)
-    records = [_order(erp, connector, "0001000002", [_line(1, m[0], "1", "5")]) for _ in range(4)]
+    records = [_order(erp, "0001000002", [_line(1, m[0], "1", "5")]) for _ in range(4)]
     requests.delete(f"{sb.sap_url}/__sandbox/stats", timeout=10).raise_for_status()
     sb.faults(0.5, kinds=["lost"], seed=7, systems=("sap",))
     results = connector.write("A_SalesOrder", records)
@@ -201,11 +207,7 @@ def test_a_create_whose_answer_is_lost_is_found_not_made_twice(sb, conn, caplog)
 
 
 def test_a_change_is_patched_with_the_etag_and_a_cancel_rejects_every_item(conn):
-    erp = _erp(conn)
-    connector = erp.connector()
-    m = _materials(connector, 2)
-    record = _order(erp, connector, "0001000003", [_line(1, m[0], "2", "10"), _line(2, m[1], "3", "7")])
-    [created] = connector.write("A_SalesOrder", [record])
+    erp, connector, m, record, created = _placed(conn, "0001000003", ("2", "10"), ("3", "7"))
     number, hub_id = created.native_key, record["_key"]
     body = {k: v for k, v in record.items() if not k.startswith("_") and k not in ("PurchaseOrderByCustomer",)}
     change = erp.order_document("change", hub_id, number, {**body, "to_Item": [_line(1, m[0], "5", "10")]}, None)
@@ -228,8 +230,8 @@ def test_sap_refusing_a_record_is_a_failed_result_with_its_message(conn):
     erp = _erp(conn)
     connector = erp.connector()
     m = _materials(connector, 1)
-    bad = _order(erp, connector, "9999999999", [_line(1, m[0], "1", "1")])
-    good = _order(erp, connector, "0001000004", [_line(1, m[0], "1", "1")])
+    bad = _order(erp, "9999999999", [_line(1, m[0], "1", "1")])
+    good = _order(erp, "0001000004", [_line(1, m[0], "1", "1")])
     refused, made = connector.write("A_SalesOrder", [bad, good])
     assert refused.status == "failed" and refused.error_class == "data" and "9999999999" in refused.error
     assert "HTTP 4" in refused.error and made.status == "created"
@@ -237,11 +239,7 @@ def test_sap_refusing_a_record_is_a_failed_result_with_its_message(conn):
 
 
 def test_the_seat_reads_deliveries_their_items_and_the_order_items_they_ship(sb, conn):
-    erp = _erp(conn)
-    connector = erp.connector({"A_OutbDeliveryHeader": ["SoldToParty", "to_DeliveryDocumentItem/ReferenceSDDocument"]})
-    m = _materials(connector, 2)
-    [order] = connector.write("A_SalesOrder", [_order(erp, connector, "0001000005",
-                                                      [_line(1, m[0], "4", "3"), _line(2, m[1], "2", "3")])])
+    erp, connector, m, _, order = _placed(conn, "0001000005", ("4", "3"), ("2", "3"))
     _, cursors = _read(connector, "A_OutbDeliveryHeader")
     assert sb.sap_ship()["deliveries"] >= 1
     sb.sap_ship()   # the warehouse ships some orders in two goes

@@ -1,0 +1,57 @@
+"""What every seat adapter shares: its binding, the xref name it writes under and the label
+outcomes name it by; an ERP seat adds its mapping specs as class data, takes part in what its
+card in ``connectors.SYSTEMS`` says, and refuses the receipts lookups unless it overrides them."""
+from __future__ import annotations
+
+from typing import Any, Mapping, NoReturn, Sequence
+
+from connectors import SYSTEMS
+from hub.errors import ConfigurationError
+from hub.types import Binding, Record
+
+
+class Seat:
+    """A system in one role of a deployment (``hub.types.Binding``)."""
+
+    def __init__(self, binding: Binding) -> None:
+        self.binding = binding
+
+    @property
+    def system(self) -> str:
+        """The seat's key in xref: the binding's name."""
+        return self.binding.name
+
+    @property
+    def label(self) -> str:
+        """How outcomes name the system ("created in SAP S/4HANA")."""
+        return self.binding.label
+
+
+class ErpSeat(Seat):
+    """An ``erp`` seat; ``MAPPINGS`` (purpose → spec) is the subclass's."""
+
+    MAPPINGS: Mapping[str, str] = {}
+
+    def mapping(self, purpose: str) -> str:
+        """The mapping spec for ``purpose``; a KeyError names a purpose this ERP has none for."""
+        return self.MAPPINGS[purpose]
+
+    def supports(self, capability: str) -> bool:
+        """Whether the system's card (connectors.SYSTEMS) offers ``capability``."""
+        return capability in SYSTEMS[self.binding.system].capabilities
+
+    def _not_offered(self, what: str) -> NoReturn:
+        raise ConfigurationError(f"{self.binding.where}: {self.label} (erp binding {self.binding.name!r}) takes no "
+                                 f"part in receipts, so it has no {what}; bind an ERP whose card offers receipts")
+
+    def receipt_lines(self, receipt_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        self._not_offered("receipt lines")
+
+    def invoices(self, invoice_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        self._not_offered("invoices")
+
+    def invoice_lines(self, invoice_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
+        self._not_offered("invoice lines")
+
+    def receipt_document(self, hub_id: str, body: Mapping[str, Any], amount_fen: int, invoiced_fen: int) -> Record:
+        self._not_offered("receipt documents")
