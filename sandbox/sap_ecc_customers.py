@@ -3,14 +3,15 @@ read one (BAPI_CUSTOMER_GETDETAIL2).
 
 - Create takes the mc-style structures of the reference WSDL (CentralData.Central: Ktokd, Stcd1,
   Stcd5 …; CentralData.Address: Name..Name4, City, District, Street, PostlCod1, Country, Region,
-  Sort1; Communication.Telephone; CompanyData items (Altkn); SalesData items (Vkorg, Vtweg,
-  Spart: the sales areas the customer is extended to)) and answers Customer (10 digits, leading
+  Sort1, Sort2 (search terms 1 and 2); Communication.Telephone; CompanyData items (Altkn);
+  SalesData items (Vkorg, Vtweg, Spart: the sales areas the customer is extended to)) and answers Customer (10 digits, leading
   zeros; internal numbering unless CentralData.Customer names a free number) and Return
   (CvisMessage: IsError + BAPIRET2 rows).  TestRun "X" checks without saving.  Nothing makes a
   create idempotent: the same request twice makes two customers, which is why a client looks
   the customer up first.
 - Find matches every given criterion (name lines against NAME1..NAME4, city, district, postal
-  code, street, country, region, SORT1/SORT2 for the key words), case-insensitively, ``*`` as a
+  code, street, country, region; CustomerKeyWordsText against SORT1 and
+  CustomerAdditionalKeyWordsText against SORT2, search terms 1 and 2), case-insensitively, ``*`` as a
   wildcard and otherwise the whole value; it answers ID and name (all the response schema has).
   The matching rules are the stand-in's: SAP's were not found in public material.
 - Read: CUSTOMERNO exactly as sent (10 characters with leading zeros; "100001" is not
@@ -60,7 +61,7 @@ def create(st: EccStore, req: dict[str, Any]) -> dict[str, Any]:
             "kunnr": kunnr, "name1": a.get("Name"), "name2": a.get("Name2"), "name3": a.get("Name3"),
             "name4": a.get("Name4"), "city1": a.get("City"), "district": a.get("District"), "street": a.get("Street"),
             "post_code1": a.get("PostlCod1"), "region": a.get("Region"), "country": a.get("Country"),
-            "sort1": a.get("Sort1"), "tel_number": (central.get("Communication") or {}).get("Telephone"),
+            "sort1": a.get("Sort1"), "sort2": a.get("Sort2"), "tel_number": (central.get("Communication") or {}).get("Telephone"),
             "stcd1": c.get("Stcd1"), "stcd5": c.get("Stcd5"), "ktokd": c.get("Ktokd"),
             "adrnr": store.next_number(conn, "ADRNR"), "altkn": altkn, "erdat": date.today().isoformat(),
             "origin": "api"}, areas)
@@ -82,7 +83,7 @@ def find(st: EccStore, req: dict[str, Any]) -> dict[str, Any]:
         ("CustomerAddressCountryCode", "country"), ("CustomerAddressRegionCode", "region"),
         ("CustomerAddressCityName", "city1"), ("CustomerAddressDistrictName", "district"),
         ("CustomerAddressStreetPostalCode", "post_code1"), ("CustomerAddressStreetName", "street"),
-        ("CustomerKeyWordsText", "sort1"))]
+        ("CustomerKeyWordsText", "sort1"), ("CustomerAdditionalKeyWordsText", "sort2"))]
     checks = [(p, col) for p, col in checks if p and p.strip()]
     if not checks:
         return {"Customer": []}

@@ -1,11 +1,18 @@
-"""Sales orders: one create behind two services, and the list by customer / PO number.
+"""Sales orders: one create behind two services, the LUW's end, and the list by customer / PO number.
 
 - ``BAPI_SALESORDER_CREATEFROMDAT2`` (composed WSDL ``zbapi_salesorder_createfromdat.wsdl``):
   ORDER_HEADER_IN, ORDER_PARTNERS (AG sold-to required, WE ship-to defaults to AG),
   ORDER_ITEMS_IN, ORDER_SCHEDULES_IN (quantities), ORDER_CONDITIONS_IN (a PR00 condition is the
-  item's price, e.g. an approved special price), TESTRUN → SALESDOCUMENT + RETURN.  Keys are taken
-  as sent, in internal form: PARTN_NUMB with its leading zeros, MATERIAL as MATN1 makes it (the
-  BAPI does not convert them unless asked; a number without its zeros is not found).
+  item's price, e.g. an approved special price), ORDER_TEXT (texts of the header or an item, any
+  text ID), TESTRUN → SALESDOCUMENT + RETURN.  Keys are taken as sent, in internal form:
+  PARTN_NUMB with its leading zeros, MATERIAL as MATN1 makes it (the BAPI does not convert them
+  unless asked; a number without its zeros is not found).  The BAPI does not commit: the number
+  is drawn and RETURN says "has been saved", but the document waits in the caller's session
+  (sandbox/sap_ecc_sessions.py) for ``BAPI_TRANSACTION_COMMIT`` of the same service, which saves
+  the session's pending documents (WAIT or not: the stand-in's update is synchronous either way;
+  with ``commit_fails`` set it answers TYPE E, ID S&, NUMBER 150, the return of a failed update
+  under WAIT, and loses them), or ``BAPI_TRANSACTION_ROLLBACK``, which drops them.  With
+  ``createfromdat2_commits`` set the create saves at once.
 - ``ZBAPI_SALESORDER_CREATE`` (reference WSDL): the Z wrapper's flat interface (CUST_PO →
   PURCH_NO_C, SOLD_TO_PARTY / SHIP_TO_PARTY, IT_SO_ITEM with MATERIAL_NO as the item number) →
   SALES_NO + DETAIL_MESSAGE; it commits itself; it has no price or condition field, so its items
@@ -23,10 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Callable
 
 from . import sap_ecc_store as store
 from .sap_ecc_messages import external, failed, not_changed, ret2
+from .sap_ecc_sessions import EccSession, Work
 from .sap_ecc_store import EccStore
 from .sap_ecc_xsd import rows
 
@@ -65,6 +73,7 @@ class OrderIn:
     waerk: str
     items: list[Item]
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    texts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _dec(text: Any, default: str = "0") -> Decimal:
@@ -78,8 +87,10 @@ def _date(text: str) -> str:
     return "" if not text or text.startswith("0000") else text
 
 
-def create_order(st: EccStore, order: OrderIn, *, testrun: bool, commit: bool) -> tuple[str, list[dict[str, Any]]]:
-    """Check ``order`` and save it (unless ``testrun`` or not ``commit``): (SALESDOCUMENT, RETURN rows)."""
+def create_order(st: EccStore, order: OrderIn, *, testrun: bool,
+                 save: Callable[[Work], None] | None) -> tuple[str, list[dict[str, Any]]]:
+    """Check ``order``, draw its number and hand the insert to ``save`` (run it now, or keep it for
+    the commit; None: lost): (SALESDOCUMENT, RETURN rows).  A test run or a refusal saves nothing."""
     msgs: list[dict[str, Any]] = []
     area = (order.vkorg, order.vtweg, order.spart)
     if order.auart not in DOC_TYPES:
@@ -121,8 +132,8 @@ def create_order(st: EccStore, order: OrderIn, *, testrun: bool, commit: bool) -
         return "", msgs
     with st.tx() as conn:
         vbeln = store.next_number(conn, "RV_BELEG")
-        if commit:
-            _insert(conn, vbeln, order)
+    if save is not None:
+        save(lambda conn: _insert(conn, vbeln, order))
     return vbeln, [*msgs, ret2("S", f"{DOC_TYPES[order.auart]} {external(vbeln)} has been saved", "V1", "311",
                                (DOC_TYPES[order.auart], external(vbeln)))]
 
@@ -141,6 +152,12 @@ def _insert(conn: Any, vbeln: str, order: OrderIn) -> None:
         conn.execute("INSERT INTO konv VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (vbeln, c["ITM_NUMBER"], c["COND_TYPE"], c["COND_VALUE"], c["CURRENCY"], c["COND_P_UNT"],
                       c["COND_UNIT"]))
+    for n, t in enumerate(order.texts, start=1):  # text objects VBBK (header) / VBBP (item), name VBELN[+POSNR]
+        posnr = str(t["ITM_NUMBER"] or "").zfill(6)
+        on_item = bool(posnr.strip("0"))
+        conn.execute("INSERT INTO stxl VALUES (?, ?, ?, ?, ?, ?)",
+                     ("VBBP" if on_item else "VBBK", vbeln + posnr if on_item else vbeln, t["TEXT_ID"],
+                      t["LANGU"] or t["LANGU_ISO"], n, t["TEXT_LINE"]))
     conn.execute("INSERT INTO vbak VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  (vbeln, order.auart, order.vkorg, order.vtweg, order.spart, order.sold_to, order.ship_to or order.sold_to,
                   order.bstkd, order.bstdk, order.audat or today, today, str(total), order.waerk or "CNY", "api"))
@@ -152,7 +169,7 @@ def _posnr(value: Any, index: int) -> str:
 
 
 # ---------------------------------------------------------------- BAPI_SALESORDER_CREATEFROMDAT2
-def createfromdat2(st: EccStore, req: dict[str, Any], commit: bool) -> dict[str, Any]:
+def createfromdat2(st: EccStore, req: dict[str, Any], session: EccSession | None, commit: bool) -> dict[str, Any]:
     head = req.get("ORDER_HEADER_IN") or {}
     partners = {p.get("PARTN_ROLE"): p.get("PARTN_NUMB", "") for p in rows(req.get("ORDER_PARTNERS"))
                 if not str(p.get("ITM_NUMBER", "")).strip("0")}
@@ -174,11 +191,44 @@ def createfromdat2(st: EccStore, req: dict[str, Any], commit: bool) -> dict[str,
                     head.get("PURCH_NO_C", ""), _date(head.get("PURCH_DATE", "")), _date(head.get("DOC_DATE", "")),
                     head.get("CURRENCY", ""), items,
                     [{k: c.get(k, "") for k in ("ITM_NUMBER", "COND_TYPE", "COND_VALUE", "CURRENCY", "COND_P_UNT",
-                                                "COND_UNIT")} for c in conditions])
-    vbeln, msgs = create_order(st, order, testrun=req.get("TESTRUN") == "X", commit=commit)
+                                                "COND_UNIT")} for c in conditions],
+                    [{k: t.get(k, "") for k in ("ITM_NUMBER", "TEXT_ID", "LANGU", "LANGU_ISO", "TEXT_LINE")}
+                     for t in rows(req.get("ORDER_TEXT"))])
+    save = _run_now(st) if commit else (session.pending.append if session is not None else None)
+    vbeln, msgs = create_order(st, order, testrun=req.get("TESTRUN") == "X", save=save)
     return {"ORDER_CONDITIONS_IN": conditions, "ORDER_ITEMS_IN": rows(req.get("ORDER_ITEMS_IN")),
             "ORDER_PARTNERS": rows(req.get("ORDER_PARTNERS")), "ORDER_SCHEDULES_IN": schedules,
-            "RETURN": rows(req.get("RETURN")) + msgs, "SALESDOCUMENT": vbeln}
+            "ORDER_TEXT": rows(req.get("ORDER_TEXT")), "RETURN": rows(req.get("RETURN")) + msgs,
+            "SALESDOCUMENT": vbeln}
+
+
+def _run_now(st: EccStore) -> Callable[[Work], None]:
+    def run(work: Work) -> None:
+        with st.tx() as conn:
+            work(conn)
+    return run
+
+
+# ---------------------------------------------------------------- BAPI_TRANSACTION_COMMIT / _ROLLBACK
+def commit(st: EccStore, req: dict[str, Any], session: EccSession | None, fails: bool) -> dict[str, Any]:
+    """Save the session's pending documents in one transaction (RETURN initial), or with ``fails``
+    lose them and answer the failed update's E S& 150 (its text is ours)."""
+    pending = session.pending[:] if session is not None else []
+    if session is not None:
+        session.pending.clear()
+    if fails and pending:
+        return {"RETURN": ret2("E", "Update was terminated (stand-in: commit_fails is set)", "S&", "150")}
+    with st.tx() as conn:
+        for work in pending:
+            work(conn)
+    return {"RETURN": {}}
+
+
+def rollback(st: EccStore, req: dict[str, Any], session: EccSession | None) -> dict[str, Any]:
+    """Drop the session's pending documents."""
+    if session is not None:
+        session.pending.clear()
+    return {"RETURN": {}}
 
 
 # ---------------------------------------------------------------- ZBAPI_SALESORDER_CREATE
@@ -190,7 +240,7 @@ def zbapi_create(st: EccStore, req: dict[str, Any]) -> dict[str, Any]:
                     req.get("SALES_DIVISION", ""), req.get("SOLD_TO_PARTY", ""),
                     req.get("SHIP_TO_PARTY") or req.get("SOLD_TO_PARTY", ""), req.get("CUST_PO", ""),
                     _date(req.get("CUST_PO_DATE", "")), "", "", items)
-    vbeln, msgs = create_order(st, order, testrun=False, commit=True)
+    vbeln, msgs = create_order(st, order, testrun=False, save=_run_now(st))
     keep = ("TYPE", "ID", "NUMBER", "MESSAGE", "LOG_NO", "LOG_MSG_NO", "PARAMETER", "ROW", "FIELD", "SYSTEM")
     return {"DETAIL_MESSAGE": [{**{k: m[k] for k in keep}, "MESSAGE_LONG": ""} for m in msgs],
             "PR_ITEM": [], "SALES_NO": vbeln}

@@ -7,12 +7,17 @@ as an SAP ECC system that took over U8's master data would hold them.
   city / district / street where it names them, and the tax code ``cCusRegCode`` verbatim in STCD5
   with all of U8's mess (18-character USCC, pre-2015 15-digit numbers, empty): SAP keeps China's
   tax number in STCD5 (tax number category CN5; SAP KBA 3524568, "CN5 maps to Tax Number 5
-  (STCD5)"; STCD1 is CHAR 16 in the customer-create WSDL, too short for a USCC).  Every seeded
-  customer is extended to the one sales area the stand-in has (``SALES_AREA``).
+  (STCD5)"; STCD1 is CHAR 16 in the customer-create WSDL, too short for a USCC).  The same tax
+  code (its first 20 characters) is in search term 2 (SORT2): the stand-in's assumption that the
+  migration followed the convention the hub writes by (Sort2 = USCC), since ECC's customer
+  services search search terms, not tax numbers.  Every seeded customer is extended to the one
+  sales area the stand-in has (``SALES_AREA``).
 - Materials (U8 ``Inventory``): MATNR is ``cInvCode`` through the MATN1 rule (a purely numeric
   number is right-aligned to 18 digits with leading zeros, ``0101001`` → ``000000000000101001``;
   anything else is kept left-aligned in capitals); a code longer than 18 characters cannot be an
-  ECC material number and is left out.  Products U8 does not sell (``bSale`` 0) or has
+  ECC material number and is left out; the U8 code itself is kept as the old material number
+  (BISMT), which is how a material numbered ``000000000000101001`` still says it was U8's
+  ``0101001`` (the MATN1 output ``101001`` has lost the leading zero).  Products U8 does not sell (``bSale`` 0) or has
   discontinued (``dEDate``) get no sales data, so an order for them is refused as for a material
   "not defined for sales org.".
 - Sales orders (U8 ``SO_SOMain``/``SO_SODetails``, empty right after seeding): VBELN from
@@ -79,6 +84,7 @@ def _customers(u8: sqlite3.Connection, conn: sqlite3.Connection) -> dict[str, st
         store.insert_customer(conn, {
             "kunnr": kunnr, "name1": n1, "name2": n2, "name3": n3, "name4": n4, "city1": city, "district": district,
             "street": street, "post_code1": (post or "")[:10], "country": "CN", "sort1": (abbr or "")[:20],
+            "sort2": (reg or "")[:20],
             "tel_number": (phone or "")[:30], "stcd5": reg or "", "ktokd": "0001",
             "adrnr": store.next_number(conn, "ADRNR"), "altkn": code, "erdat": str(created or "")[:10],
             "origin": "u8"}, [SALES_AREA])

@@ -1,10 +1,13 @@
 """``sap_ecc.db``: the ECC stand-in's tables, named after the ECC tables they stand for.
 
 ``kna1`` customers (KUNNR 10 digits; the address fields ADRC keeps: NAME1..NAME4 of 40, CITY1,
-DISTRICT, STREET, POST_CODE1, REGION, COUNTRY, SORT1, TEL_NUMBER; STCD1/STCD5 tax numbers; ALTKN
-the previous (U8) number), ``knvv`` the sales areas a customer is extended to, ``mara`` materials
-(MATNR in MATN1 internal form, the list price the stand-in prices with, whether it may be sold in
-the sales area), ``vbak``/``vbap``/``vbep``/``konv`` sales orders, and ``nriv`` the number ranges.
+DISTRICT, STREET, POST_CODE1, REGION, COUNTRY, SORT1 / SORT2 (search terms 1 and 2), TEL_NUMBER;
+STCD1/STCD5 tax numbers; ALTKN the previous (U8) number), ``knvv`` the sales areas a customer is
+extended to, ``mara`` materials (MATNR in MATN1 internal form, the list price the stand-in prices
+with, whether it may be sold in the sales area, ``u8_code`` the U8 code, which BAPI_MATERIAL_GET_DETAIL
+shows as the old material number BISMT), ``vbak``/``vbap``/``vbep``/``konv`` sales orders, ``stxl``
+their texts (object VBBK/VBBP, name VBELN[+POSNR], text ID, language, line), and ``nriv`` the number
+ranges.
 Amounts and quantities are kept as decimal strings.  One connection behind a lock: SQLite
 serialises writers anyway and the stand-in's load is a test's.
 """
@@ -19,7 +22,7 @@ from typing import Any, Iterator
 
 SCHEMA = """
 CREATE TABLE kna1 (kunnr TEXT PRIMARY KEY, name1 TEXT, name2 TEXT, name3 TEXT, name4 TEXT, city1 TEXT,
-  district TEXT, street TEXT, post_code1 TEXT, region TEXT, country TEXT, sort1 TEXT, tel_number TEXT,
+  district TEXT, street TEXT, post_code1 TEXT, region TEXT, country TEXT, sort1 TEXT, sort2 TEXT, tel_number TEXT,
   stcd1 TEXT, stcd5 TEXT, ktokd TEXT, adrnr TEXT, altkn TEXT, erdat TEXT, origin TEXT);
 CREATE TABLE knvv (kunnr TEXT, vkorg TEXT, vtweg TEXT, spart TEXT, PRIMARY KEY (kunnr, vkorg, vtweg, spart));
 CREATE TABLE mara (matnr TEXT PRIMARY KEY, maktx TEXT, meins TEXT, price TEXT, waers TEXT, sellable INTEGER,
@@ -30,12 +33,13 @@ CREATE TABLE vbap (vbeln TEXT, posnr TEXT, matnr TEXT, arktx TEXT, kwmeng TEXT, 
   kpein TEXT, netwr TEXT, werks TEXT, PRIMARY KEY (vbeln, posnr));
 CREATE TABLE vbep (vbeln TEXT, posnr TEXT, etenr TEXT, edatu TEXT, wmeng TEXT, PRIMARY KEY (vbeln, posnr, etenr));
 CREATE TABLE konv (vbeln TEXT, posnr TEXT, kschl TEXT, kbetr TEXT, waers TEXT, kpein TEXT, kmein TEXT);
+CREATE TABLE stxl (tdobject TEXT, tdname TEXT, tdid TEXT, tdspras TEXT, line INTEGER, tdline TEXT);
 CREATE TABLE nriv (object TEXT PRIMARY KEY, nrlevel INTEGER);
 CREATE INDEX vbak_kunnr ON vbak (kunnr, vkorg);
 CREATE INDEX vbak_bstkd ON vbak (bstkd);
 """
 KNA1_COLS = ("kunnr", "name1", "name2", "name3", "name4", "city1", "district", "street", "post_code1", "region",
-             "country", "sort1", "tel_number", "stcd1", "stcd5", "ktokd", "adrnr", "altkn", "erdat", "origin")
+             "country", "sort1", "sort2", "tel_number", "stcd1", "stcd5", "ktokd", "adrnr", "altkn", "erdat", "origin")
 #: First numbers of the internal number ranges (objects as SAP names them: DEBITOR, RV_BELEG, ADRNR).
 RANGE_START = {"DEBITOR": 100001, "RV_BELEG": 10001, "ADRNR": 25001}
 

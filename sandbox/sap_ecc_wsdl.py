@@ -1,8 +1,9 @@
 """The ECC stand-in's services, read from the WSDL files in ``sandbox/sap_wsdl/``.
 
 Everything a service is comes from its WSDL: the path it answers on (the ``soap:address``), the
-SOAP versions it binds, its operations (body element in, body element out, soapAction) and the
-XML Schema every request is validated against (``wsdl:types``, built with lxml: no DTDs, no
+SOAP versions it binds, its operations (body element in, body element out, soapAction), whether
+it is stateful (its policy's ``sapsession:enableSession``) and the XML Schema every request is
+validated against (``wsdl:types``, built with lxml: no DTDs, no
 entities, no network; ``xsd:import`` between the WSDL's own schemas is resolved from memory).
 """
 
@@ -20,6 +21,7 @@ WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 SOAP11_BIND_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
 SOAP12_BIND_NS = "http://schemas.xmlsoap.org/wsdl/soap12/"
+SESSION_NS = "http://www.sap.com/webas/630/soap/features/session/"
 _MEM = "ecc-schema:"
 
 
@@ -61,6 +63,7 @@ class Service:
     client_in_query: str | None  # ECC_CUSTOMER002QR: the client is ?sap-client=…, not a path segment
     soap_versions: frozenset[str]
     operations: dict[etree.QName, Operation]
+    stateful: bool               # the interface policy's sapsession:enableSession is true
     schema_docs: list[etree._Element] = field(repr=False)
     schema: etree.XMLSchema = field(repr=False)
     xml: bytes = field(repr=False)
@@ -129,7 +132,8 @@ def load_service(path: Path) -> Service:
     loc = locations.pop()
     query = dict(p.split("=", 1) for p in loc.query.split("&") if "=" in p)
     schemas = root.findall(f"{w}types/{{{XSD_NS}}}schema")
-    return Service(path, loc.path, query.get("sap-client"), frozenset(versions), operations, schemas,
+    stateful = any((e.text or "").strip() == "true" for e in root.iter(f"{{{SESSION_NS}}}enableSession"))
+    return Service(path, loc.path, query.get("sap-client"), frozenset(versions), operations, stateful, schemas,
                    _schema(schemas), xml)
 
 

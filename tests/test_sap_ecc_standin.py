@@ -1,6 +1,7 @@
 """The SAP ECC stand-in over real HTTP on loopback, driven with raw requests and hand-written SOAP
 envelopes (no zeep, no hub connector): schema checks, BAPI RETURN semantics, leading zeros,
-the PO-number lookup and a create whose answer is lost."""
+the PO-number lookup, a create whose answer is lost, the standard BAPI's LUW kept in a session
+until BAPI_TRANSACTION_COMMIT, the material list and detail, and search term 2."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ GETDETAIL2 = f"{RFC}/zbapi_customer_getdetail2/100/zbapi_customer_getdetail2/zba
 Z_CREATE = f"{RFC}/zws_bapi_salesorder_create/100/zws_bapi_salesorder_create_sev/zws_bapi_salesorder_create_binding"
 CREATEFROMDAT2 = f"{RFC}/zbapi_salesorder_createfromdat/100/zbapi_salesorder_createfromdat/zbapi_salesorder_createfromdat"
 GETLIST = f"{RFC}/zbapi_salesorder_getlist/100/zbapi_salesorder_getlist/zbapi_salesorder_getlist"
+MATERIAL = f"{RFC}/zbapi_material/100/zbapi_material/zbapi_material"
+COMMIT = f'<r:BAPI_TRANSACTION_COMMIT xmlns:r="urn:sap-com:document:sap:rfc:functions"><WAIT>X</WAIT></r:BAPI_TRANSACTION_COMMIT>'
+ROLLBACK = '<r:BAPI_TRANSACTION_ROLLBACK xmlns:r="urn:sap-com:document:sap:rfc:functions"/>'
 S11 = "http://schemas.xmlsoap.org/soap/envelope/"
 S12 = "http://www.w3.org/2003/05/soap-envelope"
 RFC_NS = "urn:sap-com:document:sap:rfc:functions"
@@ -38,16 +42,23 @@ class Ecc:
     def __init__(self, base: str, auth: tuple[str, str], directory: Path) -> None:
         self.base, self.auth, self.directory = base, auth, directory
 
-    def post(self, path: str, body: str, version: str = "1.1", auth: tuple[str, str] | None = None) -> requests.Response:
+    def post(self, path: str, body: str, version: str = "1.1", auth: tuple[str, str] | None = None,
+             via: requests.Session | None = None) -> requests.Response:
         ns, ctype = (S11, "text/xml; charset=utf-8") if version == "1.1" else (S12, "application/soap+xml; charset=utf-8")
         env = f'<e:Envelope xmlns:e="{ns}"><e:Header/><e:Body>{body}</e:Body></e:Envelope>'
-        return requests.post(self.base + path, data=env.encode("utf-8"), headers={"Content-Type": ctype},
-                             auth=auth or self.auth, timeout=10)
+        return (via or requests).post(self.base + path, data=env.encode("utf-8"), headers={"Content-Type": ctype},
+                                      auth=auth or self.auth, timeout=10)
 
-    def call(self, path: str, body: str, version: str = "1.1") -> etree._Element:
-        resp = self.post(path, body, version)
+    def call(self, path: str, body: str, version: str = "1.1", via: requests.Session | None = None) -> etree._Element:
+        resp = self.post(path, body, version, via=via)
         assert resp.status_code == 200, resp.text
         return etree.fromstring(resp.content)
+
+    def config(self, **switches: object) -> None:
+        requests.post(self.base + "/__sandbox/ecc/config", json=switches, timeout=10).raise_for_status()
+
+    def orders_of(self, customer: str, po: str) -> list[str]:
+        return texts(self.call(GETLIST, getlist_xml(customer, po)), ".//SALES_ORDERS/item/SD_DOC")
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +140,7 @@ def blank(type_name: str, given: dict[str, str]) -> str:
 
 def customer_xml(name: str, uscc: str, sales_area: bool = True) -> str:
     address = blank("Bapiad1vl", {"Name": name, "City": "上海市", "District": "徐汇区", "Street": "漕溪北路88号",
-                                  "PostlCod1": "200030", "Country": "CN", "Sort1": name[:8]})
+                                  "PostlCod1": "200030", "Country": "CN", "Sort1": name[:8], "Sort2": uscc})
     central = blank("CmdsEiVmdCentralData", {"Ktokd": "0001", "Stcd5": uscc})
     sales = ("<SalesData><item><Vkorg>1000</Vkorg><Vtweg>10</Vtweg><Spart>00</Spart>"
              f"<SalesData>{blank('CmdsEiSalesData', {'Waers': 'CNY'})}</SalesData><Partners/></item></SalesData>"
@@ -199,21 +210,25 @@ def test_created_customer_reads_back_with_leading_zeros(ecc: Ecc) -> None:
 
 
 def test_getlist_by_purch_no_c_finds_the_order_and_its_special_price(ecc: Ecc) -> None:
-    unpadded_material = ecc.call(CREATEFROMDAT2, order_xml("0000100001", "101001", "CRM-SO-0001"))
+    luw = requests.Session()
+    unpadded_material = ecc.call(CREATEFROMDAT2, order_xml("0000100001", "101001", "CRM-SO-0001"), via=luw)
     assert "E" in texts(unpadded_material, ".//RETURN/item/TYPE")
-    root = ecc.call(CREATEFROMDAT2, order_xml("0000100001", "000000000000101001", "CRM-SO-0001", price="59999.00"))
+    root = ecc.call(CREATEFROMDAT2, order_xml("0000100001", "000000000000101001", "CRM-SO-0001", price="59999.00"), via=luw)
     vbeln = texts(root, ".//SALESDOCUMENT")[0]
     assert len(vbeln) == 10 and vbeln.isdigit()
     assert ("S", "V1", "311") in zip(texts(root, ".//RETURN/item/TYPE"), texts(root, ".//RETURN/item/ID"),
                                      texts(root, ".//RETURN/item/NUMBER"))
+    assert ecc.orders_of("0000100001", "CRM-SO-0001") == []          # saved, says RETURN, but not committed
+    assert texts(ecc.call(CREATEFROMDAT2, COMMIT, via=luw), ".//RETURN/TYPE") == [""]
     listed = ecc.call(GETLIST, getlist_xml("0000100001", "CRM-SO-0001"))
     assert texts(listed, ".//SALES_ORDERS/item/SD_DOC") == [vbeln]
     assert texts(listed, ".//SALES_ORDERS/item/NET_PRICE") == ["59999.00"]
     assert texts(listed, ".//SALES_ORDERS/item/NET_VAL_HD") == ["119998.00"]
-    assert texts(ecc.call(GETLIST, getlist_xml("100001", "CRM-SO-0001")), ".//SALES_ORDERS/item/SD_DOC") == []
-    test_run = ecc.call(CREATEFROMDAT2, order_xml("0000100001", "000000000000101001", "CRM-SO-TEST", testrun="X"))
+    assert ecc.orders_of("100001", "CRM-SO-0001") == []
+    test_run = ecc.call(CREATEFROMDAT2, order_xml("0000100001", "000000000000101001", "CRM-SO-TEST", testrun="X"), via=luw)
     assert texts(test_run, ".//SALESDOCUMENT") == [""]
-    assert texts(ecc.call(GETLIST, getlist_xml("0000100001", "CRM-SO-TEST")), ".//SALES_ORDERS/item") == []
+    ecc.call(CREATEFROMDAT2, COMMIT, via=luw)
+    assert ecc.orders_of("0000100001", "CRM-SO-TEST") == []
 
 
 def test_a_lost_answer_still_applied_the_create(ecc: Ecc) -> None:
@@ -229,11 +244,100 @@ def test_a_lost_answer_still_applied_the_create(ecc: Ecc) -> None:
     assert stats["faults"].get("lost") == 1 and stats["ecc"]["tables"]["vbak"] >= 2
 
 
-def test_standard_bapi_without_commit_keeps_nothing(ecc: Ecc) -> None:
-    requests.post(ecc.base + "/__sandbox/ecc/config", json={"createfromdat2_commits": False}, timeout=10)
+def test_the_standard_bapi_s_order_waits_in_its_session_for_the_commit(ecc: Ecc) -> None:
+    mine, other = requests.Session(), requests.Session()
+    first = ecc.post(CREATEFROMDAT2, order_xml("0000100003", "000000000000101001", "CRM-LUW-1"), via=mine)
+    cookie = first.headers["set-cookie"]
+    assert cookie.startswith("sap-contextid=SID%3aANON%3a") and f"path={CREATEFROMDAT2}" in cookie
+    assert texts(ecc.call(CREATEFROMDAT2, COMMIT, via=other), ".//RETURN/TYPE") == [""]   # another session's commit
+    assert ecc.orders_of("0000100003", "CRM-LUW-1") == []
+    ecc.call(CREATEFROMDAT2, COMMIT, via=mine)
+    assert len(ecc.orders_of("0000100003", "CRM-LUW-1")) == 1
+    ecc.call(CREATEFROMDAT2, order_xml("0000100003", "000000000000101001", "CRM-LUW-2"), via=mine)
+    ecc.call(CREATEFROMDAT2, ROLLBACK, via=mine)
+    ecc.call(CREATEFROMDAT2, COMMIT, via=mine)
+    assert ecc.orders_of("0000100003", "CRM-LUW-2") == []                                # rolled back
+    ecc.config(commit_fails=True)
     try:
-        root = ecc.call(CREATEFROMDAT2, order_xml("0000100003", "000000000000101001", "CRM-SO-NOCOMMIT"))
+        ecc.call(CREATEFROMDAT2, order_xml("0000100003", "000000000000101001", "CRM-LUW-3"), via=mine)
+        failed = ecc.call(CREATEFROMDAT2, COMMIT, via=mine)
     finally:
-        requests.post(ecc.base + "/__sandbox/ecc/config", json={"createfromdat2_commits": True}, timeout=10)
-    assert texts(root, ".//SALESDOCUMENT")[0]
-    assert texts(ecc.call(GETLIST, getlist_xml("0000100003", "CRM-SO-NOCOMMIT")), ".//SALES_ORDERS/item") == []
+        ecc.config(commit_fails=False)
+    assert (texts(failed, ".//RETURN/TYPE"), texts(failed, ".//RETURN/ID"), texts(failed, ".//RETURN/NUMBER")) == (
+        ["E"], ["S&"], ["150"])
+    assert ecc.orders_of("0000100003", "CRM-LUW-3") == []
+
+
+def test_uncommitted_work_is_lost_when_the_session_ends_or_times_out(ecc: Ecc) -> None:
+    before = requests.get(ecc.base + "/__sandbox/stats", timeout=10).json()["ecc"]["sessions"]["lost"]
+    ended, idle = requests.Session(), requests.Session()
+    ecc.call(CREATEFROMDAT2, order_xml("0000100004", "000000000000101001", "CRM-LOST-1"), via=ended)
+    ecc.config(end_sessions=True)
+    dead = ecc.post(CREATEFROMDAT2, COMMIT, via=ended)
+    assert dead.status_code == 400 and b"Session timed out" in dead.content
+    assert dead.headers["set-cookie"].startswith("sap-contextid=0;")
+    assert ecc.orders_of("0000100004", "CRM-LOST-1") == []
+    ecc.config(session_timeout_seconds=0.2)
+    try:
+        ecc.call(CREATEFROMDAT2, order_xml("0000100004", "000000000000101001", "CRM-LOST-2"), via=idle)
+        time.sleep(0.3)
+        assert ecc.post(CREATEFROMDAT2, COMMIT, via=idle).status_code == 400
+    finally:
+        ecc.config(session_timeout_seconds=1800)
+    assert ecc.orders_of("0000100004", "CRM-LOST-2") == []
+    stats = requests.get(ecc.base + "/__sandbox/stats", timeout=10).json()["ecc"]
+    assert stats["sessions"]["lost"] == before + 2 and stats["createfromdat2_commits"] is False
+    ecc.config(createfromdat2_commits=True)   # the switch for tests: the create saves at once
+    try:
+        ecc.call(CREATEFROMDAT2, order_xml("0000100004", "000000000000101001", "CRM-LOST-3"))
+    finally:
+        ecc.config(createfromdat2_commits=False)
+    assert len(ecc.orders_of("0000100004", "CRM-LOST-3")) == 1
+
+
+def material_xml(*selection: tuple[str, str, str, str], maxrows: int = 0, desc: str = "") -> str:
+    rows_ = "".join(f"<item><SIGN>{s}</SIGN><OPTION>{o}</OPTION><MATNR_LOW>{lo}</MATNR_LOW><MATNR_HIGH>{hi}</MATNR_HIGH>"
+                    + "".join(f"<{f}></{f}>" for f in ("MATNR_HIGH_EXTERNAL", "MATNR_HIGH_GUID", "MATNR_HIGH_VERSION",
+                                                      "MATNR_LOW_EXTERNAL", "MATNR_LOW_GUID", "MATNR_LOW_VERSION",
+                                                      "MATNR_LOW_LONG", "MATNR_HIGH_LONG"))
+                    + "</item>" for s, o, lo, hi in selection)
+    by_text = (f"<MATERIALSHORTDESCSEL><item><SIGN>I</SIGN><OPTION>CP</OPTION><DESCR_LOW>{desc}</DESCR_LOW>"
+               "<DESCR_HIGH></DESCR_HIGH></item></MATERIALSHORTDESCSEL>") if desc else ""
+    return (f'<r:BAPI_MATERIAL_GETLIST xmlns:r="{RFC_NS}">{by_text}<MATNRSELECTION>{rows_}</MATNRSELECTION>'
+            f"<MAXROWS>{maxrows}</MAXROWS></r:BAPI_MATERIAL_GETLIST>")
+
+
+def test_materials_are_listed_by_selection_and_read_with_their_old_number(ecc: Ecc) -> None:
+    import sqlite3
+    with sqlite3.connect(ecc.directory / "sap_ecc.db") as db:
+        mara = db.execute("SELECT matnr, maktx, u8_code, meins FROM mara ORDER BY matnr").fetchall()
+    everything = ecc.call(MATERIAL, material_xml(("I", "CP", "*", "")))
+    assert texts(everything, ".//MATNRLIST/item/MATERIAL") == [m[0] for m in mara]
+    assert texts(everything, ".//MATNRLIST/item/MATL_DESC")[0] == mara[0][1]
+    page = ecc.call(MATERIAL, material_xml(("I", "GT", mara[1][0], ""), maxrows=2))
+    assert texts(page, ".//MATNRLIST/item/MATERIAL") == [mara[2][0], mara[3][0]]
+    assert texts(ecc.call(MATERIAL, material_xml(("I", "EQ", mara[0][0], ""), ("E", "EQ", mara[0][0], ""))),
+                 ".//MATNRLIST/item/MATERIAL") == []
+    by_name = ecc.call(MATERIAL, material_xml(("I", "CP", "*", ""), desc=mara[0][1][:2] + "*"))
+    assert mara[0][0] in texts(by_name, ".//MATNRLIST/item/MATERIAL")
+    bad = ecc.call(MATERIAL, material_xml(("I", "XX", "1", "")))
+    assert texts(bad, ".//RETURN/item/TYPE") == ["E"] and texts(bad, ".//MATNRLIST/item") == []
+    numeric = next(m for m in mara if m[2].isdigit() and m[2].startswith("0"))
+    detail = ecc.call(MATERIAL, f'<r:BAPI_MATERIAL_GET_DETAIL xmlns:r="{RFC_NS}"><MATERIAL>{numeric[0]}</MATERIAL>'
+                                "</r:BAPI_MATERIAL_GET_DETAIL>")
+    assert numeric[0] == numeric[2].zfill(18)                              # MATN1 lost the leading zero …
+    assert texts(detail, ".//MATERIAL_GENERAL_DATA/OLD_MAT_NO") == [numeric[2]]   # … BISMT keeps the U8 code
+    assert texts(detail, ".//MATERIAL_GENERAL_DATA/BASE_UOM") == [numeric[3]] and texts(detail, ".//RETURN/TYPE") == [""]
+    missing = ecc.call(MATERIAL, f'<r:BAPI_MATERIAL_GET_DETAIL xmlns:r="{RFC_NS}"><MATERIAL>NOPE</MATERIAL>'
+                                 "</r:BAPI_MATERIAL_GET_DETAIL>")
+    assert texts(missing, ".//RETURN/TYPE") == ["E"]
+
+
+def test_a_customer_is_found_by_search_term_2(ecc: Ecc) -> None:
+    kunnr = texts(ecc.call(CREATE_CUSTOMER, customer_xml("北京检索词二有限公司", "91110105MA00ABCD1X")), ".//Customer")[0]
+    query = ('<g:CustomerSimpleByNameAndAddressQuery_sync xmlns:g="http://sap.com/xi/SAPGlobal20/Global">'
+             "<CustomerSimpleSelectionByNameAndAddress><CustomerAdditionalKeyWordsText>{}"
+             "</CustomerAdditionalKeyWordsText></CustomerSimpleSelectionByNameAndAddress>"
+             "</g:CustomerSimpleByNameAndAddressQuery_sync>")
+    assert texts(ecc.call(FIND_CUSTOMER, query.format("91110105MA00ABCD1X")), ".//Customer/ID") == [kunnr]
+    assert texts(ecc.call(FIND_CUSTOMER, query.format("91110105MA00ABCD1Y")), ".//Customer/ID") == []
