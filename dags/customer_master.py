@@ -1,10 +1,5 @@
-"""customer_master (Airflow DAG): CRM (销售易) ⇄ hub ⇄ U8 customers, every 15 minutes or on demand."""
-from datetime import timedelta
+"""customer_master (Airflow DAG): what it does, its sources and targets by role, schedule and assets are
+data in flows/specs/customer_master.yaml; the bound systems come from the bindings (deploy/bindings*.yaml)."""
+from flows.dag import spec_dag
 
-from flows.dag import flow_dag
-
-dag = flow_dag(
-    "customer_master", "flows.customer_master", schedule=timedelta(minutes=15), produces=["customer"],
-    doc="Customer master: CRM accounts and U8 customers into golden records; new and changed ones "
-        "written to U8 through its OpenAPI, and the U8 code written back to the CRM account.",
-)
+dag = spec_dag("customer_master")

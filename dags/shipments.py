@@ -1,10 +1,5 @@
-"""shipments (Airflow DAG): U8 dispatch lists → CRM shipments and order delivery state, after orders or every 15 minutes."""
-from datetime import timedelta
+"""shipments (Airflow DAG): what it does, its sources and targets by role, schedule and assets are
+data in flows/specs/shipments.yaml; the bound systems come from the bindings (deploy/bindings*.yaml)."""
+from flows.dag import spec_dag
 
-from flows.dag import flow_dag
-
-dag = flow_dag(
-    "shipments", "flows.shipments", schedule=timedelta(minutes=15), consumes=["sales_order"], produces=["shipment"],
-    doc="Shipments: U8 DispatchList / DispatchLists of the hub's orders to the CRM (shipment__c with carrier, "
-        "tracking number, serial numbers; shipped quantities and partial / complete status on the order).",
-)
+dag = spec_dag("shipments")

@@ -145,7 +145,7 @@ def load(conn, ctx: StepContext, flow: str) -> StepCounts:
     quarantine.resolve(conn, run_id=ctx.run_id, flow=flow, system=crm, record_keys=src["native_key"].tolist())
     hub_ids = src["hub_id"].unique().tolist()
     sources = select_in(conn, model.contact_source, "hub_id", hub_ids)
-    gold = survivorship.golden(ENTITY, sources, list(CONTACT_FIELDS))
+    gold = survivorship.golden(ENTITY, sources, list(CONTACT_FIELDS), {"crm": crm})
     gold["content_hash"] = xref.content_hash(gold, list(CONTACT_FIELDS))
     now = utcnow()
     upsert(conn, model.contact, frame_records(gold.assign(updated_at=now, run_id=ctx.run_id)), keys=["hub_id"])

@@ -64,8 +64,10 @@ def targets() -> tuple[str, str]:
 
 
 def seats() -> dict[str, str]:
-    """Role → xref name, for the suites' ``clear_for`` (quality.gate)."""
-    return {"erp": roles.erp().system, "crm": roles.crm().system}
+    """Role → xref name of the seats a customer's records come from and go to: the suites'
+    ``clear_for`` (quality.gate), survivorship's role order and the golden record's targets."""
+    bound = {"erp": roles.erp().system, "crm": roles.crm().system}
+    return bound | {"registry": s.name for s in roles.seats("registry")}
 
 
 def crm() -> Connector:
@@ -154,7 +156,7 @@ def validate(ctx: StepContext) -> StepCounts:
 
 def resolve_step(ctx: StepContext) -> StepCounts:
     with ctx.engine.begin() as conn:
-        applied = review.apply_requested(conn, targets=targets())  # verdicts a reviewer gave in the console
+        applied = review.apply_requested(conn, seats=seats())  # verdicts a reviewer gave in the console
         if applied:
             log.info("applied %d dedup verdicts from the review queue", applied)
         batch = stage_read(conn, ctx.run_id, "validate", ENTITY)
@@ -205,7 +207,7 @@ def load(ctx: StepContext) -> StepCounts:
                 quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system=str(system),
                                    record_keys=part["native_key"].tolist())
             matching.index(conn, src)
-            counts.written = golden.rebuild(conn, ctx.run_id, batch["hub_id"].unique().tolist(), targets=targets())
+            counts.written = golden.rebuild(conn, ctx.run_id, batch["hub_id"].unique().tolist(), seats=seats())
             # a CRM account that joined a customer the ERP already holds leaves the golden record
             # as it was, yet still lacks the ERP's number: write_back compares and sends only what differs
             outbox.enqueue(conn, ENTITY, ctx.run_id, src.loc[src["system"] == crm_key, "hub_id"].tolist(), [crm_key])
@@ -347,7 +349,7 @@ def _registry_check(ctx: StepContext, pending: list[str], counts: StepCounts) ->
                                                                     "source_updated_at", "content_hash", "run_id"]]),
                    keys=["system", "native_key"])
             matching.index(conn, rows)  # a renamed company is found again by its legal name
-            golden.rebuild(conn, ctx.run_id, found["hub_id"].tolist(), targets=targets())
+            golden.rebuild(conn, ctx.run_id, found["hub_id"].tolist(), seats=seats())
         if len(held):
             _outbox_done(conn, erp.system, held["hub_id"].tolist(), "held", "registry status")
             counts.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=source,

@@ -17,6 +17,7 @@ from airflow.sdk import DAG, Asset, task
 from flows import roles, settings
 from flows.alerts import HubAlertNotifier
 from hub.runner import STEPS
+from hub.types import ROLES
 
 ASSET_PREFIX = "hub://"
 
@@ -99,3 +100,18 @@ def flow_dag(flow: str, module: str, *, schedule: timedelta | str | None, produc
                 previous >> op
             previous = op
     return dag
+
+
+def spec_dag(flow: str) -> DAG | None:
+    """The DAG of ``flows/specs/<flow>.yaml``, or None where a seat it needs does not take part
+    (``needs: {erp: receipts}`` under SAP bindings): the flow is then not offered at all. Texts
+    saying ``{erp}`` / ``{crm}`` get the bound systems' labels, so the UI names them."""
+    from flows import spec as flow_spec
+
+    roles.validate()
+    fs = flow_spec.load(flow)
+    if not all(roles.offers(role, capability) for role, capability in fs.needs.items()):
+        return None
+    labels = {role: " / ".join(b.label for b in roles.seats(role)) or role for role in ROLES}
+    return flow_dag(fs.flow, fs.hooks, schedule=fs.schedule, produces=fs.produces, consumes=fs.consumes,
+                    doc=fs.doc.format(**labels), pools=fs.pools or None)

@@ -9,7 +9,7 @@ from hub import store
 
 
 def cmd_review(args) -> int:
-    from flows.customer_master import targets  # the CLI is a composition root: the bindings say who is told
+    from flows.customer_master import seats  # the CLI is a composition root: the bindings say who is told
     from hub.errors import ConfigurationError
     from quality import review
 
@@ -27,13 +27,13 @@ def cmd_review(args) -> int:
             print("give the decision id(s) to act on", file=sys.stderr)
             return 2
         try:
-            told = targets()
+            told = seats()
         except ConfigurationError as exc:  # the bindings file is wrong: say so in one line
             print(f"error: {exc}", file=sys.stderr)
             return 2
         for decision_id in args.ids:
             try:
-                out = review.decide(conn, decision_id, args.action, args.by, args.comment, targets=told)
+                out = review.decide(conn, decision_id, args.action, args.by, args.comment, seats=told)
             except ValueError as exc:  # an unknown decision, or a record the hub no longer holds
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
@@ -42,11 +42,13 @@ def cmd_review(args) -> int:
 
 
 def cmd_dedup(args) -> int:
+    from flows.customer_master import seats  # an export's `source` may be a bound system's xref name
+    from hub.errors import ConfigurationError
     from quality import legacy
 
     try:
-        stats = legacy.dedup_csv(args.input, args.output, encoding=args.encoding)
-    except ValueError as exc:
+        stats = legacy.dedup_csv(args.input, args.output, encoding=args.encoding, seats=seats())
+    except (ValueError, ConfigurationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(stats, ensure_ascii=False, indent=2))

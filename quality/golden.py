@@ -6,7 +6,7 @@ always rebuilt the same way.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 from sqlalchemy import delete
@@ -18,11 +18,19 @@ from hub.xref import content_hash
 from quality import names, survivorship
 
 ENTITY = "customer"
+#: Who gets a changed golden customer, by role.
+TARGET_ROLES = ("erp", "crm")
 
 
-def rebuild(conn, run_id: str, hub_ids: Sequence[str], *, targets: Sequence[str]) -> int:
-    """Rebuild the golden customers of ``hub_ids``; changed ones are enqueued for ``targets`` (the
-    xref names of the seats a customer is sent to; the caller knows the bindings, this module not).
+def targets(seats: Mapping[str, str]) -> list[str]:
+    """The outbox targets of a changed golden customer: the ERP and the CRM seats' xref names."""
+    return [seats[role] for role in TARGET_ROLES if role in seats]
+
+
+def rebuild(conn, run_id: str, hub_ids: Sequence[str], *, seats: Mapping[str, str]) -> int:
+    """Rebuild the golden customers of ``hub_ids``; changed ones are enqueued for the ERP and the
+    CRM. ``seats`` maps role → xref name (the caller knows the bindings, this module not); the
+    survivorship rules rank sources by role.
     A hub id left without source records (merged away) loses its golden record."""
     hub_ids = sorted(set(hub_ids))
     sources = select_in(conn, model.customer_source, "hub_id", hub_ids)
@@ -32,7 +40,7 @@ def rebuild(conn, run_id: str, hub_ids: Sequence[str], *, targets: Sequence[str]
     if sources.empty:
         return 0
     fields = [f for f in CUSTOMER_FIELDS if f != "name_key"]
-    gold = survivorship.golden(ENTITY, sources, fields)
+    gold = survivorship.golden(ENTITY, sources, fields, seats)
     gold["name_key"] = names.name_key(gold["name"])
     gold["content_hash"] = content_hash(gold, list(CUSTOMER_FIELDS))
     old = select_in(conn, model.customer, "hub_id", gold["hub_id"].tolist(), columns=["hub_id", "content_hash"])
@@ -46,7 +54,7 @@ def rebuild(conn, run_id: str, hub_ids: Sequence[str], *, targets: Sequence[str]
            keys=["hub_id"])
     upsert(conn, model.customer, frame_records(changed[changed["hub_id"].isin(before)].assign(updated_at=now, run_id=run_id)),
            keys=["hub_id"])
-    enqueue(conn, run_id, changed["hub_id"].tolist(), targets)
+    enqueue(conn, run_id, changed["hub_id"].tolist(), targets(seats))
     return len(changed)
 
 

@@ -14,6 +14,7 @@ import csv
 import io
 import time
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,9 @@ def describe(levels: dict[str, int], cfg: engine.DedupConfig) -> str:
     return "; ".join(words)
 
 
-def dedup_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def dedup_frame(df: pd.DataFrame, seats: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Cluster an export's rows; ``source`` is a role (erp, crm, registry) or the xref name of a
+    seat in ``seats`` (role → xref name), which survivorship ranks by its role."""
     missing = {"id", "name"} - set(df.columns)
     if missing:
         raise ValueError(f"input lacks required columns: {sorted(missing)}")
@@ -62,7 +65,8 @@ def dedup_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
                for rec, row in best.iterrows()}
     sources = recs.assign(hub_id=recs["cluster"], system=recs.get("source", pd.Series("csv", index=recs.index)),
                           source_updated_at=recs.get("updated_at", pd.Series(None, index=recs.index)))
-    gold = survivorship.golden("customer", sources, [c for c in GOLDEN if c in recs.columns]).set_index("hub_id")
+    gold = survivorship.golden("customer", sources, [c for c in GOLDEN if c in recs.columns],
+                               seats or {}).set_index("hub_id")
     out = df.copy()
     out["cluster_id"] = recs["cluster"].to_numpy()
     for col in GOLDEN:
@@ -103,11 +107,12 @@ def read_export(src: str | Path, encoding: str | None = None) -> pd.DataFrame:
     return df
 
 
-def dedup_csv(src: str | Path, dst: str | Path, encoding: str | None = None) -> dict:
+def dedup_csv(src: str | Path, dst: str | Path, encoding: str | None = None,
+              seats: Mapping[str, str] | None = None) -> dict:
     """Dedup ``src`` into ``dst``; text cells of the output are neutralised against formula
     injection (:mod:`hub.cells`)."""
     df = read_export(src, encoding)
-    out, stats = dedup_frame(df)
+    out, stats = dedup_frame(df, seats)
     with open_output(dst) as fh:
         w = csv.writer(fh)
         w.writerow(list(out.columns))

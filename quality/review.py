@@ -2,12 +2,12 @@
 
 A decision is applied to the hub at once (source records re-pointed, golden records
 rebuilt, targets told through the outbox) and stored as a reviewer decision, which the
-matcher applies in every later run, so it sticks. ``targets`` are the xref names of the seats
-a customer is sent to (``flows.customer_master.targets()``): the caller knows the bindings.
+matcher applies in every later run, so it sticks. ``seats`` maps role → xref name
+(``flows.customer_master.seats()``): the caller knows the bindings.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 from sqlalchemy import select, update
@@ -22,15 +22,15 @@ def queue(conn, limit: int = 50) -> list[dict[str, Any]]:
     return review_queue.waiting(conn, ENTITY, limit)
 
 
-def apply_requested(conn, *, targets: Sequence[str]) -> int:
+def apply_requested(conn, *, seats: Mapping[str, str]) -> int:
     """Apply verdicts recorded elsewhere (the console) as a reviewer's decisions."""
     done = 0
     for row in review_queue.requested(conn, ENTITY):
         by = row["decided_by"] or "console"
         if row["decision"] == "merge":
-            merge(conn, row["left_node"], row["right_node"], by, row["comment"], targets=targets)
+            merge(conn, row["left_node"], row["right_node"], by, row["comment"], seats=seats)
         else:
-            keep_apart(conn, row["left_node"], row["right_node"], by, row["comment"], targets=targets)
+            keep_apart(conn, row["left_node"], row["right_node"], by, row["comment"], seats=seats)
         done += 1
     return done
 
@@ -78,7 +78,7 @@ def _remember(conn, left: str, right: str, decision: str, by: str, comment: str 
         .values(status="decided"))
 
 
-def merge(conn, left: str, right: str, by: str, comment: str | None = None, *, targets: Sequence[str]) -> str:
+def merge(conn, left: str, right: str, by: str, comment: str | None = None, *, seats: Mapping[str, str]) -> str:
     """The two records are one company: their golden records become one. Returns its hub id."""
     hl, hr = _hub_of(conn, left), _hub_of(conn, right)
     if hl is None or hr is None:
@@ -88,14 +88,14 @@ def merge(conn, left: str, right: str, by: str, comment: str | None = None, *, t
         _repoint(conn, None, gone, survivor)
         conn.execute(update(model.outbox).where(model.outbox.c.hub_id == gone).values(status="done",
                      last_error=f"merged into {survivor}", updated_at=utcnow()))
-        golden.rebuild(conn, f"review:{by}", [survivor, gone], targets=targets)
-        golden.enqueue(conn, f"review:{by}", [survivor], targets)
+        golden.rebuild(conn, f"review:{by}", [survivor, gone], seats=seats)
+        golden.enqueue(conn, f"review:{by}", [survivor], golden.targets(seats))
     _remember(conn, left, right, "merge", by, comment)
     return survivor
 
 
 def keep_apart(conn, left: str, right: str, by: str, comment: str | None = None, *,
-               targets: Sequence[str]) -> tuple[str, str]:
+               seats: Mapping[str, str]) -> tuple[str, str]:
     """The two records are different companies (also: undo a merge). Returns both hub ids."""
     hl, hr = _hub_of(conn, left), _hub_of(conn, right)
     if hl is None or hr is None:
@@ -104,8 +104,8 @@ def keep_apart(conn, left: str, right: str, by: str, comment: str | None = None,
         mover = right if new_hub_id(ENTITY, right) != hl else left
         fresh = new_hub_id(ENTITY, mover)
         _repoint(conn, [mover], hl, fresh)
-        golden.rebuild(conn, f"review:{by}", [hl, fresh], targets=targets)
-        golden.enqueue(conn, f"review:{by}", [hl, fresh], targets)
+        golden.rebuild(conn, f"review:{by}", [hl, fresh], seats=seats)
+        golden.enqueue(conn, f"review:{by}", [hl, fresh], golden.targets(seats))
         hr = fresh if mover == right else hr
         hl = fresh if mover == left else hl
     _remember(conn, left, right, "distinct", by, comment)
@@ -113,16 +113,16 @@ def keep_apart(conn, left: str, right: str, by: str, comment: str | None = None,
 
 
 def decide(conn, decision_id: int, verdict: str, by: str, comment: str | None = None, *,
-           targets: Sequence[str]) -> dict[str, Any]:
+           seats: Mapping[str, str]) -> dict[str, Any]:
     """Apply a reviewer's verdict (merge | distinct | undo) to a queued or past decision."""
     row = get(conn, decision_id)
     if row is None:
         raise ValueError(f"no dedup decision {decision_id}")
     if verdict == "merge":
-        hub = merge(conn, row["left_node"], row["right_node"], by, comment, targets=targets)
+        hub = merge(conn, row["left_node"], row["right_node"], by, comment, seats=seats)
         return {"decision": decision_id, "merged_into": hub}
     if verdict in ("distinct", "undo"):
-        hubs = keep_apart(conn, row["left_node"], row["right_node"], by, comment or verdict, targets=targets)
+        hubs = keep_apart(conn, row["left_node"], row["right_node"], by, comment or verdict, seats=seats)
         return {"decision": decision_id, "hub_ids": list(hubs)}
     raise ValueError("verdict must be merge, distinct or undo")
 

@@ -1,13 +1,14 @@
 """Field-level survivorship: which system's value becomes the golden record's.
 
 Rules are data (``quality/rules/<entity>_survivorship.yaml``): per group of fields either
-``priority`` (first system in the order that has a value: registry > ERP > CRM for legal
-facts) or ``newest`` (the most recently updated source that has a value).
+``priority`` (first role in the order that has a value: registry > ERP > CRM for legal
+facts; a source's system is its seat's xref name, ranked by the role the caller says it plays) or ``newest`` (the most recently updated source that has a value).
 """
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 import yaml
@@ -20,13 +21,15 @@ def rules(entity: str) -> dict:
     return yaml.safe_load((RULE_DIR / f"{entity}_survivorship.yaml").read_text(encoding="utf-8"))
 
 
-def golden(entity: str, sources: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
-    """One golden row per hub_id from its source rows (system, hub_id, fields, source_updated_at)."""
+def golden(entity: str, sources: pd.DataFrame, fields: list[str], seats: Mapping[str, str]) -> pd.DataFrame:
+    """One golden row per hub_id from its source rows (system, hub_id, fields, source_updated_at);
+    ``seats`` maps role → xref name, so the rules' role order ranks the bound systems."""
     if sources.empty:
         return pd.DataFrame(columns=["hub_id", *fields])
     spec = rules(entity)
     src = sources.copy()
     src["_ts"] = pd.to_datetime(src["source_updated_at"], utc=True, errors="coerce")
+    src["_role"] = src["system"].map({system: role for role, system in seats.items()}).fillna(src["system"])
     out = pd.DataFrame(index=pd.Index(sorted(src["hub_id"].unique()), name="hub_id"))
     assigned: set[str] = set()
     for group in spec["groups"]:
@@ -44,7 +47,7 @@ def _pick(src: pd.DataFrame, cols: list[str], group: dict) -> pd.DataFrame:
         return pd.DataFrame(index=pd.Index([], name="hub_id"))
     if group["rule"] == "priority":
         order = {s: i for i, s in enumerate(group["order"])}
-        ranked = src.assign(_rank=src["system"].map(order).fillna(len(order)))
+        ranked = src.assign(_rank=src["_role"].map(order).fillna(len(order)))
         ranked = ranked.sort_values(["hub_id", "_rank", "_ts"], ascending=[True, True, False])
     else:
         ranked = src.sort_values(["hub_id", "_ts"], ascending=[True, False], na_position="last")

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 from sqlalchemy import select
 
-from flows.customer_master import targets
+from flows.customer_master import seats
 from hub import model, store
 from quality import review
 from quality.dedup import engine, prepare
@@ -95,7 +95,7 @@ def test_a_reviewers_merge_sticks_and_can_be_undone(sandbox):
                 if truth[f"crm:{x['id']}"] != truth[f"crm:{y['id']}"] and clusters[f"crm:{x['id']}"] != clusters[f"crm:{y['id']}"])
     na, nb = f"crm:{a['id']}", f"crm:{b['id']}"
     with store.engine().begin() as conn:
-        hub = review.merge(conn, na, nb, by="steward", targets=targets())
+        hub = review.merge(conn, na, nb, by="steward", seats=seats())
     crm = CrmClient(sandbox)
     crm.patch("account", str(b["id"]), {"phone": "021-64889999"})   # b is read and resolved again
     run_flow("customer_master", "rv-2")
@@ -105,7 +105,7 @@ def test_a_reviewers_merge_sticks_and_can_be_undone(sandbox):
     with store.engine().begin() as conn:
         d = model.match_decision.c
         decision = conn.execute(select(d.id).where(d.source == "reviewer", d.decision == "merge")).scalar()
-        review.decide(conn, decision, "undo", by="steward", targets=targets())
+        review.decide(conn, decision, "undo", by="steward", seats=seats())
     crm.patch("account", str(b["id"]), {"phone": "021-64889998"})
     run_flow("customer_master", "rv-3")
     after = _clusters()
