@@ -12,13 +12,15 @@ from hub.types import SystemCard
 #: The flows an ERP seat takes part in (its adapter's ``supports``); receipts only where the card
 #: adds them (SAP's receivables come with the finance issue).
 ERP_FLOWS = ("customers", "products", "sales_orders", "shipments")
+#: An ERP whose changed customers can be read (a change feed); one without it only receives them.
+CUSTOMER_FEED = "customer_feed"
 
 SYSTEMS: dict[str, SystemCard] = {
     "xiaoshouyi": SystemCard("销售易", ("crm",), "connectors.xiaoshouyi_crm:XiaoshouyiCrm", needs=("api",)),
     "u8": SystemCard("U8", ("erp",), "connectors.u8_erp:U8Erp", needs=("odbc",), optional=("openapi",),
-                     capabilities=ERP_FLOWS + ("receipts",)),
+                     capabilities=ERP_FLOWS + (CUSTOMER_FEED, "receipts")),
     "sap_s4": SystemCard("SAP S/4HANA", ("erp",), "connectors.sap_s4_erp:SapS4Erp", needs=("api",),
-                         capabilities=ERP_FLOWS),
+                         capabilities=ERP_FLOWS + (CUSTOMER_FEED,)),
     "sap_ecc": SystemCard("SAP ECC", ("erp",), "connectors.sap_ecc_erp:SapEccErp", needs=("soap",),
                           capabilities=("customers", "sales_orders")),
     "registry_api": SystemCard("天眼查 / 企查查", ("registry",), "connectors.registry_seat:RegistrySeat",

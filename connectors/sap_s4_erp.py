@@ -41,6 +41,7 @@ MAPPINGS = {
     "sales_order_line.out": "sap_s4_sales_order_line_out",
     "shipment.in": "sap_s4_shipment_in",
     "shipment_line.in": "sap_s4_shipment_line_in",
+    "sales_order_line.in": "sap_s4_order_line_in",
 }
 LIFECYCLE = {"add": ("add",), "replace": ("change",), "cancel": ("cancel",)}
 ORG = {"order_type": "SalesOrderType", "sales_org": "SalesOrganization",

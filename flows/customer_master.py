@@ -53,9 +53,13 @@ class Source:
 
 
 def sources() -> list[Source]:
-    """The CRM's accounts and the ERP's customers, as the bindings seat them."""
+    """The CRM's accounts and the ERP's customers, as the bindings seat them; an ERP without a
+    customer change feed (its card lacks ``customer_feed``) is only written to, never read."""
+    crm = [Source("crm", roles.crm().system, CRM_IN)]
+    if not roles.offers("erp", "customer_feed"):
+        return crm
     erp = roles.erp()
-    return [Source("crm", roles.crm().system, CRM_IN), Source("erp", erp.system, erp.mapping("customer.in"))]
+    return [*crm, Source("erp", erp.system, erp.mapping("customer.in"))]
 
 
 def targets() -> tuple[str, str]:

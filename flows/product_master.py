@@ -20,9 +20,9 @@ from typing import Any
 import pandas as pd
 
 from flows import roles
-from flows.steps import (crm_write_outcomes, gate_records, map_records, quarantine_errors, read_outcomes, read_stream,
-                         save_outcomes, save_source_records, upsert_canonical, with_known_hashes, write_in_chunks)
-from hub import model, money, outbox, quarantine, watermarks, xref
+from flows.engine import Flow
+from flows.steps import crm_write_outcomes, quarantine_errors, read_outcomes, save_outcomes, write_in_chunks
+from hub import model, money, outbox, quarantine, xref
 from hub.model import PRODUCT_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
@@ -50,11 +50,6 @@ def source_spec() -> engine.Spec:
     return engine.load_spec(roles.erp().mapping("product.in"))
 
 
-def erp_connector():
-    spec = source_spec()
-    return roles.erp().connector(columns={spec.stream: spec.source_fields})
-
-
 def crm():
     """The CRM seat's connector; a create is looked up first by the spec's natural key."""
     spec = engine.load_spec(TO_CRM)
@@ -62,20 +57,7 @@ def crm():
                                  natural_keys={spec.stream: spec.natural_key})
 
 
-# --- extract / map / validate ---------------------------------------------------------------------
-
-def extract(ctx: StepContext) -> StepCounts:
-    erp = roles.erp()
-    return read_stream(ctx, erp_connector(), erp.system, source_spec().stream, ENTITY, stage_as=STAGE,
-                       accounted_as=erp.system)
-
-
-def map_step(ctx: StepContext) -> StepCounts:
-    with ctx.engine.begin() as conn:
-        _, counts = map_records(conn, ctx, ENTITY, roles.erp().system, source_spec(),
-                                stage_read(conn, ctx.run_id, "extract", STAGE), stage_as=STAGE)
-    return counts
-
+# --- extract … load: the engine's, with the product's hooks -------------------------------------------
 
 def _active(batch: pd.DataFrame) -> pd.Series:
     """Not discontinued: no 停用日期, or one still ahead."""
@@ -83,52 +65,14 @@ def _active(batch: pd.DataFrame) -> pd.Series:
     return (end.isna() | (end > pd.Timestamp(utcnow()))).map({True: "true", False: "false"})
 
 
-def validate(ctx: StepContext) -> StepCounts:
-    with ctx.engine.begin() as conn:
-        batch = stage_read(conn, ctx.run_id, "map", STAGE)
-        if not batch.empty:
-            batch["active"] = _active(batch)
-            batch["sellable"] = batch["sellable"].map(lambda v: "false" if v in (0, "0") else "true")
-        good, counts = gate_records(conn, ctx, ENTITY, batch)
-        stage_write(conn, ctx.run_id, "validate", good, ENTITY)
-    return counts
+def prepare(batch: pd.DataFrame) -> pd.DataFrame:
+    """What the product suite checks beside the mapped fields: active, and sellable as text."""
+    batch["active"] = _active(batch)
+    batch["sellable"] = batch["sellable"].map(lambda v: "false" if v in (0, "0") else "true")
+    return batch
 
 
-# --- resolve / load --------------------------------------------------------------------------------
-
-def resolve_step(ctx: StepContext) -> StepCounts:
-    spec, system = source_spec(), roles.erp().system
-    with ctx.engine.begin() as conn:
-        batch = stage_read(conn, ctx.run_id, "validate", ENTITY)
-        counts = StepCounts(read=len(batch))
-        if batch.empty:
-            stage_write(conn, ctx.run_id, "resolve", batch, ENTITY)
-            return counts
-        batch = with_known_hashes(conn, ENTITY, system, batch, xref.content_hash(batch, spec.hash_fields))
-        fresh = batch["_key"].map(lambda k: hub_id_of(k, system))
-        batch["hub_id"] = batch["hub_id"].where(batch["hub_id"].notna(), fresh)
-        unchanged = batch["known_hash"].notna() & (batch["content_hash"] == batch["known_hash"])
-        counts.skipped = int(unchanged.sum())
-        stage_write(conn, ctx.run_id, "resolve", batch[~unchanged].drop(columns=["known_hash"]), ENTITY)
-        stage_write(conn, ctx.run_id, "skipped", batch.loc[unchanged, ["system", "_key", "hub_id"]], ENTITY)
-    return counts
-
-
-def load(ctx: StepContext) -> StepCounts:
-    """Source record, canonical product and xref of every changed product; enqueue it for the CRM."""
-    system = roles.erp().system
-    with ctx.engine.begin() as conn:
-        batch = stage_read(conn, ctx.run_id, "resolve", ENTITY)
-        counts = StepCounts(read=len(batch))
-        if not batch.empty:
-            src = save_source_records(conn, model.product_source, batch, SOURCE_COLUMNS, ctx.run_id)
-            counts.written = upsert_canonical(conn, model.product, src, PRODUCT_FIELDS, ctx.run_id)
-            xref.save(conn, ENTITY, system, src.assign(native_version=src["_version"].astype(str)))
-            quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system=system,
-                               record_keys=src["native_key"].tolist())
-            outbox.enqueue(conn, ENTITY, ctx.run_id, src["hub_id"].tolist(), ["crm"])
-        log.info("watermarks moved: %s", watermarks.commit_pending(conn, ctx.run_id, FLOW))
-    return counts
+FLOW_ENGINE = Flow(FLOW, prepare=prepare, hub_id=hub_id_of)
 
 
 # --- publish / write back --------------------------------------------------------------------------
@@ -245,8 +189,8 @@ def _crm_now_holds(conn, run_id: str, rows: pd.DataFrame) -> None:
 
 #: The seven steps, in order, as the DAG schedules them.
 STEP_FUNCTIONS = {
-    "extract": extract, "map": map_step, "validate": validate, "resolve": resolve_step,
-    "load": load, "publish": publish, "write_back": write_back,
+    "extract": FLOW_ENGINE.extract, "map": FLOW_ENGINE.map, "validate": FLOW_ENGINE.validate,
+    "resolve": FLOW_ENGINE.resolve, "load": FLOW_ENGINE.load, "publish": publish, "write_back": write_back,
 }
 
 
@@ -264,7 +208,7 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     raw = stage_read(conn, run_id, "extract", STAGE)
     keys = raw[spec.key] if spec.key in raw.columns else pd.Series([], dtype=object)
     out = read_outcomes(conn, run_id, ENTITY, erp.system, keys, lambda k: hub_id_of(k, erp.system),
-                        stage_read(conn, run_id, "skipped", ENTITY))
+                        stage_read(conn, run_id, "skipped", STAGE))
     out = crm_write_outcomes(conn, run_id, ENTITY, out, result_outcomes(erp.label))
     gold = select_in(conn, model.product, "hub_id", out.loc[out["outcome"].isna(), "hub_id"].dropna().tolist(),
                      columns=["hub_id", "sellable"])

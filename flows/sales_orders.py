@@ -15,20 +15,20 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import delete
 
 from flows import order_documents, roles
+from flows.engine import Flow
 from flows.ledger import Ledger
-from flows.steps import (gate_records, json_safe, map_lines, map_records, quarantined_keys, read_outcomes,
-                         read_stream, save_outcomes, upsert_canonical, with_known_hashes, write_in_chunks)
+from flows.steps import (gate_records, json_safe, quarantined_keys, read_outcomes, read_stream, save_outcomes,
+                         upsert_canonical, with_known_hashes, write_in_chunks)
 from hub import model, outbox, quarantine, watermarks, xref
 from hub.model import SALES_ORDER_FIELDS, SALES_ORDER_LINE_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import chunks, select_in, stage_append, stage_read, stage_write
+from hub.store import chunks, select_in, stage_read, stage_write
 from mappings import engine
 from quality.orders import order_facts
 
@@ -97,21 +97,11 @@ def extract(ctx: StepContext) -> StepCounts:
 
 # --- map -------------------------------------------------------------------------------------------
 
-def map_step(ctx: StepContext) -> StepCounts:
-    """Headers and lines by their specs. A line that does not map holds its whole order back:
-    the order is quarantined with the line's reason (an order goes to U8 whole or not at all)."""
-    line_spec = engine.load_spec(LINE_SPEC)
-    with ctx.engine.begin() as conn:
-        raw_heads = stage_read(conn, ctx.run_id, "extract", HEAD)
-        heads, counts = map_records(conn, ctx, ENTITY, "crm", engine.load_spec(HEADER_SPEC), raw_heads, stage_as=HEAD)
-        raw_lines = stage_read(conn, ctx.run_id, "extract", LINES)
-        lines, heads, held = map_lines(conn, ctx, ENTITY, "crm", line_spec, raw_lines, heads, "orderId", "order_key")
-        counts.quarantined += held
-        counts.rejected = counts.quarantined
-        counts.mapped = len(heads)
-        stage_write(conn, ctx.run_id, "map", heads, HEAD)
-        stage_write(conn, ctx.run_id, "map", lines, LINES)
-    return counts
+#: The engine's steps of this flow's spec (flows/specs/sales_orders.yaml): headers and lines by their
+#: specs; a line that does not map holds its whole order back (quarantined with the line's reason: an
+#: order goes to the ERP whole or not at all).
+FLOW_ENGINE = Flow(FLOW)
+map_step = FLOW_ENGINE.map
 
 
 # --- validate --------------------------------------------------------------------------------------

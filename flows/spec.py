@@ -26,7 +26,7 @@ SUITES = Path(__file__).resolve().parent.parent / "quality" / "suites"
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings" / "specs"
 KEYS = {"flow", "entity", "hooks", "schedule", "produces", "consumes", "needs", "sources", "suite", "resolve",
         "targets", "doc", "pools"}
-END_KEYS = {"role", "mapping", "purpose", "stage", "lines", "lines_of", "optional", "write_back"}
+END_KEYS = {"role", "mapping", "purpose", "stage", "lines", "lines_of", "parent", "optional", "write_back"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class End:
     purpose: str | None = None
     stage: str | None = None
     lines: str | None = None
-    lines_of: str | None = None
+    lines_of: str | None = None     # these are the lines of the source staged under this key
+    parent: str | None = None       # … and this canonical field of a line holds its header's key
     optional: bool = False
     write_back: bool = False
 
