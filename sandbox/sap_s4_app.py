@@ -32,6 +32,7 @@ import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
@@ -42,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from .faults import ASGIApp, FaultMiddleware, Faults, Scope
 from .sap_edm import ROOT, EntitySet, Service, all_services
 from .sap_odata import NOT_FOUND, ODataError, bad, key_text, parse_key, to_json
-from .sap_s4_docs import Documents, etag_of
+from .sap_s4_docs import Documents
 from .sap_s4_store import DEFAULT_PAGE_SIZE, Query, Store
 from .sap_s4_schema import STORED
 
@@ -167,6 +168,25 @@ def parse_query(params: dict[str, str]) -> Query:
     return q
 
 
+@dataclass
+class Selection:
+    """What ``$select`` asks of one level: every property (``whole``) or ``props``, and per
+    navigation what it asks of that navigation's entities."""
+
+    whole: bool = False
+    props: set[str] = field(default_factory=set)
+    navs: dict[str, "Selection"] = field(default_factory=dict)
+
+    def below(self, nav: str) -> "Selection":
+        return ALL if self.whole else self.navs.get(nav, ALL)
+
+    def wants(self, name: str) -> bool:
+        return self.whole or name in self.props or name in self.navs
+
+
+ALL = Selection(whole=True)
+
+
 class Renderer:
     """Stored rows → OData V2 JSON entities under one base URL."""
 
@@ -176,40 +196,70 @@ class Renderer:
     def uri(self, es: EntitySet, row: dict[str, Any]) -> str:
         return f"{self.base}{es.name}({quote(key_text(es, row), safe=chr(39) + '=,')})"
 
-    def entity(self, es: EntitySet, row: dict[str, Any], select: list[str] | None = None) -> dict[str, Any]:
+    def entity(self, es: EntitySet, row: dict[str, Any], select: Selection = ALL) -> dict[str, Any]:
         uri = self.uri(es, row)
-        etag = self.docs.order_etag(row["SalesOrder"]) if es.name == "A_SalesOrderItem" else etag_of(es, row)
+        etag = self.docs.etag(es, row)
         out: dict[str, Any] = {"__metadata": {"id": uri, "uri": uri, "type": es.type_name,
                                               **({"etag": etag} if etag else {})}}
-        wanted = None if select is None or "*" in select else set(select)
         for name, prop in es.props.items():
-            if wanted is None or name in wanted:
+            if select.wants(name):
                 out[name] = to_json(prop, row.get(name))
         for nav, info in es.navs.items():
             if nav in row and isinstance(row[nav], (list, dict, type(None))) and nav not in es.props:
-                target = self.docs.store.sets[info.target]
+                target, below = self.docs.store.sets[info.target], select.below(nav)
                 value = row[nav]
-                out[nav] = ({"results": [self.entity(target, r) for r in value]} if isinstance(value, list)
-                            else (self.entity(target, value) if value else None))
-            elif wanted is None or nav in wanted:
+                out[nav] = ({"results": [self.entity(target, r, below) for r in value]} if isinstance(value, list)
+                            else (self.entity(target, value, below) if value else None))
+            elif select.wants(nav):
                 out[nav] = {"__deferred": {"uri": f"{uri}/{nav}"}}
         return out
 
 
-def _check_select(es: EntitySet, q: Query, sets: dict[str, EntitySet]) -> None:
-    for name in q.select or []:
-        if name != "*" and name not in es.props and name not in es.navs:
-            raise bad(f"Property '{name}' in $select is invalid: {es.type_name.split('.')[-1]} has no such property")
+def _type(es: EntitySet) -> str:
+    return es.type_name.split(".")[-1]
+
+
+def selection(es: EntitySet, q: Query, sets: dict[str, EntitySet]) -> Selection:
+    """``$select`` and ``$expand`` checked against the edmx, as one Selection (OData V2: a select
+    path may run through navigations, ``to_X/Prop`` or ``to_X/to_Y/*``, each of them expanded; a
+    navigation selected on its own is answered whole when expanded and deferred when not; SAP
+    Cloud SDK docs "expand-select": "in OData v2 you select via a path $select=Friends/FirstName
+    &$expand=Friends")."""
     for path in q.expand:
         target = es
         for nav in path:
             if nav not in target.navs:
-                raise bad(f"Property '{nav}' in $expand is invalid: {target.type_name.split('.')[-1]} "
-                          f"has no navigation '{nav}'")
+                raise bad(f"Property '{nav}' in $expand is invalid: {_type(target)} has no navigation '{nav}'")
             nxt = sets.get(target.navs[nav].target)
             if nxt is None:
                 raise ODataError(501, "SANDBOX/501", f"$expand={'/'.join(path)} is not served by the sandbox")
             target = nxt
+    if q.select is None:
+        return ALL
+    root = Selection()
+    for text in q.select:
+        *navs, last = text.split("/")
+        level, target = root, es
+        for i, nav in enumerate(navs):
+            if nav not in target.navs:
+                raise bad(f"Property '{nav}' in $select is invalid: {_type(target)} has no navigation '{nav}'")
+            if not any(p[:i + 1] == navs[:i + 1] for p in q.expand):
+                raise bad(f"$select={text} runs through {'/'.join(navs[:i + 1])}, which $expand does not name")
+            target = sets[target.navs[nav].target]
+            if level.navs.get(nav) is not ALL:
+                level = level.navs.setdefault(nav, Selection())
+            else:
+                break  # selected whole already
+        else:
+            if last == "*":
+                level.whole = True
+            elif last in target.navs:
+                level.navs[last] = ALL
+            elif last in target.props:
+                level.props.add(last)
+            else:
+                raise bad(f"Property '{last}' in $select is invalid: {_type(target)} has no such property")
+    return root
 
 
 def _split_segment(segment: str) -> tuple[str, str | None]:
@@ -329,6 +379,11 @@ def create_sap_s4_app(directory: Path, faults: Faults) -> ASGIApp:
         user = docs_user(request)
         if method in ("POST",) and key is None and len(segments) == 1:
             return await create(es, render, request, user)
+        if method == "POST" and key is not None and len(segments) == 2:  # a new entry below an entity
+            body = await body_json(request)
+            target, row = await run_in_threadpool(docs.create_under, es, parse_key(es, key), segments[1], body, user)
+            inline = [[nav] for nav in (body if isinstance(body, dict) else {}) if nav in target.navs]
+            return await run_in_threadpool(locked(lambda: created(target, row, render, inline)))
         if method in ("PATCH", "MERGE") and key is not None and len(segments) == 1:
             body = await body_json(request)
             key_values = parse_key(es, key)
@@ -350,10 +405,10 @@ def create_sap_s4_app(directory: Path, faults: Faults) -> ASGIApp:
         if key is not None:
             row = store.get(es, parse_key(es, key))
             if not more:
-                _check_select(es, q, store.sets)
+                chosen = selection(es, q, store.sets)
                 store.expand(es, [row], q.expand)
-                etag = render.entity(es, row)["__metadata"].get("etag")
-                return _json({"d": render.entity(es, row, q.select)}, headers={"etag": etag} if etag else None)
+                etag = docs.etag(es, row)
+                return _json({"d": render.entity(es, row, chosen)}, headers={"etag": etag} if etag else None)
             nav = more.pop(0)
             if nav == "$count":
                 raise bad("$count follows a collection")
@@ -362,18 +417,18 @@ def create_sap_s4_app(directory: Path, faults: Faults) -> ASGIApp:
                 rows = store.rows(target.name, scope[0], scope[1])
                 if not rows:
                     return _json({"d": None})
-                _check_select(target, q, store.sets)
+                chosen = selection(target, q, store.sets)
                 store.expand(target, rows[:1], q.expand)
-                return _json({"d": render.entity(target, rows[0], q.select)})
+                return _json({"d": render.entity(target, rows[0], chosen)})
             es = target
         if more == ["$count"]:
             return Response(str(store.count(es, q, scope)), media_type="text/plain")
         if more:
             raise ODataError(404, NOT_FOUND, f"Resource not found for segment '{more[0]}'")
-        _check_select(es, q, store.sets)
+        chosen = selection(es, q, store.sets)
         page = store.collection(es, q, state["page_size"], scope)
         store.expand(es, page.rows, q.expand)
-        body: dict[str, Any] = {"results": [render.entity(es, r, q.select) for r in page.rows]}
+        body: dict[str, Any] = {"results": [render.entity(es, r, chosen) for r in page.rows]}
         if page.count is not None:
             body["__count"] = str(page.count)
         if page.next_token:
@@ -401,15 +456,16 @@ def create_sap_s4_app(directory: Path, faults: Faults) -> ASGIApp:
         posted = [[nav] for nav in (body or {}) if nav in es.navs]
         if es.name == "A_SalesOrder" and ["to_Item"] in posted:
             posted.append(["to_Item", "to_PricingElement"])
+        return await run_in_threadpool(locked(lambda: created(es, row, render, posted)))
 
-        def answer() -> Response:
-            store.expand(es, [row], posted)
-            entity = render.entity(es, row)
-            headers = {"location": entity["__metadata"]["uri"]}
-            if entity["__metadata"].get("etag"):
-                headers["etag"] = entity["__metadata"]["etag"]
-            return _json({"d": entity}, 201, headers)
-        return await run_in_threadpool(locked(answer))
+    def created(es: EntitySet, row: dict[str, Any], render: Renderer, posted: list[list[str]]) -> Response:
+        """201 with the new entity (and what was posted inline with it), its location and ETag."""
+        store.expand(es, [row], posted)
+        entity = render.entity(es, row)
+        headers = {"location": entity["__metadata"]["uri"]}
+        if entity["__metadata"].get("etag"):
+            headers["etag"] = entity["__metadata"]["etag"]
+        return _json({"d": entity}, 201, headers)
 
     def docs_user(request: Request) -> str:
         return gate.user.upper()[:12]

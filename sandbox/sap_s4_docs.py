@@ -8,10 +8,16 @@ the header's ``OverallSDDocumentRejectionSts``; deliveries point at the order th
 (sales order, product), ``LastChangeDate`` + ``LastChangeTime`` (business partner) and
 ``LastChangeDate`` only (outbound delivery: its edmx has no change time).
 
-Unverified choices, visible here: the ETag text format; items of a sales order carry their
-order's ETag (this edmx marks ConcurrencyMode only on A_SalesOrder.LastChangeDateTime, while
-every item change moves that stamp); sales organisation 1310 / plant 1310 (SAP's best-practice
-China company) as defaults; business partner change stamps in UTC.
+A sales order's sold-to party needs a sales area of the customer for the order's sales
+organisation, distribution channel and division (A_CustomerSalesArea), else the order is refused
+with the text SAP users report ("Sold-to party … not maintained for sales area …"; its message
+class and number were not found in public material, so the code is the sandbox's BUSINESS).
+
+Unverified choices, visible here: the ETag text format; the entries of a sales order (items,
+pricing elements, header partners) carry their order's ETag (this edmx marks ConcurrencyMode only
+on A_SalesOrder.LastChangeDateTime, while every change of an entry moves that stamp); sales
+organisation 1310 / plant 1310 (SAP's best-practice China company) as defaults and the one
+configured sales area; business partner change stamps in UTC.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import quote
 
+from . import sap_s4_children as children
 from .sap_edm import EntitySet
 from .sap_odata import (BUSINESS, NOT_ALLOWED, PRECONDITION, PRECONDITION_REQUIRED, ODataError, bad,
                         from_json)
@@ -35,6 +42,20 @@ from .sap_s4_store import Store
 USCC_TAX_TYPE = "CN5"
 CUSTOMER_ROLES = ("FLCU00", "FLCU01")  # BP roles that make a customer (FI and sales views)
 SALES_ORG, DISTR_CHANNEL, DIVISION, PLANT = "1310", "10", "00", "1310"
+#: (sales organisation, distribution channel, division) this system is configured for
+SALES_AREAS = {(SALES_ORG, DISTR_CHANNEL, DIVISION)}
+#: entity sets that belong to one sales order and answer (and are checked against) its ETag
+ORDER_ENTRIES = ("A_SalesOrderItem", "A_SalesOrderItemPrElement", "A_SalesOrderHeaderPrElement",
+                 "A_SalesOrderHeaderPartner")
+#: entity sets of a business partner's family: a change of one moves the partner's change stamp
+PARTNER_SETS = ("A_BusinessPartner", "A_BusinessPartnerAddress", "A_BusinessPartnerTaxNumber",
+                "A_BusinessPartnerRole", "A_Customer", "A_AddressPhoneNumber", "A_AddressEmailAddress",
+                "A_AddressFaxNumber", "A_CustomerSalesArea", "A_CustomerSalesAreaTax", "A_CustSalesPartnerFunc")
+#: (entity set, navigation) a POST may create an entry through (the rest answer 501)
+POSTABLE = {("A_SalesOrder", "to_Item"), ("A_SalesOrder", "to_Partner"), ("A_SalesOrder", "to_PricingElement"),
+            ("A_SalesOrderItem", "to_PricingElement"), ("A_BusinessPartner", "to_BusinessPartnerAddress"),
+            ("A_BusinessPartner", "to_BusinessPartnerTax"), ("A_BusinessPartner", "to_BusinessPartnerRole"),
+            *((name, nav) for name, navs in children.DEEP.items() for nav in navs)}
 CURRENCY = "CNY"
 BP_START, SO_START, DL_START, ADDR_START = 1_000_000, 1_000_000, 80_000_000, 30_000
 CENT = Decimal("0.01")
@@ -51,8 +72,8 @@ def sec_of_day(ms: int) -> int:
 
 def etag_of(es: EntitySet, row: dict[str, Any]) -> str | None:
     """The weak ETag S/4 derives from the ConcurrencyMode="Fixed" property (W/"<literal>")."""
-    if es.name == "A_SalesOrderItem":
-        return None  # taken from the order; see order_etag
+    if es.name in ORDER_ENTRIES:
+        return None  # taken from the order; see Documents.etag
     prop = es.etag_prop
     if prop is None or row.get(prop) is None:
         return None
@@ -69,7 +90,7 @@ def _dec(value: Any) -> Decimal:
 
 
 class Documents:
-    """Deep inserts, changes and the warehouse over one Store."""
+    """Deep inserts, entries posted below a stored entity, changes and the warehouse over one Store."""
 
     def __init__(self, store: Store, seed: int) -> None:
         self.store, self.seed = store, seed
@@ -142,15 +163,10 @@ class Documents:
                           CreationTime=sec_of_day(now), LastChangeDate=day_ms(now), LastChangeTime=sec_of_day(now),
                           Customer=number if is_customer else "")
             st.insert(es, values)
-            for target, rows in parts.values():
-                for n, (row, sub) in enumerate(rows):
-                    self.no_deeper(target, sub)
-                    row["BusinessPartner"] = number
-                    if target.name == "A_BusinessPartnerAddress":
-                        row.setdefault("AddressID", str(st.next_number("addr", ADDR_START + 1)))
-                    if target.name == "A_Customer":
-                        continue
-                    st.insert(target, row)
+            partner = st.get(es, {"BusinessPartner": number})
+            for nav, (target, rows) in parts.items():
+                if target.name != "A_Customer":
+                    children.insert_rows(self, es, partner, nav, target, rows)
             if is_customer:
                 cust = dict(parts["to_Customer"][1][0][0]) if "to_Customer" in parts else {}
                 cust.pop("BusinessPartner", None)
@@ -158,8 +174,27 @@ class Documents:
                          for r, _ in parts.get("to_BusinessPartnerTax", (None, []))[1]}
                 cust.update(Customer=number, CustomerName=full[:80], CustomerFullName=full[:220], CreatedByUser=user,
                             CreationDate=day_ms(now), TaxNumber5=taxes.get(USCC_TAX_TYPE, "")[:60])
-                st.insert(st.sets["A_Customer"], cust)
+                cust_es = st.sets["A_Customer"]
+                st.insert(cust_es, cust)
+                children.insert_below(self, cust_es, st.get(cust_es, {"Customer": number}),
+                                      parts["to_Customer"][1][0][1] if "to_Customer" in parts else {})
             return st.get(es, {"BusinessPartner": number})
+
+    def partner_of(self, es: EntitySet, row: dict[str, Any]) -> str:
+        """The business partner an entry of the partner's family belongs to (the stand-in numbers a
+        customer as its partner; an address's communication data through its address)."""
+        if row.get("BusinessPartner") or row.get("Customer"):
+            return str(row.get("BusinessPartner") or row.get("Customer"))
+        found = self.store.rows("A_BusinessPartnerAddress", '"AddressID" = ?', [row.get("AddressID", "")])
+        if not found:
+            raise bad(f"{es.name}: address {row.get('AddressID')} belongs to no business partner")
+        return str(found[0]["BusinessPartner"])
+
+    def _mirror_uscc(self, number: str, tax: dict[str, Any]) -> None:
+        """A CN5 tax number is the customer's TaxNumber5 too."""
+        if tax.get("BPTaxType") == USCC_TAX_TYPE:
+            self.store.update(self.store.sets["A_Customer"], {"Customer": number},
+                              {"TaxNumber5": str(tax.get("BPTaxNumber") or "")[:60]})
 
     def touch_business_partner(self, number: str, user: str) -> None:
         now = self.store.clock.now_ms()
@@ -181,15 +216,16 @@ class Documents:
                           if navs.get("to_PricingElement") else [])
         with st.transaction():
             self._customer(values["SoldToParty"], "Sold-to party")
+            values.update(SalesOrganization=values.get("SalesOrganization") or SALES_ORG,
+                          DistributionChannel=values.get("DistributionChannel") or DISTR_CHANNEL,
+                          OrganizationDivision=values.get("OrganizationDivision") or DIVISION)
+            self._sales_area(values["SoldToParty"], values)
             for p, _ in partners:
                 if p.get("Customer"):
                     self._customer(p["Customer"], f"Partner {p.get('PartnerFunction', '')}")
             number = str(st.next_number("so", SO_START))
             now = st.clock.now_ms()
-            values.update(SalesOrder=number, SalesOrganization=values.get("SalesOrganization") or SALES_ORG,
-                          DistributionChannel=values.get("DistributionChannel") or DISTR_CHANNEL,
-                          OrganizationDivision=values.get("OrganizationDivision") or DIVISION,
-                          TransactionCurrency=values.get("TransactionCurrency") or CURRENCY,
+            values.update(SalesOrder=number, TransactionCurrency=values.get("TransactionCurrency") or CURRENCY,
                           SalesOrderDate=values.get("SalesOrderDate") or day_ms(now),
                           PricingDate=values.get("PricingDate") or day_ms(now),
                           RequestedDeliveryDate=values.get("RequestedDeliveryDate") or day_ms(now),
@@ -213,6 +249,17 @@ class Documents:
                 st.insert(st.sets["A_SalesOrderHeaderPrElement"], pe)
             self.refresh_order(number, touch=False)
             return st.get(es, {"SalesOrder": number})
+
+    def _sales_area(self, customer: str, order: dict[str, Any]) -> None:
+        """The sold-to party's sales area of the order's organisation, channel and division."""
+        area = [order["SalesOrganization"], order["DistributionChannel"], order["OrganizationDivision"]]
+        rows = self.store.rows("A_CustomerSalesArea", '"Customer" = ? AND "SalesOrganization" = ? AND '
+                               '"DistributionChannel" = ? AND "Division" = ?', [customer, *area])
+        if not rows:
+            raise bad(f"Sold-to party {customer} not maintained for sales area {' '.join(area)}", BUSINESS)
+        if rows[0]["DeletionIndicator"] or rows[0]["OrderIsBlockedForCustomer"]:
+            raise bad(f"Sold-to party {customer} is blocked for sales orders in sales area {' '.join(area)}",
+                      BUSINESS)
 
     def _customer(self, number: str, role: str) -> dict[str, Any]:
         rows = self.store.rows("A_Customer", '"Customer" = ?', [number])
@@ -250,11 +297,102 @@ class Documents:
                     NetAmount=str((qty * rate).quantize(CENT, ROUND_HALF_UP)), DeliveryStatus="A", SDProcessStatus="A")
         st.insert(st.sets["A_SalesOrderItem"], item)
         for k, (pe, _) in enumerate(pricing, start=1):
-            pe.update(SalesOrder=order, SalesOrderItem=item_no,
-                      PricingProcedureStep=pe.get("PricingProcedureStep") or f"{k * 10:03d}",
-                      PricingProcedureCounter=pe.get("PricingProcedureCounter") or "001",
-                      ConditionAmount=str((qty * _dec(pe.get("ConditionRateValue"))).quantize(CENT, ROUND_HALF_UP)))
-            st.insert(st.sets["A_SalesOrderItemPrElement"], pe)
+            st.insert(st.sets["A_SalesOrderItemPrElement"], self._condition(order, item_no, qty, pe, k * 10))
+
+    @staticmethod
+    def _condition(order: str, item_no: str, qty: Decimal, pe: dict[str, Any], step: int) -> dict[str, Any]:
+        """An item's pricing element as stored: its place in the pricing procedure and its amount."""
+        pe.update(SalesOrder=order, SalesOrderItem=item_no,
+                  PricingProcedureStep=pe.get("PricingProcedureStep") or f"{step:03d}",
+                  PricingProcedureCounter=pe.get("PricingProcedureCounter") or "001",
+                  ConditionAmount=str((qty * _dec(pe.get("ConditionRateValue"))).quantize(CENT, ROUND_HALF_UP)))
+        return pe
+
+    def reprice(self, order: str, item_no: str) -> None:
+        """The item's net amount (and its PPR0's amount) from its PPR0 rate, where it has one."""
+        st = self.store
+        item_es, pe_es = st.sets["A_SalesOrderItem"], st.sets["A_SalesOrderItemPrElement"]
+        item = st.get(item_es, {"SalesOrder": order, "SalesOrderItem": item_no})
+        ppr0 = st.rows(pe_es.name, '"SalesOrder" = ? AND "SalesOrderItem" = ? AND "ConditionType" = \'PPR0\'',
+                       [order, item_no])
+        if not ppr0 or _dec(ppr0[0]["ConditionRateValue"]) == 0:
+            return
+        amount = str((_dec(item["RequestedQuantity"]) * _dec(ppr0[0]["ConditionRateValue"])).quantize(CENT, ROUND_HALF_UP))
+        st.update(item_es, item, {"NetAmount": amount})
+        st.update(pe_es, ppr0[0], {"ConditionAmount": amount})
+
+    # -- entries posted below a stored entity ------------------------------------------------------
+    def create_under(self, parent: EntitySet, key: dict[str, Any], nav: str, body: Any,
+                     user: str) -> tuple[EntitySet, dict[str, Any]]:
+        """``POST <parent>(<key>)/<nav>``: one new entry below a stored entity (``POSTABLE``).
+
+        An item or condition posted to a sales order needs no If-Match (public clients post
+        ``to_Item`` without one: SAP BPM workflow samples, index fs:36165136746) and moves the
+        order's ETag on like any change of it. A condition type the item or header has already is
+        refused (change it with PATCH; the sandbox's text). Entries of a business partner's family
+        are completed as ``sap_s4_children`` says and move the partner's change stamp."""
+        st = self.store
+        if nav not in parent.navs:
+            raise bad(f"Property '{nav}' is invalid: {parent.type_name.split('.')[-1]} has no navigation '{nav}'")
+        target = st.sets.get(parent.navs[nav].target)
+        if target is None or (parent.name, nav) not in POSTABLE:
+            raise ODataError(501, "SANDBOX/501", f"Creating entries of {parent.name}/{nav} is not served by the sandbox")
+        values, sub = self.split(target, body, creating=True)
+        with st.transaction():
+            row = st.get(parent, key)
+            if parent.name in ("A_SalesOrder", "A_SalesOrderItem"):
+                children.link(parent, row, nav, target, values)
+                new = self._order_entry(row, target, values, sub)
+                self.refresh_order(row["SalesOrder"])
+                return target, new
+            [new] = children.insert_rows(self, parent, row, nav, target, [(values, sub)])
+            number = self.partner_of(target, new)
+            if target.name == "A_BusinessPartnerTaxNumber":
+                self._mirror_uscc(number, new)
+            self.touch_business_partner(number, user)
+            return target, new
+
+    def _order_entry(self, parent_row: dict[str, Any], target: EntitySet, values: dict[str, Any],
+                     sub: dict[str, Any]) -> dict[str, Any]:
+        """An item, header partner or condition added to a stored order (its keys linked already)."""
+        st = self.store
+        order = parent_row["SalesOrder"]
+        if target.name == "A_SalesOrderItem":
+            self.no_deeper(target, sub, ("to_PricingElement",))
+            pricing = (self.children(target, "to_PricingElement", sub["to_PricingElement"])[1]
+                       if sub.get("to_PricingElement") else [])
+            numbers = [int(i["SalesOrderItem"]) for i in st.rows(target.name, '"SalesOrder" = ?', [order])
+                       if str(i["SalesOrderItem"]).isdigit()]
+            self._insert_item(order, values, pricing, str((max(numbers, default=0) // 10 + 1) * 10),
+                              parent_row["TransactionCurrency"])  # the next item number, by 10
+            return st.get(target, {k: values[k] for k in target.keys})
+        self.no_deeper(target, sub)
+        if target.name == "A_SalesOrderHeaderPartner":
+            if not values.get("PartnerFunction"):
+                raise bad("Enter PartnerFunction", BUSINESS)
+            if values.get("Customer"):
+                self._customer(values["Customer"], f"Partner {values['PartnerFunction']}")
+            st.insert(target, values)
+            return st.get(target, {k: values[k] for k in target.keys})
+        kind = values.get("ConditionType")
+        if not kind:
+            raise bad("Enter ConditionType", BUSINESS)
+        scope = [k for k in ("SalesOrder", "SalesOrderItem") if k in target.keys]
+        have = st.rows(target.name, " AND ".join(f'"{k}" = ?' for k in scope), [values[k] for k in scope])
+        if any(r["ConditionType"] == kind for r in have):
+            where = f"item {values['SalesOrderItem']} of " if "SalesOrderItem" in scope else ""
+            raise bad(f"Condition {kind} exists already in {where}sales order {order}: change it with PATCH", BUSINESS)
+        step = max((int(r["PricingProcedureStep"]) for r in have if str(r["PricingProcedureStep"]).isdigit()),
+                   default=0) + 10
+        if "SalesOrderItem" in scope:
+            st.insert(target, self._condition(order, values["SalesOrderItem"], _dec(parent_row["RequestedQuantity"]),
+                                              values, step))
+            self.reprice(order, values["SalesOrderItem"])
+        else:
+            values.update(PricingProcedureStep=values.get("PricingProcedureStep") or f"{step:03d}",
+                          PricingProcedureCounter=values.get("PricingProcedureCounter") or "001")
+            st.insert(target, values)
+        return st.get(target, {k: values[k] for k in target.keys})
 
     def delivered(self, order: str) -> dict[str, Decimal]:
         rows = self.store.conn.execute(
@@ -310,6 +448,10 @@ class Documents:
             raise ODataError(412, PRECONDITION, "Precondition failed: the entity was changed since you read it "
                                                 f"(current ETag {current})")
 
+    def etag(self, es: EntitySet, row: dict[str, Any]) -> str | None:
+        """The ETag an entity answers: its own, or its sales order's (ORDER_ENTRIES)."""
+        return self.order_etag(row["SalesOrder"]) if es.name in ORDER_ENTRIES else etag_of(es, row)
+
     def order_etag(self, order: str) -> str | None:
         es = self.store.sets["A_SalesOrder"]
         rows = self.store.rows("A_SalesOrder", '"SalesOrder" = ?', [order])
@@ -327,23 +469,24 @@ class Documents:
                 self.no_deeper(es, navs)
                 st.update(es, key, {k: v for k, v in values.items() if k not in es.keys})
                 self.refresh_order(row["SalesOrder"])
-            elif es.name == "A_SalesOrderItem":
+            elif es.name in ORDER_ENTRIES:
                 self.check_etag(self.order_etag(row["SalesOrder"]), if_match)
                 values, navs = self.split(es, body, creating=False)
                 self.no_deeper(es, navs)
-                self._change_item(row, values)
+                if es.name == "A_SalesOrderItem":
+                    self._change_item(row, values)
                 st.update(es, key, {k: v for k, v in values.items() if k not in es.keys})
+                if "SalesOrderItem" in row:
+                    self.reprice(row["SalesOrder"], row["SalesOrderItem"])
                 self.refresh_order(row["SalesOrder"])
-            elif es.name in ("A_BusinessPartner", "A_BusinessPartnerAddress", "A_BusinessPartnerTaxNumber",
-                             "A_Customer"):
+            elif es.name in PARTNER_SETS:
                 self.check_etag(etag_of(es, row), if_match)
                 values, navs = self.split(es, body, creating=False)
                 self.no_deeper(es, navs)
                 st.update(es, key, {k: v for k, v in values.items() if k not in es.keys})
-                number = row.get("BusinessPartner") or row.get("Customer")
-                if es.name == "A_BusinessPartnerTaxNumber" and row["BPTaxType"] == USCC_TAX_TYPE:
-                    st.update(st.sets["A_Customer"], {"Customer": number},
-                              {"TaxNumber5": str(values.get("BPTaxNumber", row["BPTaxNumber"]))[:60]})
+                number = self.partner_of(es, row)
+                if es.name == "A_BusinessPartnerTaxNumber":
+                    self._mirror_uscc(number, {**row, **values})
                 self.touch_business_partner(number, user)
             else:
                 raise ODataError(501, "SANDBOX/501", f"Changing {es.name} is not served by the sandbox")
@@ -373,9 +516,7 @@ class Documents:
         with st.transaction():
             st.get(st.sets["A_BusinessPartner"], {"BusinessPartner": values["BusinessPartner"]})
             st.insert(es, values)
-            if values["BPTaxType"] == USCC_TAX_TYPE:
-                st.update(st.sets["A_Customer"], {"Customer": values["BusinessPartner"]},
-                          {"TaxNumber5": str(values.get("BPTaxNumber", ""))[:60]})
+            self._mirror_uscc(values["BusinessPartner"], values)
             self.touch_business_partner(values["BusinessPartner"], user)
             return st.get(es, values)
 

@@ -20,8 +20,10 @@ from .sap_edm import EntitySet, all_services
 #: (service, entity set) the stand-in stores; the other sets of each service are refused as not served.
 STORED: dict[str, tuple[str, ...]] = {
     "API_BUSINESS_PARTNER": ("A_BusinessPartner", "A_BusinessPartnerRole", "A_BusinessPartnerAddress",
-                             "A_BusinessPartnerTaxNumber", "A_Customer"),
-    "API_PRODUCT_SRV": ("A_Product", "A_ProductDescription"),
+                             "A_BusinessPartnerTaxNumber", "A_Customer", "A_AddressPhoneNumber",
+                             "A_AddressEmailAddress", "A_AddressFaxNumber", "A_CustomerSalesArea",
+                             "A_CustomerSalesAreaTax", "A_CustSalesPartnerFunc"),
+    "API_PRODUCT_SRV": ("A_Product", "A_ProductDescription", "A_ProductSales", "A_ProductSalesTax"),
     "API_SALES_ORDER_SRV": ("A_SalesOrder", "A_SalesOrderItem", "A_SalesOrderHeaderPartner",
                             "A_SalesOrderHeaderPrElement", "A_SalesOrderItemPrElement"),
     "API_OUTBOUND_DELIVERY_SRV;v=0002": ("A_OutbDeliveryHeader", "A_OutbDeliveryItem"),

@@ -7,9 +7,17 @@ Read from ``u8.db`` (so both ERPs describe the same companies and products):
   The U8 mess is kept: double entries stay two partners, name variants and odd whitespace stay
   as typed (names split into the 40-character ``OrganizationBPName1..4``), missing tax codes
   leave no tax number, the pre-2015 15-digit codes and mistyped ones are stored as they are.
-  ``BusinessPartnerIDByExtSystem`` holds the U8 code.
+  ``BusinessPartnerIDByExtSystem`` holds the U8 code. The phone (``cCusPhone``) and fax
+  (``cCusFax``) as typed become the address's phone and fax numbers; every customer has the one
+  sales area the system has (``SALES_AREAS``: currency CNY, tax classification 1 "liable" for
+  CN / MWST, partner functions SP/BP/PY/SH = itself), as the U8 customers all took orders.
 - ``Inventory`` → ``A_Product`` + ``A_ProductDescription`` (ZH), Product = ``cInvCode``; its
-  reference price becomes the sandbox's condition record for new orders.
+  reference price becomes the sandbox's condition record for new orders. Its output tax rate
+  (``iTaxRate``) becomes the tax classification for CN / MWST (``A_ProductSalesTax``; the classes
+  are customizing, TSKM: ``TAX_CLASSES``, the pre-2018 full rate 17 % as class 1, the full rate
+  now), a product U8 does not sell (``bSale`` 0) or has discontinued (``dEDate``) the
+  cross-distribution-chain sales status ``BLOCKED_FOR_SALES`` (``A_ProductSales``, valid from
+  ``dEDate`` or the creation date); a rate without a class leaves no tax classification.
 - ``SO_SOMain``/``SO_SODetails`` → sales orders (``PurchaseOrderByCustomer`` = the CRM order
   number in ``cDefine11``, else the U8 code; a closed order's undelivered items rejected) and
   ``DispatchList``/``DispatchLists`` → outbound deliveries referencing those items.
@@ -23,7 +31,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .sap_s4_docs import ADDR_START, BP_START, DL_START, SO_START, USCC_TAX_TYPE, Documents, day_ms, sec_of_day
+from .sap_s4_children import SOLD_TO_PARTNERS
+from .sap_s4_docs import (ADDR_START, BP_START, CURRENCY, DL_START, SALES_AREAS, SO_START, USCC_TAX_TYPE, Documents,
+                          day_ms, sec_of_day)
 from .sap_s4_store import Store
 
 CST = timezone(timedelta(hours=8))
@@ -32,6 +42,12 @@ VALID_TO_MS = 253402300799000  # 9999-12-31T23:59:59Z: "valid until further noti
 #: U8 计量单位 code → SAP unit of measure (99 桶, unknown to the hub's value map, stays unknown: DR drum).
 UNITS = {"01": "PC", "02": "PC", "03": "SET", "04": "BOX", "05": "KG", "06": "M", "99": "DR"}
 CLOSED_REJECTION = "10"  # rejection reason for what a closed U8 order never delivered
+#: output VAT rate % → the material's tax classification for CN / MWST (this system's TSKM
+#: customizing: 0 exempt and 1 full rate as SAP's examples have them, 2 and 3 the reduced rates)
+TAX_CLASSES = {0: "0", 13: "1", 17: "1", 9: "2", 6: "3"}
+#: the sales status (TVMS customizing) of what may not be sold; the stand-in's code
+BLOCKED_FOR_SALES = "01"
+TAX_COUNTRY, TAX_CATEGORY = "CN", "MWST"
 
 
 def _ms(text: str | None) -> int | None:
@@ -118,6 +134,22 @@ def _partners(store: Store, u8: Any) -> dict[str, str]:
             "Language": "ZH", "StreetName": address[:60], "StreetSuffixName": address[60:100],
             "PostalCode": (c["cCusPostCode"] or "")[:10], "ValidityStartDate": created, "ValidityEndDate": VALID_TO_MS,
             "FullName": full[:80]})
+        for table, column, value in (("A_AddressPhoneNumber", "PhoneNumber", c["cCusPhone"]),
+                                     ("A_AddressFaxNumber", "FaxNumber", c["cCusFax"])):
+            if (value or "").strip():
+                flag, country = (("IsDefaultPhoneNumber", "DestinationLocationCountry") if column == "PhoneNumber"
+                                 else ("IsDefaultFaxNumber", "FaxCountry"))
+                out.insert(sets[table], {"AddressID": str(ADDR_START + n), "Person": "", "OrdinalNumber": "001",
+                                         country: "CN", flag: 1, column: value[:30]})
+        for org, channel, division in sorted(SALES_AREAS):
+            area = {"Customer": number, "SalesOrganization": org, "DistributionChannel": channel, "Division": division}
+            out.insert(sets["A_CustomerSalesArea"], {**area, "Currency": CURRENCY, "CustomerAccountGroup": "CUST"})
+            out.insert(sets["A_CustomerSalesAreaTax"], {**area, "DepartureCountry": TAX_COUNTRY,
+                                                         "CustomerTaxCategory": TAX_CATEGORY,
+                                                         "CustomerTaxClassification": "1"})
+            for function in SOLD_TO_PARTNERS:
+                out.insert(sets["A_CustSalesPartnerFunc"], {**area, "PartnerCounter": "000",
+                                                             "PartnerFunction": function, "BPCustomerNumber": number})
         tax = c["cCusRegCode"]
         if tax:  # NULL and '' leave no tax number, as in U8
             out.insert(sets["A_BusinessPartnerTaxNumber"], {
@@ -147,6 +179,13 @@ def _products(store: Store, u8: Any) -> None:
             "LastChangedByUser": MIGRATION_USER, "LastChangeDateTime": changed})
         out.insert(sets["A_ProductDescription"], {"Product": inv["cInvCode"], "Language": "ZH",
                                                     "ProductDescription": (inv["cInvName"] or "")[:40]})
+        blocked = not inv["bSale"] or inv["dEDate"] is not None
+        out.insert(sets["A_ProductSales"], {"Product": inv["cInvCode"], "SalesStatus": BLOCKED_FOR_SALES if blocked else "",
+                                            "SalesStatusValidityDate": day_ms(_ms(inv["dEDate"]) or created) if blocked else None})
+        rate = Decimal(str(inv["iTaxRate"])) if inv["iTaxRate"] is not None else None
+        if rate is not None and rate == rate.to_integral_value() and int(rate) in TAX_CLASSES:
+            out.insert(sets["A_ProductSalesTax"], {"Product": inv["cInvCode"], "Country": TAX_COUNTRY,
+                                                   "TaxCategory": TAX_CATEGORY, "TaxClassification": TAX_CLASSES[int(rate)]})
         store.set_meta(f"price:{inv['cInvCode']}", str(Decimal(str(inv["iInvSPrice"] or 0))))
     out.flush()
 

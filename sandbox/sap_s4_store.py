@@ -39,6 +39,24 @@ LINKS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("A_SalesOrderItem", "to_SalesOrder"): [("SalesOrder", "SalesOrder")],
     ("A_SalesOrderItem", "to_PricingElement"): [("SalesOrder", "SalesOrder"), ("SalesOrderItem", "SalesOrderItem")],
     ("A_OutbDeliveryHeader", "to_DeliveryDocumentItem"): [("DeliveryDocument", "DeliveryDocument")],
+    # an address's communication data is keyed by the address (and the person, '' for an organisation)
+    **{("A_BusinessPartnerAddress", nav): [("AddressID", "AddressID"), ("Person", "Person")]
+       for nav in ("to_PhoneNumber", "to_MobilePhoneNumber", "to_EmailAddress", "to_FaxNumber")},
+    ("A_Customer", "to_CustomerSalesArea"): [("Customer", "Customer")],
+    **{("A_CustomerSalesArea", nav): [(k, k) for k in ("Customer", "SalesOrganization", "DistributionChannel",
+                                                         "Division")]
+       for nav in ("to_SalesAreaTax", "to_PartnerFunction")},
+    ("A_Product", "to_ProductSales"): [("Product", "Product")],
+    ("A_Product", "to_ProductSalesTax"): [("Product", "Product")],
+}
+#: Navigations that reach only some rows of their target (both phone navigations lead to
+#: A_AddressPhoneNumber): the extra condition, on PhoneNumberType ("Indicator: Telephone is a Mobile
+#: Telephone"; that 2 and 3 are the mobile values is the stand-in's reading, unverified).
+MOBILE_TYPES = ("2", "3")
+_MOBILE = ", ".join(f"'{t}'" for t in MOBILE_TYPES)
+SCOPES: dict[tuple[str, str], str] = {
+    ("A_BusinessPartnerAddress", "to_PhoneNumber"): f'"PhoneNumberType" NOT IN ({_MOBILE})',
+    ("A_BusinessPartnerAddress", "to_MobilePhoneNumber"): f'"PhoneNumberType" IN ({_MOBILE})',
 }
 
 
@@ -197,7 +215,8 @@ class Store:
         if link is None:
             raise ODataError(501, "SANDBOX/501", f"Navigation {es.name}/{nav} is not served by the sandbox")
         target = self.sets[es.navs[nav].target]
-        where = " AND ".join(f"{_q(t)} = ?" for _, t in link)
+        where = " AND ".join([f"{_q(t)} = ?" for _, t in link] + ([SCOPES[(es.name, nav)]]
+                                                                   if (es.name, nav) in SCOPES else []))
         return target, (where, [row[s] for s, _ in link]), es.navs[nav].many
 
     def expand(self, es: EntitySet, rows: list[dict[str, Any]], paths: list[list[str]]) -> None:

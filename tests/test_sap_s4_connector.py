@@ -45,9 +45,9 @@ def conn(sb: Sandbox) -> Iterator[ConnectionInfo]:
 
 
 def _erp(conn: ConnectionInfo, **options) -> SapS4Erp:
-    # the stand-in serves no deep insert of to_Customer/to_CustomerSalesArea (docs/protocols.md)
-    opts = {"sales_org": "1010", "distribution_channel": "10", "division": "00", "order_type": "OR",
-            "rejection_reason": "10", "customer_sales_area": False, **options}
+    # the stand-in's one sales area (its seeded customers have it; new ones get it deep-inserted)
+    opts = {"sales_org": "1310", "distribution_channel": "10", "division": "00", "order_type": "OR",
+            "rejection_reason": "10", **options}
     return SapS4Erp(Binding("erp", "sap", "sap_s4", "SAP S/4HANA", {"api": "sap_s4"}, opts, "test",
                             resolve=lambda _: conn))
 
@@ -179,7 +179,7 @@ def test_a_sales_order_is_deep_inserted_with_its_items_and_prices(conn):
     erp, connector, m, record, result = _placed(conn, "0001000001", ("2", "10.5"), ("3", "7.25"))
     held = _held(connector, result.native_key)
     assert result.status == "created" and held["PurchaseOrderByCustomer"] == record["PurchaseOrderByCustomer"]
-    assert (held["SalesOrderType"], held["SalesOrganization"], held["SoldToParty"]) == ("OR", "1010", "0001000001")
+    assert (held["SalesOrderType"], held["SalesOrganization"], held["SoldToParty"]) == ("OR", "1310", "0001000001")
     items = {i["SalesOrderItem"]: i for i in held["to_Item"]["results"]}
     assert {k: (i["Material"], Decimal(i["RequestedQuantity"])) for k, i in items.items()} == \
         {"1": (m[0], Decimal(2)), "2": (m[1], Decimal(3))}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -286,3 +287,129 @@ def test_seed_is_the_u8_world(sb: Sandbox, tmp_path: Path) -> None:
     refs = out.execute('SELECT "ReferenceSDDocument", "ReferenceSDDocumentItem", "ActualDeliveryQuantity" '
                        'FROM "A_OutbDeliveryItem"').fetchall()
     assert refs == [(order[0][0], "10", "2")]
+
+
+def _expanded(d: dict[str, Any], nav: str) -> list[dict[str, Any]]:
+    value = d[nav]
+    return value["results"] if isinstance(value, dict) and "results" in value else [value]
+
+
+def test_select_paths_through_expanded_navigations(sb: Sandbox, client: Client) -> None:
+    phones = dict(sqlite3.connect(sb.u8_db).execute("SELECT cCusCode, cCusPhone FROM Customer"))
+    nav = "to_BusinessPartnerAddress"
+    r = client.get(f"{BP}/A_BusinessPartner", **{
+        "$select": f"BusinessPartnerIDByExtSystem,{nav}/StreetName,{nav}/to_PhoneNumber/PhoneNumber",
+        "$expand": f"{nav},{nav}/to_PhoneNumber", "$filter": "CreatedByUser eq 'MIGRATION'"})
+    assert r.status_code == 200, r.text
+    for bp in r.json()["d"]["results"]:
+        assert set(bp) == {"__metadata", "BusinessPartnerIDByExtSystem", nav}
+        [address] = _expanded(bp, nav)
+        assert set(address) == {"__metadata", "StreetName", "to_PhoneNumber"}
+        numbers = [p["PhoneNumber"] for p in _expanded(address, "to_PhoneNumber")]
+        assert numbers == ([phones[bp["BusinessPartnerIDByExtSystem"]][:30]]
+                           if (phones[bp["BusinessPartnerIDByExtSystem"]] or "").strip() else [])
+    whole = client.get(f"{BP}/A_BusinessPartner", **{"$top": 1, "$select": f"BusinessPartner,{nav}",
+                                                      "$expand": f"{nav},{nav}/to_PhoneNumber"}).json()["d"]["results"][0]
+    assert "Country" in _expanded(whole, nav)[0] and "to_PhoneNumber" in _expanded(whole, nav)[0]
+    deferred = client.get(f"{BP}/A_BusinessPartner", **{"$top": 1, "$select": nav}).json()["d"]["results"][0]
+    assert set(deferred[nav]) == {"__deferred"}
+    err = _error(client.get(f"{BP}/A_BusinessPartner", **{"$select": f"{nav}/StreetName"}), 400)
+    assert "$expand" in err["message"]["value"]  # a path through a navigation needs it expanded
+    _error(client.get(f"{BP}/A_BusinessPartner", **{"$select": f"{nav}/NoSuch", "$expand": nav}), 400)
+
+
+def test_product_sales_status_and_tax_classification_come_from_u8(sb: Sandbox, client: Client) -> None:
+    u8 = {r[0]: r[1:] for r in sqlite3.connect(sb.u8_db).execute("SELECT cInvCode, iTaxRate, bSale, dEDate FROM Inventory")}
+    r = client.get(f"{PRODUCT}/A_Product", **{
+        "$select": "Product,to_ProductSales/SalesStatus,to_ProductSalesTax", "$expand": "to_ProductSales,to_ProductSalesTax"})
+    assert r.status_code == 200, r.text
+    classes = {0: "0", 13: "1", 17: "1", 9: "2", 6: "3"}
+    for p in r.json()["d"]["results"]:
+        rate, sale, end = u8[p["Product"]]
+        [tax] = p["to_ProductSalesTax"]["results"]
+        assert (tax["Country"], tax["TaxCategory"], tax["TaxClassification"]) == ("CN", "MWST", classes[int(rate)])
+        assert p["to_ProductSales"]["SalesStatus"] == ("" if sale and end is None else "01")
+    assert {int(v[0]) for v in u8.values()} >= {13, 6}
+
+
+def test_deep_insert_address_communication_and_sales_area(client: Client) -> None:
+    area = {"SalesOrganization": "1310", "DistributionChannel": "10", "Division": "00"}
+    body = {"OrganizationBPName1": "上海销售范围测试有限公司",
+            "to_BusinessPartnerRole": {"results": [{"BusinessPartnerRole": "FLCU01"}]},
+            "to_BusinessPartnerAddress": {"results": [{
+                "Country": "CN", "StreetName": "徐汇区漕溪北路3号",
+                "to_PhoneNumber": {"results": [{"PhoneNumber": "021-64870000"}]},
+                "to_MobilePhoneNumber": {"results": [{"PhoneNumber": "13800000000"}]},
+                "to_EmailAddress": {"results": [{"EmailAddress": "sales@example.cn"}]}}]},
+            "to_Customer": {"to_CustomerSalesArea": {"results": [{**area, "to_SalesAreaTax": {"results": [
+                {"DepartureCountry": "CN", "CustomerTaxCategory": "MWST", "CustomerTaxClassification": "1"}]}}]}}}
+    r = client.write("POST", f"{BP}/A_BusinessPartner", body)
+    assert r.status_code == 201, r.text
+    number = r.json()["d"]["BusinessPartner"]
+    got = client.get(f"{BP}/A_BusinessPartner('{number}')", **{"$expand": ",".join((
+        "to_BusinessPartnerAddress/to_PhoneNumber", "to_BusinessPartnerAddress/to_MobilePhoneNumber",
+        "to_BusinessPartnerAddress/to_EmailAddress", "to_Customer/to_CustomerSalesArea/to_SalesAreaTax",
+        "to_Customer/to_CustomerSalesArea/to_PartnerFunction"))}).json()["d"]
+    [address] = got["to_BusinessPartnerAddress"]["results"]
+    [phone], [mobile] = address["to_PhoneNumber"]["results"], address["to_MobilePhoneNumber"]["results"]
+    assert (phone["PhoneNumber"], phone["OrdinalNumber"], phone["IsDefaultPhoneNumber"],
+            phone["DestinationLocationCountry"], phone["AddressID"]) == ("021-64870000", "001", True, "CN", address["AddressID"])
+    assert (mobile["PhoneNumber"], mobile["OrdinalNumber"]) == ("13800000000", "002")   # one range per address
+    assert address["to_EmailAddress"]["results"][0]["EmailAddress"] == "sales@example.cn"
+    [sales] = got["to_Customer"]["to_CustomerSalesArea"]["results"]
+    assert (sales["Customer"], sales["Currency"]) == (number, "CNY")
+    assert sales["to_SalesAreaTax"]["results"][0]["CustomerTaxClassification"] == "1"
+    assert {(f["PartnerFunction"], f["BPCustomerNumber"]) for f in sales["to_PartnerFunction"]["results"]} == \
+        {(f, number) for f in ("SP", "BP", "PY", "SH")}   # proposed: the customer in every sold-to role
+    assert _order(client, number, "PO-AREA-1", [("0101001", "1")])["SalesOrganization"] == "1310"
+    elsewhere = {**body, "OrganizationBPName1": "上海未定义销售范围有限公司",
+                 "to_Customer": {"to_CustomerSalesArea": {"results": [{**area, "SalesOrganization": "1010"}]}}}
+    assert "1010 10 00" in _error(client.write("POST", f"{BP}/A_BusinessPartner", elsewhere), 400)["message"]["value"]
+
+
+def test_an_order_needs_the_sold_to_partys_sales_area(client: Client) -> None:
+    r = client.write("POST", f"{BP}/A_BusinessPartner", {
+        "OrganizationBPName1": "上海无销售范围有限公司", "to_BusinessPartnerRole": {"results": [{"BusinessPartnerRole": "FLCU01"}]}})
+    number = r.json()["d"]["BusinessPartner"]
+    order = {"SalesOrderType": "OR", "SoldToParty": number, "SalesOrganization": "1310", "DistributionChannel": "10",
+             "OrganizationDivision": "00", "to_Item": {"results": [{"Material": "0101001", "RequestedQuantity": "1"}]}}
+    err = _error(client.write("POST", f"{SO}/A_SalesOrder", order), 400)
+    assert err["message"]["value"] == f"Sold-to party {number} not maintained for sales area 1310 10 00"
+    seeded = _partner(client)
+    _error(client.write("POST", f"{SO}/A_SalesOrder", {**order, "SoldToParty": seeded, "DistributionChannel": "20"}), 400)
+    area = client.write("POST", f"{BP}/A_Customer('{number}')/to_CustomerSalesArea",
+                        {"SalesOrganization": "1310", "DistributionChannel": "10", "Division": "00"})
+    assert area.status_code == 201 and area.headers["location"].endswith(
+        f"A_CustomerSalesArea(Customer='{number}',SalesOrganization='1310',DistributionChannel='10',Division='00')")
+    assert client.write("POST", f"{SO}/A_SalesOrder", order).status_code == 201
+
+
+def test_items_and_conditions_posted_to_an_existing_order(client: Client) -> None:
+    order = _order(client, _partner(client), "PO-NAV-1", [("0101001", "2")])
+    number, etag = order["SalesOrder"], order["__metadata"]["etag"]
+    path = f"{SO}/A_SalesOrder('{number}')"
+    r = client.write("POST", f"{path}/to_Item", {"Material": "0201001", "RequestedQuantity": "3", "to_PricingElement": {
+        "results": [{"ConditionType": "PPR0", "ConditionRateValue": "12.5", "ConditionCurrency": "CNY"}]}})
+    assert r.status_code == 201, r.text   # no If-Match on a create below the order
+    item = r.json()["d"]
+    assert (item["SalesOrderItem"], Decimal(item["NetAmount"])) == ("20", Decimal("37.5"))
+    assert r.headers["location"].endswith(f"A_SalesOrderItem(SalesOrder='{number}',SalesOrderItem='20')")
+    fresh = client.get(path).headers["etag"]
+    assert fresh != etag and item["__metadata"]["etag"] == fresh
+    first = f"{SO}/A_SalesOrderItem(SalesOrder='{number}',SalesOrderItem='10')"
+    cond = client.write("POST", f"{first}/to_PricingElement", {"ConditionType": "PPR0", "ConditionRateValue": "7"})
+    assert cond.status_code == 201, cond.text
+    assert _error(client.write("POST", f"{first}/to_PricingElement", {"ConditionType": "PPR0",
+                                                                        "ConditionRateValue": "8"}), 400)
+    uri = cond.json()["d"]["__metadata"]["uri"]
+    assert _error(client.s.patch(uri, json={"ConditionRateValue": "9"}, headers={"X-CSRF-Token": client.token},
+                                 timeout=10), 428)
+    patched = client.s.patch(uri, json={"ConditionRateValue": "9"}, timeout=10,
+                             headers={"X-CSRF-Token": client.token, "If-Match": client.get(path).headers["etag"]})
+    assert patched.status_code == 204, patched.text
+    head = client.get(path, **{"$expand": "to_Item,to_Item/to_PricingElement"}).json()["d"]
+    items = {i["SalesOrderItem"]: i for i in head["to_Item"]["results"]}
+    assert Decimal(items["10"]["NetAmount"]) == 18 and Decimal(head["TotalNetAmount"]) == Decimal("55.5")
+    assert Decimal(items["10"]["to_PricingElement"]["results"][0]["ConditionAmount"]) == 18
+    _error(client.write("POST", f"{SO}/A_SalesOrderItemPrElement", {"SalesOrder": number}), 405)
+    _error(client.write("POST", f"{first}/to_ScheduleLine", {}), 501)

@@ -24,7 +24,7 @@ from tests.contract.conftest import needs_writes
 CONNECTIONS = ("sap_s4",)
 S4 = "sap_s4"
 CONTRACT_PO = "HUB-CONTRACT-ORDER-1"
-OPTIONS = {"sales_org": "1010", "distribution_channel": "10", "division": "00", "order_type": "OR",
+OPTIONS = {"sales_org": "1310", "distribution_channel": "10", "division": "00", "order_type": "OR",
            "rejection_reason": "10"}
 
 
