@@ -255,3 +255,16 @@ def test_the_seat_reads_deliveries_their_items_and_the_order_items_they_ship(sb,
     assert refs == [f"{order.native_key}/1", f"{order.native_key}/2"]
     items = erp.order_lines(refs, ["Material", "RequestedQuantity"])
     assert sorted(i["__key"] for i in items) == refs and {i["Material"] for i in items} == set(m)
+
+
+def test_a_customer_the_seat_creates_takes_an_order_at_once(conn):
+    erp = _erp(conn)
+    connector = erp.connector()
+    [made] = connector.write("A_BusinessPartner", [_partner(erp, "上海销售范围连接器测试有限公司", "91310000MA1FL0XQ9E")])
+    m = _materials(connector, 1)
+    [order] = connector.write("A_SalesOrder", [_order(erp, made.native_key, [_line(1, m[0], "1", "2")])])
+    assert order.status == "created", order.error   # the binding's sales area came with the partner
+    bare = _erp(conn, customer_sales_area=False)
+    [plain] = connector.write("A_BusinessPartner", [_partner(bare, "上海无销售范围连接器测试有限公司", "91310000MA1FL0XR0F")])
+    [refused] = connector.write("A_SalesOrder", [_order(bare, plain.native_key, [_line(1, m[0], "1", "2")])])
+    assert refused.status == "failed" and "not maintained for sales area 1310 10 00" in refused.error
