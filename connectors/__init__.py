@@ -22,7 +22,7 @@ SYSTEMS: dict[str, SystemCard] = {
     "sap_s4": SystemCard("SAP S/4HANA", ("erp",), "connectors.sap_s4_erp:SapS4Erp", needs=("api",),
                          capabilities=ERP_FLOWS + (CUSTOMER_FEED,)),
     "sap_ecc": SystemCard("SAP ECC", ("erp",), "connectors.sap_ecc_erp:SapEccErp", needs=("soap",),
-                          capabilities=("customers", "sales_orders")),
+                          capabilities=("customers", "products", "sales_orders")),
     "registry_api": SystemCard("天眼查 / 企查查", ("registry",), "connectors.registry_seat:RegistrySeat",
                                needs=("api",)),
     "bank_files": SystemCard("bank statement files", ("bank",), "connectors.bank_files:BankSeat", needs=("drop",)),

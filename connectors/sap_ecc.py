@@ -1,4 +1,4 @@
-"""SAP ECC connector: customers and sales orders through SOAP services over RFC function modules.
+"""SAP ECC connector: customers, materials and sales orders through SOAP services over RFC function modules.
 
 Services (WSDL copies in ``connectors/sap_wsdl/``; ``*.composed.wsdl`` were written by the hub
 from public evidence, each says which):
@@ -11,7 +11,12 @@ from public evidence, each says which):
 - ``order_create``: ZBAPI_SALESORDER_CREATE, the reference binding, a Z wrapper whose signature is
   its own (CUST_PO, SOLD_TO_PARTY, SHIP_TO_PARTY, ORDER_TYPE, SALES_ORG, SALES_CHANNEL,
   SALES_DIVISION, IT_SO_ITEM → SALES_NO, DETAIL_MESSAGE), not BAPI_SALESORDER_CREATEFROMDAT2's.
+- ``order_standard`` (composed, stateful): BAPI_SALESORDER_CREATEFROMDAT2 with
+  BAPI_TRANSACTION_COMMIT and BAPI_TRANSACTION_ROLLBACK in one service definition
+  (connectors/sap_ecc_luw.py).
 - ``order_list``: BAPI_SALESORDER_GETLIST (composed): a customer's orders by PO number.
+- ``material`` (composed): BAPI_MATERIAL_GETLIST and BAPI_MATERIAL_GET_DETAIL, the material
+  stream ``Material`` (connectors/sap_ecc_materials.py).
 
 Keys: customer numbers travel in SAP's internal form, 10 characters with leading zeros (ALPHA
 conversion, :func:`alpha`), both ways; the BAPIs do not convert them.
@@ -26,18 +31,24 @@ request went out), and sent only when SAP does not hold it:
 After a lost answer the look-up waits ``extra.settle_seconds`` (default 1) first: a create whose
 update task is still running is not yet visible.
 
-Commit: the bound order service is a Z wrapper on a stateless binding (its WSDL's policy has
-``enableSession false``), so nothing sent after the call could commit the call's LUW: the wrapper
-commits itself (the contract test reads the order back to prove it). Were the standard
-BAPI_SALESORDER_CREATEFROMDAT2 bound instead, BAPI_TRANSACTION_COMMIT (WAIT = 'X') would have to
-follow on a stateful binding in the same HTTP session (its session cookie kept by this
-connector's requests Session): :data:`COMMIT` is that seam; only ``"wrapper"`` is implemented.
+Commit (``extra.order_commit``, :data:`COMMIT`): ``"wrapper"`` (default) binds the reference Z
+wrapper, which commits itself on a stateless binding (its WSDL's policy has ``enableSession
+false``, so nothing sent after the call could commit its LUW; the contract test reads the order
+back to prove it); it takes no price, so an order with a special price is refused with the reason.
+``"standard"`` binds BAPI_SALESORDER_CREATEFROMDAT2 (header, items, partners AG/WE, schedule lines,
+conditions: the price as PR00, a special price included; item texts) and commits it with
+BAPI_TRANSACTION_COMMIT (WAIT = 'X') in the same HTTP session, the stateful service's
+``sap-contextid`` cookie kept in a requests Session of its own; RETURN E/A of either is a failed
+result and the LUW is rolled back (connectors/sap_ecc_luw.py). The choice is the connection's
+because it says which service the installation exposes; the erp seat picks the mappings by it.
 
 Reads: ECC offers no change pointers through these services, so the customer stream is read by
-keys only (``read("Customer", {"keys": [...]})``); a full or incremental read is a configuration
-error. Connection: host (with scheme), login / password (HTTP Basic), extra ``sap_client``
-(default 100), ``paths`` (service → path, where the installation's differ from the WSDLs'),
-``timeout_seconds`` (60), ``attempts`` (4), ``settle_seconds`` (1), ``order_commit`` ("wrapper").
+keys only (``read("Customer", {"keys": [...]})``; a full or incremental read is a configuration
+error) and the material stream is the whole list every run, or by keys. Connection: host (with
+scheme), login / password (HTTP Basic), extra ``sap_client`` (default 100), ``paths`` (service →
+path, where the installation's differ from the WSDLs'), ``timeout_seconds`` (60), ``attempts``
+(4), ``settle_seconds`` (1), ``order_commit`` ("wrapper" | "standard"), ``material_page_size`` (0:
+the list in one call), ``material_code`` ("old_number" | "number").
 """
 from __future__ import annotations
 
@@ -49,13 +60,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 
+from connectors import sap_ecc_luw, sap_ecc_materials
+from connectors.sap_ecc_keys import alpha, error_rows, messages_text
 from connectors.soap import SoapFault, SoapService, rows
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError
 from hub.types import ConnectionInfo, Page, Record, WriteResult
 
 log = logging.getLogger("connectors.sap_ecc")
 
-CUSTOMERS, ORDERS = "Customer", "SalesOrder"
+CUSTOMERS, ORDERS, MATERIALS = "Customer", "SalesOrder", sap_ecc_materials.MATERIALS
 RFC = "{urn:sap-com:document:sap:rfc:functions}"
 #: service → (WSDL file, binding, operation)
 SERVICES: dict[str, tuple[str, str, str]] = {
@@ -68,25 +81,20 @@ SERVICES: dict[str, tuple[str, str, str]] = {
                         "BAPI_CUSTOMER_GETDETAIL2"),
     "order_create": ("zws_bapi_salesorder_create_binding.wsdl", f"{RFC}ZWS_BAPI_SALESORDER_CREATE_BINDING",
                      "ZBAPI_SALESORDER_CREATE"),
+    "order_standard": ("zbapi_salesorder_createfromdat.composed.wsdl", f"{RFC}ZBAPI_SALESORDER_CREATEFROMDAT",
+                       sap_ecc_luw.CREATE),
     "order_list": ("zbapi_salesorder_getlist.composed.wsdl", f"{RFC}ZBAPI_SALESORDER_GETLIST", "BAPI_SALESORDER_GETLIST"),
+    "material": ("zbapi_material.composed.wsdl", f"{RFC}ZBAPI_MATERIAL", sap_ecc_materials.GETLIST),
 }
+#: Services whose binding is stateful: their calls share an HTTP session of their own.
+STATEFUL = frozenset({sap_ecc_luw.SERVICE})
 #: Where the hub's customer reference lives (search term 1); the connector fills it.
 REF_FIELD = "CentralData.Address.Sort1"
-#: How an order create's LUW is committed (module docstring); only the wrapper's own commit is bound.
-COMMIT = ("wrapper",)
+#: How an order create's LUW is committed (module docstring): the wrapper's own commit, or the
+#: standard BAPI's with BAPI_TRANSACTION_COMMIT in the same session.
+COMMIT = ("wrapper", "standard")
 #: Creates whose answer was lost and that SAP does not hold are sent again this often.
 CREATE_ATTEMPTS = 3
-ERROR_TYPES = ("E", "A")
-
-
-def alpha(number: Any, width: int = 10) -> str:
-    """SAP's ALPHA input conversion: a numeric key right-aligned with leading zeros to ``width``;
-    anything else as it is (upper case, SAP keys are). Longer than ``width`` is a DataError."""
-    text = str(number or "").strip()
-    out = text.zfill(width) if text.isdigit() else text.upper()
-    if len(out) > width:
-        raise DataError(f"SAP key {text!r} is longer than {width} characters")
-    return out
 
 
 def customer_ref(hub_id: str) -> str:
@@ -109,17 +117,6 @@ def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def messages_text(msgs: Sequence[Mapping[str, Any]], type_key: str = "TYPE", text_key: str = "MESSAGE",
-                  id_key: str = "ID", number_key: str = "NUMBER") -> str:
-    """BAPI return rows as one line: ``E V1 311: text; …``."""
-    return "; ".join(f"{m.get(type_key, '')} {m.get(id_key, '')} {m.get(number_key, '')}".replace("  ", " ").strip()
-                     + f": {m.get(text_key, '')}" for m in msgs)
-
-
-def _error_rows(msgs: Sequence[Mapping[str, Any]], type_key: str = "TYPE") -> list[Mapping[str, Any]]:
-    return [m for m in msgs if str(m.get(type_key, "")).strip().upper() in ERROR_TYPES]
-
-
 class SapEccConnector:
     """The connector protocol over the ECC services (module docstring)."""
 
@@ -138,15 +135,24 @@ class SapEccConnector:
         self.settle = float(extra.get("settle_seconds", 1.0))
         self.commit = str(extra.get("order_commit", "wrapper"))
         if self.commit not in COMMIT:
-            raise ConfigurationError(f"connection {conn.conn_id!r}: extra.order_commit {self.commit!r} is not bound in "
-                                     f"this hub (only {COMMIT}: the reference order service commits itself; the "
-                                     f"standard BAPI would need BAPI_TRANSACTION_COMMIT on a stateful binding)")
-        self.session = requests.Session()
-        self.session.auth = (conn.login, conn.password)
-        self.session.headers["sap-client"] = self.client
+            raise ConfigurationError(f"connection {conn.conn_id!r}: extra.order_commit {self.commit!r} is not one of "
+                                     f"{COMMIT} (wrapper: the reference Z service commits itself; standard: "
+                                     f"BAPI_SALESORDER_CREATEFROMDAT2 and BAPI_TRANSACTION_COMMIT in one stateful service)")
+        self.session, self.luw_session = self._http(), self._http()
         self.timeout = (5.0, float(extra.get("timeout_seconds", 60)))
         self.attempts = int(extra.get("attempts", 4))
         self._services: dict[str, SoapService] = {}
+        self.materials = sap_ecc_materials.MaterialReader(self.call, int(extra.get("material_page_size", 0)),
+                                                          str(extra.get("material_code", "old_number")))
+        self.luw = sap_ecc_luw.OrderLuw(self.call, self.luw_session)
+
+    def _http(self) -> requests.Session:
+        """A requests Session with this connection's auth and client (one for the stateless services,
+        one of its own for the stateful one, so its cookies are that service's session only)."""
+        session = requests.Session()
+        session.auth = (self.conn.login, self.conn.password)
+        session.headers["sap-client"] = self.client
+        return session
 
     # --- plumbing ---------------------------------------------------------------------------------
     def locate(self, service: str, wsdl_address: str) -> str:
@@ -163,26 +169,43 @@ class SapEccConnector:
     def service(self, name: str) -> SoapService:
         if name not in self._services:
             wsdl, binding, _ = SERVICES[name]
-            self._services[name] = SoapService(wsdl, binding, self.session, timeout=self.timeout,
+            session = self.luw_session if name in STATEFUL else self.session
+            self._services[name] = SoapService(wsdl, binding, session, timeout=self.timeout,
                                                attempts=self.attempts, secrets=self.conn.secrets(),
                                                conn_id=self.conn.conn_id,
                                                locate=lambda address, n=name: self.locate(n, address))
         return self._services[name]
 
-    def call(self, name: str, values: Mapping[str, Any], write: bool = False) -> dict[str, Any]:
-        return self.service(name).call(SERVICES[name][2], values, write=write)
+    def call(self, name: str, values: Mapping[str, Any], write: bool = False, operation: str | None = None) -> dict[str, Any]:
+        """``operation`` (default: the service's first) of service ``name``."""
+        return self.service(name).call(operation or SERVICES[name][2], values, write=write)
 
     # --- connector protocol -----------------------------------------------------------------------
     def check(self) -> None:
         """Each read service answers under this connection's credentials and paths (the create
-        services are proven by the contract kit's write checks, on a test client only)."""
+        services are proven by the contract kit's write checks, on a test client only); with the
+        standard order service bound, a rollback of an empty LUW proves its path and that it
+        keeps a session (sets ``sap-contextid``)."""
         self.customers_by_search_term("HUBCHECK", key_words="CustomerKeyWordsText")
         self.call("customer_detail", {"CUSTOMERNO": "0000000000"})
         self.call("order_list", {"CUSTOMER_NUMBER": "0000000000", "SALES_ORGANIZATION": "0000"})
+        self.call("material", {"MATNRSELECTION": [{"SIGN": "I", "OPTION": "EQ", "MATNR_LOW": "HUBCHECK"}], "MAXROWS": 1})
+        if self.commit == "standard":
+            self.luw_session.cookies.clear()
+            self.call(sap_ecc_luw.SERVICE, {}, operation=sap_ecc_luw.ROLLBACK)
+            stateful = sap_ecc_luw.SESSION_COOKIE in {c.name for c in self.luw_session.cookies}
+            self.luw_session.cookies.clear()
+            if not stateful:
+                raise ConfigurationError(f"SAP ECC {sap_ecc_luw.SERVICE} keeps no session (no {sap_ecc_luw.SESSION_COOKIE} "
+                                         f"cookie): BAPI_TRANSACTION_COMMIT could not commit the orders it creates")
 
     def read(self, stream: str, cursor: Any = None) -> Iterator[Page]:
-        """The customers of ``cursor["keys"]`` (BAPI_CUSTOMER_GETDETAIL2, one call each) as flat
-        records: ``CUSTOMERNO`` and ``<STRUCTURE>.<FIELD>`` of the answer's structures."""
+        """Materials (connectors/sap_ecc_materials.py), or the customers of ``cursor["keys"]``
+        (BAPI_CUSTOMER_GETDETAIL2, one call each) as flat records: ``CUSTOMERNO`` and
+        ``<STRUCTURE>.<FIELD>`` of the answer's structures."""
+        if stream == MATERIALS:
+            yield from self.materials.read(cursor)
+            return
         if stream != CUSTOMERS or not (isinstance(cursor, Mapping) and "keys" in cursor):
             raise ConfigurationError(f"SAP ECC {stream}: ECC has no change-pointer read in this hub yet; customers are "
                                      f"read by keys only ({{'keys': [...]}})")
@@ -190,7 +213,7 @@ class SapEccConnector:
         for key in dict.fromkeys(alpha(k) for k in cursor["keys"]):
             answer = self.call("customer_detail", {"CUSTOMERNO": key})
             ret = answer.get("RETURN") if isinstance(answer.get("RETURN"), dict) else {}
-            if _error_rows([ret]):
+            if error_rows([ret]):
                 bad.append((key, f"SAP BAPI_CUSTOMER_GETDETAIL2 {key}: {messages_text([ret])}"))
                 continue
             rec: Record = {"CUSTOMERNO": key}
@@ -209,7 +232,8 @@ class SapEccConnector:
             return [self._write_customer(r) for r in records]
         if stream == ORDERS:
             return [self._write_order(r) for r in records]
-        raise ConfigurationError(f"SAP ECC has no stream {stream!r} to write (only {CUSTOMERS}, {ORDERS})")
+        raise ConfigurationError(f"SAP ECC has no stream {stream!r} to write (only {CUSTOMERS}, {ORDERS}; "
+                                 f"{MATERIALS} is read only)")
 
     def census(self, stream: str, records: Sequence[Record]) -> dict[str, int]:
         """How many customers (by search term 1) or orders (by PO number, per sold-to party and
@@ -246,11 +270,11 @@ class SapEccConnector:
         record's ``_ref`` (BAPI_SALESORDER_GETLIST answers one row per item). A RETURN of type E
         or A is a DataError: a failed look-up is never taken for "not there"."""
         ref = str(rec.get("_ref") or "")
-        answer = self.call("order_list", {"CUSTOMER_NUMBER": alpha(rec.get("SOLD_TO_PARTY")),
-                                          "SALES_ORGANIZATION": str(rec.get("SALES_ORG") or ""),
+        sold_to, sales_org = _sold_to_and_org(rec)
+        answer = self.call("order_list", {"CUSTOMER_NUMBER": alpha(sold_to), "SALES_ORGANIZATION": sales_org,
                                           "PURCHASE_ORDER_NUMBER": ref})
         ret = answer.get("RETURN") if isinstance(answer.get("RETURN"), dict) else {}
-        if _error_rows([ret]):
+        if error_rows([ret]):
             raise DataError(f"SAP BAPI_SALESORDER_GETLIST for PO number {ref}: {messages_text([ret], id_key='CODE', number_key='')}")
         return sorted({alpha(r.get("SD_DOC")) for r in rows(answer.get("SALES_ORDERS"))
                        if str(r.get("PURCH_NO_C", "")).strip() == ref and r.get("SD_DOC")})
@@ -304,7 +328,7 @@ class SapEccConnector:
             answer = self.call("customer_create", body, write=True)
             ret = answer.get("Return") if isinstance(answer.get("Return"), dict) else {}
             msgs = rows(ret.get("Messages"))
-            errors = _error_rows(msgs, "Type")
+            errors = error_rows(msgs, "Type")
             number = str(answer.get("Customer") or "").strip()
             if errors or str(ret.get("IsError", "")).strip().upper() == "X" or not number:
                 text = messages_text(errors or msgs, "Type", "Message", "Id", "Number") or "no customer number"
@@ -319,7 +343,13 @@ class SapEccConnector:
             return WriteResult(key, "failed", error_class="configuration",
                                error="SAP ECC: no sales order change or cancel service is bound in this hub")
         if not ref:
-            raise ConfigurationError("SAP ECC order creates need _ref (CUST_PO, the PO number) to be safe to repeat")
+            raise ConfigurationError("SAP ECC order creates need _ref (the PO number, PURCH_NO_C) to be safe to repeat")
+        standard = "ORDER_PARTNERS" in rec
+        if standard != (self.commit == "standard"):
+            raise ConfigurationError(f"SAP ECC: an order record shaped for the {'standard BAPI' if standard else 'Z wrapper'} "
+                                     f"but connection {self.conn.conn_id!r} has extra.order_commit {self.commit!r}")
+        if standard:
+            return self._write_standard_order(key, ref, rec)
         items = [dict(i) for i in rec.get("IT_SO_ITEM") or []]
         special = [str(i["_special_price_ref"]) for i in items if i.get("_special_price_ref")]
         if special:
@@ -333,7 +363,7 @@ class SapEccConnector:
         def send() -> WriteResult:
             answer = self.call("order_create", body, write=True)
             msgs = rows(answer.get("DETAIL_MESSAGE"))
-            errors = _error_rows(msgs)
+            errors = error_rows(msgs)
             number = str(answer.get("SALES_NO") or "").strip()
             if errors or not number:
                 text = messages_text(errors or msgs) or "no SALES_NO and no message"
@@ -344,3 +374,23 @@ class SapEccConnector:
             return WriteResult(key, "created", alpha(number))
 
         return self._create(key, f"order with PO number {ref}", lambda: self.orders_by_ref(rec), send)
+
+    def _write_standard_order(self, key: str, ref: str, rec: Record) -> WriteResult:
+        """BAPI_SALESORDER_CREATEFROMDAT2 + BAPI_TRANSACTION_COMMIT in one session; PURCH_NO_C is ``_ref``."""
+        if rec.get(PO_FIELD) not in (None, "", ref):
+            raise ConfigurationError(f"SAP ECC: {PO_FIELD} carries the hub's idempotency key; the mapping must not fill it")
+        body = nest({**rec, PO_FIELD: ref})
+        return self._create(key, f"order with PO number {ref}", lambda: self.orders_by_ref(rec),
+                            lambda: self.luw.create(key, body))
+
+
+#: Where the standard BAPI takes the PO number the hub looks an order up by.
+PO_FIELD = "ORDER_HEADER_IN.PURCH_NO_C"
+
+
+def _sold_to_and_org(rec: Mapping[str, Any]) -> tuple[str, str]:
+    """(sold-to party, sales organisation) of an order record of either shape."""
+    if "ORDER_PARTNERS" in rec:
+        sold_to = next((p.get("PARTN_NUMB") for p in rec["ORDER_PARTNERS"] if p.get("PARTN_ROLE") == "AG"), "")
+        return str(sold_to or ""), str(rec.get("ORDER_HEADER_IN.SALES_ORG") or "")
+    return str(rec.get("SOLD_TO_PARTY") or ""), str(rec.get("SALES_ORG") or "")

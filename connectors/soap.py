@@ -15,7 +15,8 @@ same thing to SAP and valid against the schema for anyone who checks it.
 Errors: 401/403 and 404 are configuration errors (credentials, service path); 429 and a request
 that never left are retried; a lost answer to a write (timeout, dropped connection, 5xx, an
 answer that is not XML) raises :class:`AmbiguousWriteError` so the caller looks the record up
-before sending it again; a SOAP fault is :class:`SoapFault` (``client``: the request was refused,
+before sending it again, and so does a 400 that ends a stateful service's session
+(:class:`SessionLost`); a SOAP fault is :class:`SoapFault` (``client``: the request was refused,
 ``server``: the provider failed, which for a write is ambiguous as well).
 """
 from __future__ import annotations
@@ -49,6 +50,12 @@ def hardened_settings() -> zeep.Settings:
     DTDs, entity declarations and fetches of imported documents are refused."""
     return zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True,
                          xml_huge_tree=False)
+
+
+class SessionLost(AmbiguousWriteError):
+    """A stateful service's session (its ``sap-contextid`` cookie) has ended: HTTP 400 "Session
+    timed out", the cookie deleted. Whatever was sent in that session and not yet committed is
+    gone, so the caller treats it as a lost answer: look the record up before sending it again."""
 
 
 class SoapFault(DataError):
@@ -216,6 +223,10 @@ class SoapService:
         if status == 429:
             raise RateLimitedError(f"{where}: HTTP 429", retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
                                    secrets=self.secrets)
+        if status == 400 and ("sap-contextid" in resp.headers.get("set-cookie", "")
+                              or b"session timed out" in resp.content[:2000].lower()):
+            raise SessionLost(f"{where}: HTTP 400: the SAP session (sap-contextid) has ended; what it held uncommitted "
+                              f"is lost", secrets=self.secrets)
         try:
             doc = parse_xml(resp.content, self.transport, settings=self.settings)
         except (DTDForbidden, EntitiesForbidden) as exc:

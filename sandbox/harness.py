@@ -163,8 +163,10 @@ class Sandbox:
             "BANK_DROP": {"conn_type": "fs", "extra": {"path": str(self.folder / "bank_inbox")}},
             "SAP_S4": {"conn_type": "http", "host": self.sap_url, "login": cred["sap_s4"]["user"],
                        "password": cred["sap_s4"]["password"], "extra": {"sap_client": "100", "scheme": "http"}},
+            # orders through the standard BAPI and BAPI_TRANSACTION_COMMIT (the stand-in also serves the Z wrapper)
             "SAP_ECC": {"conn_type": "http", "host": self.ecc_url, "login": cred["sap_ecc"]["user"],
-                        "password": cred["sap_ecc"]["password"], "extra": {"sap_client": "100", "scheme": "http"}},
+                        "password": cred["sap_ecc"]["password"],
+                        "extra": {"sap_client": "100", "scheme": "http", "order_commit": "standard"}},
         }
         return {f"AIRFLOW_CONN_{k}": json.dumps(v, ensure_ascii=False) for k, v in conns.items()}
 

@@ -175,12 +175,15 @@ def createfromdat2(st: EccStore, req: dict[str, Any], session: EccSession | None
                 if not str(p.get("ITM_NUMBER", "")).strip("0")}
     schedules = rows(req.get("ORDER_SCHEDULES_IN"))
     conditions = rows(req.get("ORDER_CONDITIONS_IN"))
+    kept = [{**{k: c.get(k, "") for k in ("ITM_NUMBER", "COND_TYPE", "CURRENCY", "COND_P_UNT", "COND_UNIT")},
+             "COND_VALUE": str(_price(c)) if c.get("COND_TYPE") in PRICE_CONDITIONS else c.get("COND_VALUE", "")}
+            for c in conditions]
     items = []
     for i, row in enumerate(rows(req.get("ORDER_ITEMS_IN")), start=1):
         posnr = _posnr(row.get("ITM_NUMBER"), i)
         lines = [s for s in schedules if _posnr(s.get("ITM_NUMBER"), i) == posnr]
         qty = sum((_dec(s.get("REQ_QTY")) for s in lines), Decimal(0)) if lines else _dec(row.get("TARGET_QTY"))
-        price = next(((_dec(c.get("COND_VALUE")), _dec(c.get("COND_P_UNT"), "1") or Decimal(1)) for c in conditions
+        price = next(((_price(c), _dec(c.get("COND_P_UNT"), "1") or Decimal(1)) for c in conditions
                       if c.get("COND_TYPE") in PRICE_CONDITIONS and _posnr(c.get("ITM_NUMBER"), i) == posnr), None)
         items.append(Item(posnr, row.get("MATERIAL", ""), qty, row.get("SALES_UNIT") or row.get("TARGET_QU", ""),
                           row.get("PLANT", ""), row.get("SHORT_TEXT", ""),
@@ -189,9 +192,7 @@ def createfromdat2(st: EccStore, req: dict[str, Any], session: EccSession | None
     order = OrderIn(head.get("DOC_TYPE", ""), head.get("SALES_ORG", ""), head.get("DISTR_CHAN", ""),
                     head.get("DIVISION", ""), partners.get("AG", ""), partners.get("WE", "") or partners.get("AG", ""),
                     head.get("PURCH_NO_C", ""), _date(head.get("PURCH_DATE", "")), _date(head.get("DOC_DATE", "")),
-                    head.get("CURRENCY", ""), items,
-                    [{k: c.get(k, "") for k in ("ITM_NUMBER", "COND_TYPE", "COND_VALUE", "CURRENCY", "COND_P_UNT",
-                                                "COND_UNIT")} for c in conditions],
+                    head.get("CURRENCY", ""), items, kept,
                     [{k: t.get(k, "") for k in ("ITM_NUMBER", "TEXT_ID", "LANGU", "LANGU_ISO", "TEXT_LINE")}
                      for t in rows(req.get("ORDER_TEXT"))])
     save = _run_now(st) if commit else (session.pending.append if session is not None else None)
@@ -200,6 +201,12 @@ def createfromdat2(st: EccStore, req: dict[str, Any], session: EccSession | None
             "ORDER_PARTNERS": rows(req.get("ORDER_PARTNERS")), "ORDER_SCHEDULES_IN": schedules,
             "ORDER_TEXT": rows(req.get("ORDER_TEXT")), "RETURN": rows(req.get("RETURN")) + msgs,
             "SALESDOCUMENT": vbeln}
+
+
+def _price(condition: dict[str, Any]) -> Decimal:
+    """A price condition's amount as SAP keeps it (KBETR, CURR 11.2: rounded half-up to the fen;
+    COND_VALUE is DEC 28.9 only on the way in)."""
+    return _dec(condition.get("COND_VALUE")).quantize(CENT, ROUND_HALF_UP)
 
 
 def _run_now(st: EccStore) -> Callable[[Work], None]:

@@ -35,8 +35,9 @@ def _erp(target) -> SapEccErp:
 
 
 def test_auth_basic_credentials_and_the_client_reach_every_read_service(target):
-    """HTTP Basic with the connection's login and ``sap-client``: the customer query, GETDETAIL2
-    and GETLIST answer (the create services are checked by the write checks)."""
+    """HTTP Basic with the connection's login and ``sap-client``: the customer query, GETDETAIL2,
+    GETLIST and the material list answer, and a standard order service keeps a session (the
+    create services are checked by the write checks)."""
     SapEccConnector(target.conns[ECC]).check()
 
 
@@ -79,9 +80,21 @@ def test_a_customer_create_repeated_finds_the_customer_it_made(target):
     assert [r["CUSTOMERNO"] for r in page.records] == [first.native_key]
 
 
+def test_the_material_list_answers_in_internal_form_and_each_detail_reads(target):
+    """BAPI_MATERIAL_GETLIST lists materials (MATN1 internal numbers, 18 characters), MAXROWS
+    bounds the answer, and BAPI_MATERIAL_GET_DETAIL reads each listed one (no RETURN E)."""
+    connector = SapEccConnector(replace(target.conns[ECC], extra={**target.conns[ECC].extra, "material_page_size": 3}))
+    first = next(iter(connector.read("Material", None)))
+    assert first.records and not first.bad
+    assert all(len(r["MATERIAL"]) == 18 or not r["MATERIAL"].isdigit() for r in first.records)
+    assert all(r["MATERIAL_CODE"] for r in first.records)
+
+
 def test_an_order_create_is_committed_and_found_by_its_po_number(target):
-    """ZBAPI_SALESORDER_CREATE commits itself: right after it answers, BAPI_SALESORDER_GETLIST
-    lists the order under its PO number (PURCH_NO_C), and a repeated create finds it."""
+    """The order service commits: the Z wrapper itself, the standard BAPI through
+    BAPI_TRANSACTION_COMMIT in the same stateful session (extra.order_commit says which). Right
+    after the write, BAPI_SALESORDER_GETLIST lists the order under its PO number (PURCH_NO_C), and
+    a repeated create finds it."""
     needs_writes(target, ECC)
     material = target.conns[ECC].extra.get("contract_material")
     if not material and target.sandbox is not None:
@@ -93,9 +106,14 @@ def test_an_order_create_is_committed_and_found_by_its_po_number(target):
     connector = erp.connector(write=True)
     customer = connector.write(erp.customer_stream, [erp.customer_document(
         CONTRACT_CUSTOMER, "add", None, {"CentralData.Address.Name": "HUB CONTRACT CHECK (do not use)"})])[0]
-    order = erp.order_document("add", CONTRACT_ORDER, None, {
-        "SOLD_TO_PARTY": customer.native_key, "CUST_PO_DATE": "2024-01-02",
-        "IT_SO_ITEM": [{"MATERIAL": material, "QTY": "1", "_line_no": 1}]}, erp.idempotency_key(CONTRACT_ORDER, 0))
+    if erp.order_commit == "standard":
+        body = {"ORDER_PARTNERS[PARTN_ROLE=AG].PARTN_NUMB": customer.native_key,
+                "ORDER_PARTNERS[PARTN_ROLE=WE].PARTN_NUMB": customer.native_key, "ORDER_HEADER_IN.PURCH_DATE": "2024-01-02",
+                "ORDER_ITEMS_IN": [{"ITM_NUMBER": 1, "MATERIAL": material, "ORDER_SCHEDULES_IN[SCHED_LINE=0001].REQ_QTY": "1"}]}
+    else:
+        body = {"SOLD_TO_PARTY": customer.native_key, "CUST_PO_DATE": "2024-01-02",
+                "IT_SO_ITEM": [{"MATERIAL": material, "QTY": "1", "_line_no": 1}]}
+    order = erp.order_document("add", CONTRACT_ORDER, None, body, erp.idempotency_key(CONTRACT_ORDER, 0))
     first = connector.write(erp.order_stream, [order])[0]
     assert first.status == "created", first.error
     assert connector.orders_by_ref(order) == [first.native_key]
