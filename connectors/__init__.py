@@ -14,13 +14,16 @@ from hub.types import SystemCard
 ERP_FLOWS = ("customers", "products", "sales_orders", "shipments")
 #: An ERP whose changed customers can be read (a change feed); one without it only receives them.
 CUSTOMER_FEED = "customer_feed"
+#: An ERP the hub may change a customer in; one without it (ECC here: only a create service is
+#: bound) gets a customer it already holds linked, never edited.
+CUSTOMER_CHANGE = "customer_change"
 
 SYSTEMS: dict[str, SystemCard] = {
     "xiaoshouyi": SystemCard("销售易", ("crm",), "connectors.xiaoshouyi_crm:XiaoshouyiCrm", needs=("api",)),
     "u8": SystemCard("U8", ("erp",), "connectors.u8_erp:U8Erp", needs=("odbc",), optional=("openapi",),
-                     capabilities=ERP_FLOWS + (CUSTOMER_FEED, "receipts")),
+                     capabilities=ERP_FLOWS + (CUSTOMER_FEED, CUSTOMER_CHANGE, "receipts")),
     "sap_s4": SystemCard("SAP S/4HANA", ("erp",), "connectors.sap_s4_erp:SapS4Erp", needs=("api",),
-                         capabilities=ERP_FLOWS + (CUSTOMER_FEED,)),
+                         capabilities=ERP_FLOWS + (CUSTOMER_FEED, CUSTOMER_CHANGE)),
     "sap_ecc": SystemCard("SAP ECC", ("erp",), "connectors.sap_ecc_erp:SapEccErp", needs=("soap",),
                           capabilities=("customers", "products", "sales_orders")),
     "registry_api": SystemCard("天眼查 / 企查查", ("registry",), "connectors.registry_seat:RegistrySeat",

@@ -395,6 +395,10 @@ def _write_erp(ctx: StepContext, todo: pd.DataFrame) -> StepCounts:
     if todo.empty:
         return counts
     erp = roles.erp()
+    if not roles.offers("erp", "customer_change"):
+        todo = _link_only(ctx, todo)
+        if todo.empty:
+            return counts
     spec = engine.load_spec(erp.mapping("customer.out"))
     mapped = engine.apply(spec, todo.reset_index(drop=True))
     todo = todo.reset_index(drop=True)
@@ -435,6 +439,25 @@ def _write_erp(ctx: StepContext, todo: pd.DataFrame) -> StepCounts:
 
     counts += write_in_chunks(ctx, connector, erp.customer_stream, records, persist)
     return counts
+
+
+def _link_only(ctx: StepContext, todo: pd.DataFrame) -> pd.DataFrame:
+    """An ERP the hub may not change customers in (its card lacks ``customer_change``): a golden
+    customer it already holds (linked by its USCC, or created before) is recorded as held there,
+    never edited; its number still goes back to the CRM. Returns what is left to create."""
+    erp = roles.erp()
+    links = todo[todo["op"] == "edit"]
+    if links.empty:
+        return todo
+    read_back = engine.load_spec(erp.mapping("customer.in")).hash_fields
+    with ctx.engine.begin() as conn:
+        _record_target_state(conn, ctx.run_id, erp.system, links.assign(native_key=links["erp_number"]), read_back)
+        _outbox_done(conn, erp.system, links["hub_id"].tolist())
+        stage_append(conn, ctx.run_id, "erp_results", pd.DataFrame({
+            "hub_id": links["hub_id"], "erp_result": "linked", "erp_number": links["erp_number"]}))
+    log.info("%d customers %s already holds linked, not changed (%s takes no customer changes from the hub)",
+             len(links), erp.label, erp.label)
+    return todo[todo["op"] != "edit"]
 
 
 def _record_target_state(conn, run_id: str, system: str, rows: pd.DataFrame, hash_fields) -> None:

@@ -49,7 +49,7 @@ def build(run_id: str, url: str | None = None) -> dict[str, Any]:
     _add_sources(systems, sources)
     targets = _targets(census)
     for system, held in targets.items():
-        if held["duplicates"]:
+        if held["duplicates"] or held["missing"]:
             systems.setdefault(system, {"in": 0, "written": 0, "skipped": 0, "quarantined": 0, "outcomes": {}})
             systems[system]["adds_up"] = False
     return {
@@ -79,16 +79,19 @@ def _add_sources(systems: dict[str, Any], sources) -> None:
 
 
 def _targets(census) -> dict[str, Any]:
-    """Per target system: keys the run wrote, records the target holds for them, and the keys
-    it holds more than once (``duplicates``, with up to ten examples per stream)."""
+    """Per target system: keys the run wrote, records the target holds for them, the keys it
+    holds more than once (``duplicates``, with up to ten examples per stream) and the keys it
+    does not hold at all though the write was answered as done (``missing``)."""
     out: dict[str, Any] = {}
     if census.empty:
         return out
     census = census.drop_duplicates(["system", "stream", "key"], keep="last")
     for system, part in census.groupby("system"):
-        extra = part[part["held"] > 1]
+        extra, gone = part[part["held"] > 1], part[part["held"] == 0]
         out[str(system)] = {"keys": len(part), "held": int(part["held"].sum()), "duplicates": len(extra),
-                            "examples": {str(st): g["key"].head(10).tolist() for st, g in extra.groupby("stream")}}
+                            "examples": {str(st): g["key"].head(10).tolist() for st, g in extra.groupby("stream")},
+                            "missing": len(gone),
+                            "missing_examples": {str(st): g["key"].head(10).tolist() for st, g in gone.groupby("stream")}}
     return out
 
 
@@ -122,8 +125,12 @@ def render(rep: dict[str, Any]) -> str:
         for outcome, n in sorted(t["outcomes"].items(), key=lambda kv: -kv[1]):
             lines.append(f"      {n:>7}  {outcome}")
     for system, held in rep.get("targets", {}).items():
-        verdict = "each once" if not held["duplicates"] else f"{held['duplicates']} HELD MORE THAN ONCE"
+        faults = [f"{held['duplicates']} HELD MORE THAN ONCE"] if held["duplicates"] else []
+        faults += [f"{held['missing']} WRITTEN BUT NOT HELD"] if held.get("missing") else []
+        verdict = "; ".join(faults) or "each once"
         lines.append(f"  {system} holds {held['held']} records for the {held['keys']} keys written ({verdict})")
         for stream, keys in held["examples"].items():
             lines.append(f"      {stream}: {', '.join(keys)}")
+        for stream, keys in held.get("missing_examples", {}).items():
+            lines.append(f"      not held, {stream}: {', '.join(keys)}")
     return "\n".join(lines)

@@ -252,9 +252,12 @@ class SapS4Connector:
         return found
 
     def census(self, name: str, records: Sequence[Record]) -> dict[str, int]:
-        """How many records SAP holds per natural-key value of ``records`` (``hub.types.Census``)."""
+        """How many records SAP holds per natural-key value of ``records`` (``hub.types.Census``):
+        the creates only, since an edit of a record the hub linked (a seeded partner found by its
+        USCC) carries no hub reference in SAP."""
         s = self._stream(name)
-        values = [str(r[s.natural_key]) for r in records if s.natural_key and r.get(s.natural_key) not in (None, "")]
+        values = [str(r[s.natural_key]) for r in records if (r.get("_op") or "add") == "add"
+                  and s.natural_key and r.get(s.natural_key) not in (None, "")]
         if not values:
             return {}
         held = self.holders(name, s.natural_key, values)
