@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from hub.cells import EncodingProblem, date_text, decode
+from connectors.seat import Seat
 from hub.errors import ConfigurationError, DataError
-from hub.types import Binding, ConnectionInfo, Page, Record, WriteResult
+from hub.types import ConnectionInfo, Page, Record, WriteResult
 
 SUFFIXES = (".xlsx", ".csv", ".txt")
 HEADER_SCAN_ROWS = 30
@@ -334,15 +335,8 @@ class BankFilesConnector:
         raise ConfigurationError("bank statement files are read-only")
 
 
-class BankSeat:
+class BankSeat(Seat):
     """Bank statement files in the ``bank`` seat (bindings: ``system: bank_files``, connection ``drop``)."""
-
-    def __init__(self, binding: Binding) -> None:
-        self.binding = binding
-
-    @property
-    def system(self) -> str:
-        return self.binding.name
 
     def connector(self, layouts: Sequence[Mapping[str, Any]]) -> BankFilesConnector:
         return BankFilesConnector(self.binding.connection("drop"), layouts=list(layouts))

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from connectors.qichacha import QichachaConnector
 from connectors.registry_api import RegistryApi
+from connectors.seat import Seat
 from connectors.tianyancha import TianyanchaConnector
 from hub.errors import ConfigurationError
-from hub.types import Binding, ConnectionInfo
+from hub.types import ConnectionInfo
 
 PROVIDERS = {"tianyancha": TianyanchaConnector, "qichacha": QichachaConnector}
 PROVIDER_NAMES = {"tianyancha": "天眼查", "qichacha": "企查查"}
 
 
-class RegistrySeat:
-    """The ``registry`` seat (bindings: ``system: registry_api``, connection ``api``)."""
-
-    def __init__(self, binding: Binding) -> None:
-        self.binding = binding
-
-    @property
-    def system(self) -> str:
-        return self.binding.name
+class RegistrySeat(Seat):
+    """The ``registry`` seat (bindings: ``system: registry_api``, connection ``api``); its label
+    is the provider's (``label(conn)``), not the card's."""
 
     @staticmethod
     def provider_of(conn: ConnectionInfo) -> str:

@@ -43,7 +43,6 @@ MAPPINGS = {
     "shipment_line.in": "sap_s4_shipment_line_in",
     "sales_order_line.in": "sap_s4_order_line_in",
 }
-LIFECYCLE = {"add": ("add",), "replace": ("change",), "cancel": ("cancel",)}
 ORG = {"order_type": "SalesOrderType", "sales_org": "SalesOrganization",
        "distribution_channel": "DistributionChannel", "division": "OrganizationDivision"}
 ORDER_HEAD = ["OverallSDProcessStatus", "OverallTotalDeliveryStatus", "OverallSDDocumentRejectionSts"]
@@ -73,7 +72,8 @@ class SapS4Erp(ErpSeat):
     """The ``erp`` seat played by S/4HANA (bindings: ``system: sap_s4``, connection ``api``)."""
 
     MAPPINGS = MAPPINGS
-    mappings: Mapping[str, str] = MAPPINGS
+    SHIPPED = "has outbound deliveries"
+    UNDO_SHIPPED = "handle it in SAP (a return)"
     order_stream = "A_SalesOrder"
     customer_stream = "A_BusinessPartner"
     binding: Binding
@@ -133,19 +133,6 @@ class SapS4Erp(ErpSeat):
         return self.connector().lookup("A_SalesOrderItem", "__key", list(line_keys), list(columns))
 
     # --- document lifecycle ------------------------------------------------------------------------
-
-    def lifecycle(self, op: str) -> tuple[str, ...]:
-        return LIFECYCLE[op]
-
-    def refusal(self, op: str, number: str, state: OrderState) -> str | None:
-        shipped = state.shipped.get(number, Decimal(0))
-        if shipped != 0:
-            what = "cancelled" if op == "cancel" else "changed"
-            return (f"SAP order {number} has outbound deliveries (quantity {shipped.normalize():f}): the order was "
-                    f"{what} in the CRM after delivery; handle it in SAP (a return) or revert the CRM order")
-        if op == "replace" and number in state.closed:
-            return f"SAP order {number} was {state.closed[number]}; the CRM change cannot be applied"
-        return None
 
     def idempotency_key(self, hub_id: str, revision: int) -> str:
         """PurchaseOrderByCustomer of the n-th SAP order of one hub order: ``HUB`` + 26 base32

@@ -15,9 +15,9 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping, Sequence
 
-from connectors import SYSTEMS
+from connectors.seat import ErpSeat
 from connectors.u8 import U8Connector, U8OpenApi
-from hub.types import Binding, OrderState, Record
+from hub.types import OrderState, Record
 
 #: Mapping specs (mappings/specs/) for each purpose the flows name.
 MAPPINGS = {
@@ -34,7 +34,6 @@ MAPPINGS = {
     "payer.in": "u8_customer_to_payer",
     "receipt.out": "receipt_to_u8_accept",
 }
-CAPABILITIES = frozenset(SYSTEMS["u8"].capabilities)  # the card's (connectors/__init__.py)
 #: Write phases per operation (see the module docstring).
 LIFECYCLE = {"add": ("add",), "replace": ("close", "add"), "cancel": ("close",)}
 #: The columns each named lookup reads.
@@ -55,27 +54,14 @@ def _dec(value: Any) -> Decimal:
         return Decimal(0)
 
 
-class U8Erp:
+class U8Erp(ErpSeat):
     """The ``erp`` seat played by U8 (bindings: ``system: u8``, connections odbc + openapi)."""
 
-    mappings: Mapping[str, str] = MAPPINGS
-
-    def __init__(self, binding: Binding) -> None:
-        self.binding = binding
-
-    @property
-    def system(self) -> str:
-        return self.binding.name
-
-    @property
-    def label(self) -> str:
-        return self.binding.label
-
-    def mapping(self, purpose: str) -> str:
-        return MAPPINGS[purpose]
-
-    def supports(self, capability: str) -> bool:
-        return capability in CAPABILITIES
+    MAPPINGS = MAPPINGS
+    LIFECYCLE = LIFECYCLE
+    SHIPPED = "has dispatches"
+    UNDO_SHIPPED = "handle it in U8 (return / 退货)"
+    UNAPPROVE = "un-verify it in U8 (弃审)"
 
     def connector(self, columns: Mapping[str, Sequence[str]] | None = None, write: bool = False) -> U8Connector:
         return U8Connector(self.binding.connection("odbc"), self.binding.connection("openapi") if write else None,
@@ -126,22 +112,6 @@ class U8Erp:
         return self.connector({"SaleBillVouchs": list(columns)}).lookup("SaleBillVouchs", "SBVID", list(invoice_keys))
 
     # --- document lifecycle ------------------------------------------------------------------------
-
-    def lifecycle(self, op: str) -> tuple[str, ...]:
-        return LIFECYCLE[op]
-
-    def refusal(self, op: str, number: str, state: OrderState) -> str | None:
-        shipped = state.shipped.get(number, Decimal(0))
-        if shipped != 0:
-            what = "cancelled" if op == "cancel" else "changed"
-            return (f"U8 order {number} has dispatches (shipped {shipped.normalize():f}): the order was {what} "
-                    f"in the CRM after shipping; handle it in U8 (return / 退货) or revert the CRM order")
-        if op == "replace" and number in state.closed:
-            return f"U8 order {number} was {state.closed[number]} in U8; the CRM change cannot be applied"
-        if op == "replace" and number in state.approved:
-            return (f"U8 order {number} is {state.approved[number]}: un-verify it in U8 (弃审) to let the hub replace it, "
-                    f"or revert the change in the CRM")
-        return None
 
     def idempotency_key(self, hub_id: str, revision: int) -> str:
         """biz_id of the n-th U8 order of one hub order: a repeated add gets the order it created,

@@ -4,22 +4,11 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from connectors.xiaoshouyi import XiaoshouyiConnector
-from hub.types import Binding
+from connectors.seat import Seat
 
 
-class XiaoshouyiCrm:
+class XiaoshouyiCrm(Seat):
     """The ``crm`` seat played by 销售易 (bindings: ``system: xiaoshouyi``, connection ``api``)."""
-
-    def __init__(self, binding: Binding) -> None:
-        self.binding = binding
-
-    @property
-    def system(self) -> str:
-        return self.binding.name
-
-    @property
-    def label(self) -> str:
-        return self.binding.label
 
     def connector(self, streams: Mapping[str, Sequence[str]] | None = None,
                   natural_keys: Mapping[str, str] | None = None) -> XiaoshouyiConnector:
