@@ -68,7 +68,7 @@ bench: setup
 	$(PY) bench/customer_master_bench.py --accounts 100000
 	$(PY) bench/orders_bench.py --accounts 3000 --orders 45000
 
-# a connector's documented behaviour against its configured connection (else the sandbox): SYSTEM=u8 | xiaoshouyi
+# a connector's documented behaviour against its configured connection (else the sandbox): SYSTEM=u8 | xiaoshouyi | sap_s4 | sap_ecc
 SYSTEM ?= xiaoshouyi
 contract: setup
 	$(PY) -m pytest -q -m contract tests/contract/test_$(SYSTEM)_contract.py
