@@ -192,26 +192,60 @@ def gate_records(conn, ctx: StepContext, entity: str, batch: pd.DataFrame, *, sy
                  key_column: str = "_key") -> tuple[pd.DataFrame, StepCounts]:
     """Run ``entity``'s GX suite on ``batch``; failing rows go to quarantine (stage validate)
     with every failed expectation's reason. A reject rate over the flow's threshold stops the
-    run (the source itself looks broken)."""
+    run (the source itself looks broken).
+
+    The DataError rolls the caller's transaction back, so a batch over the threshold has its
+    entries committed in a transaction of their own first: the records that stopped the run are
+    in quarantine, where operators look. A retry adds none twice (quarantine.add updates the
+    entry of the same record and payload). Call it before writing in ``conn``: on SQLite that
+    own transaction would wait for the caller's (one writer), so a caller that wrote is refused."""
     counts = StepCounts(read=len(batch))
     if batch.empty:
         return batch, counts
+    _refuse_written(conn)
     result = gate.validate(entity, batch, system_column)
-    if len(result.failures):
-        reasons = result.failures.groupby("_row").apply(
-            lambda g: [f"{e}: {r}" for e, r in zip(g["expectation"], g["reason"])], include_groups=False)
-        bad = batch[batch["_row"].isin(reasons.index)]
-        for system, part in bad.groupby(system_column):
-            items = [(k, rec, reasons[row]) for k, row, rec in zip(part[key_column], part["_row"], frame_records(part))]
-            counts.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=ctx.flow, entity=entity,
-                                                 system=str(system), stage="validate", items=items)
+    bad = _rejected_items(batch, result.failures, system_column, key_column)
+    threshold = settings.reject_threshold(ctx.flow)
+    rate = sum(len(items) for items in bad.values()) / max(1, counts.read)
+    if counts.read >= settings.MIN_ROWS_FOR_THRESHOLD and rate > threshold:
+        with ctx.engine.begin() as own:
+            n = _quarantine_rejected(own, ctx, entity, bad)
+        log.error("%s: %d of %d %s records quarantined (stage validate) before the run stops", ctx.flow, n,
+                  counts.read, entity)
+        raise DataError(f"{ctx.flow}: {rate:.0%} of {counts.read} {entity} records failed validation "
+                        f"(threshold {threshold:.0%}); the source itself looks broken")
+    counts.quarantined = _quarantine_rejected(conn, ctx, entity, bad)
     counts.rejected = counts.quarantined
     counts.mapped = len(result.good)
-    rate = counts.rejected / max(1, counts.read)
-    if counts.read >= settings.MIN_ROWS_FOR_THRESHOLD and rate > settings.reject_threshold(ctx.flow):
-        raise DataError(f"{ctx.flow}: {rate:.0%} of {counts.read} {entity} records failed validation "
-                        f"(threshold {settings.reject_threshold(ctx.flow):.0%}); the source itself looks broken")
     return result.good, counts
+
+
+def _rejected_items(batch: pd.DataFrame, failures: pd.DataFrame, system_column: str,
+                    key_column: str) -> dict[str, list[tuple[str, dict[str, Any], list[str]]]]:
+    """The gate's failing rows as quarantine items per system, each with every failed expectation."""
+    if not len(failures):
+        return {}
+    reasons = failures.groupby("_row").apply(
+        lambda g: [f"{e}: {r}" for e, r in zip(g["expectation"], g["reason"])], include_groups=False)
+    bad = batch[batch["_row"].isin(reasons.index)]
+    return {str(system): [(k, rec, reasons[row]) for k, row, rec in zip(part[key_column], part["_row"],
+                                                                       frame_records(part))]
+            for system, part in bad.groupby(system_column)}
+
+
+def _quarantine_rejected(conn, ctx: StepContext, entity: str,
+                         bad: dict[str, list[tuple[str, dict[str, Any], list[str]]]]) -> int:
+    return sum(quarantine.add(conn, run_id=ctx.run_id, flow=ctx.flow, entity=entity, system=system,
+                              stage="validate", items=items) for system, items in bad.items())
+
+
+def _refuse_written(conn) -> None:
+    """SQLite has one writer: a caller's transaction that wrote already would block the own
+    transaction :func:`gate_records` commits a rejected batch in (30 s, then "database is locked")."""
+    if conn.dialect.name == "sqlite" and getattr(conn.connection.dbapi_connection, "in_transaction", False):
+        raise RuntimeError("gate_records was called in a transaction that has written already: on SQLite the "
+                           "quarantine of a batch over the reject threshold could not be committed on its own; "
+                           "call it before the caller's writes")
 
 
 def with_known_hashes(conn, entity: str, system: str, batch: pd.DataFrame, hashes: pd.Series) -> pd.DataFrame:
