@@ -16,21 +16,21 @@ output there, so Airflow may retry any step alone.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import select, update
 
 from flows import contacts, registry, roles, settings
-from flows.steps import map_records, quarantine_errors, read_stream, save_source_records, write_in_chunks
+from flows.engine import Flow, Source
+from flows.ledger import Ledger
+from flows.steps import quarantine_errors, read_stream, save_source_records, write_in_chunks
 from hub import model, outbox, quarantine, watermarks, xref
 from hub.errors import ConfigurationError, DataError
 from hub.model import CUSTOMER_FIELDS, SOURCE_EXTRA
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import chunks, frame_records, select_in, stage_append, stage_read, stage_write, upsert, utcnow
-from hub.types import Connector
+from hub.store import chunks, frame_records, select_in, stage_read, stage_write, upsert, utcnow
+from hub.types import Connector, WriteResult
 from mappings import engine
 from quality import gate, golden, matching, review, uscc
 
@@ -42,24 +42,27 @@ CRM_IN, CRM_OUT = "crm_account_to_customer", "customer_to_crm_account"
 SOURCE_COLUMNS = [*CUSTOMER_FIELDS, *SOURCE_EXTRA]
 
 
-@dataclass(frozen=True)
-class Source:
-    """One seat this flow reads customers from: ``role`` keys its staging, ``system`` (the seat's
-    xref name) its records, ``spec`` maps them into the hub."""
+class _Customers(Flow):
+    """The engine's extract and map over the spec's customer sources (flows/specs/customer_master.yaml).
 
-    role: str
-    system: str
-    spec: str
+    Two sources of the spec are not the engine's to read: the contacts (stage ``crm.contact``)
+    are flows.contacts' (their broken pages, replays and quarantine entries are entity
+    ``contact``, the engine's would be ``customer``), and the ERP's customers when its card
+    lacks ``customer_feed`` (ECC: only written to, though its adapter maps ``customer.in`` for
+    the read-back hash, so the spec's ``optional`` alone would read it)."""
+
+    def sources(self) -> list[Source]:
+        feed = roles.offers("erp", "customer_feed")
+        return [s for s in super().sources() if s.stage != contacts.STAGE and (s.end.role != "erp" or feed)]
+
+
+FLOW_ENGINE = _Customers(FLOW)
 
 
 def sources() -> list[Source]:
-    """The CRM's accounts and the ERP's customers, as the bindings seat them; an ERP without a
-    customer change feed (its card lacks ``customer_feed``) is only written to, never read."""
-    crm = [Source("crm", roles.crm().system, CRM_IN)]
-    if not roles.offers("erp", "customer_feed"):
-        return crm
-    erp = roles.erp()
-    return [*crm, Source("erp", erp.system, erp.mapping("customer.in"))]
+    """The CRM's accounts and the ERP's customers, as the bindings seat them (staged by role:
+    ``crm``, ``erp``); an ERP without a customer change feed is only written to, never read."""
+    return FLOW_ENGINE.sources()
 
 
 def targets() -> tuple[str, str]:
@@ -90,12 +93,8 @@ def erp_connector(write: bool = False) -> Connector:
 # --- extract -------------------------------------------------------------------------------------
 
 def extract(ctx: StepContext) -> StepCounts:
-    counts = StepCounts()
-    connectors = {"crm": crm, "erp": erp_connector}
-    for src in sources():
-        spec = engine.load_spec(src.spec)
-        counts += read_stream(ctx, connectors[src.role](), src.system, spec.stream, ENTITY, stage_as=src.role,
-                              accounted_as=src.system)
+    """Accounts and the ERP's customers by the engine, then the CRM's contacts."""
+    counts = FLOW_ENGINE.extract(ctx)
     counts += read_stream(ctx, crm(), roles.crm().system, contacts.spec().stream, contacts.ENTITY,
                           stage_as=contacts.STAGE)
     return counts
@@ -104,13 +103,11 @@ def extract(ctx: StepContext) -> StepCounts:
 # --- map -----------------------------------------------------------------------------------------
 
 def map_step(ctx: StepContext) -> StepCounts:
-    """Each seat's records mapped by its spec (flows.steps.map_records: the newest version per key,
-    since an overlap window or a replay can bring one twice; mapping errors quarantined)."""
-    counts = StepCounts()
+    """Each seat's records mapped by its spec (the engine's map: the newest version per key,
+    since an overlap window or a replay can bring one twice; mapping errors quarantined), then
+    the contacts."""
+    counts = FLOW_ENGINE.map(ctx)
     with ctx.engine.begin() as conn:
-        for src in sources():
-            raw = stage_read(conn, ctx.run_id, "extract", src.role)
-            counts += map_records(conn, ctx, ENTITY, src.system, engine.load_spec(src.spec), raw, stage_as=src.role)[1]
         counts += contacts.map_step(conn, ctx, FLOW)
     counts.rejected = counts.quarantined
     return counts
@@ -124,7 +121,7 @@ def validate(ctx: StepContext) -> StepCounts:
     are committed before the run stops), and the threshold counts the contacts read."""
     with ctx.engine.begin() as conn:
         contact_counts = contacts.validate(conn, ctx, FLOW)
-        batch = pd.concat([stage_read(conn, ctx.run_id, "map", src.role) for src in sources()], ignore_index=True)
+        batch = pd.concat([stage_read(conn, ctx.run_id, "map", src.stage) for src in sources()], ignore_index=True)
     counts = StepCounts(read=len(batch))
     if batch.empty:
         with ctx.engine.begin() as conn:
@@ -172,7 +169,7 @@ def resolve_step(ctx: StepContext) -> StepCounts:
         spec_of = {src.system: src.spec for src in sources()}
         parts = []
         for system, part in batch.groupby("system"):
-            spec = engine.load_spec(spec_of[str(system)])
+            spec = spec_of[str(system)]
             known = xref.lookup(conn, ENTITY, str(system), part["_key"].astype(str).tolist())
             part = part.assign(_key=part["_key"].astype(str), content_hash=xref.content_hash(part, spec.hash_fields))
             part = part.merge(known[["native_key", "hub_id", "content_hash"]].rename(
@@ -395,8 +392,9 @@ def _write_erp(ctx: StepContext, todo: pd.DataFrame) -> StepCounts:
     if todo.empty:
         return counts
     erp = roles.erp()
+    ledger = _erp_ledger(ctx, todo)
     if not roles.offers("erp", "customer_change"):
-        todo = _link_only(ctx, todo)
+        todo = _link_only(ctx, todo, ledger)
         if todo.empty:
             return counts
     spec = engine.load_spec(erp.mapping("customer.out"))
@@ -412,49 +410,40 @@ def _write_erp(ctx: StepContext, todo: pd.DataFrame) -> StepCounts:
     ops = todo.loc[body["_row"], ["hub_id", "op", "erp_number"]].reset_index(drop=True)
     records = [erp.customer_document(hub_id, op, number, payload) for payload, (hub_id, op, number)
                in zip(frame_records(body.drop(columns=["_row"])), ops.itertuples(index=False))]
-    connector = erp_connector(write=True)
-    read_back = engine.load_spec(erp.mapping("customer.in")).hash_fields
-    by_hub = todo.set_index("hub_id")
-
-    def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
-        c = StepCounts()
-        ok = [(rec, res) for rec, res in zip(chunk, results) if res.status != "failed"]
-        failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
-        if ok:
-            rows = pd.DataFrame([by_hub.loc[rec["_key"]].to_dict() | {"hub_id": rec["_key"], "native_key": res.native_key}
-                                 for rec, res in ok])
-            _record_target_state(conn, ctx.run_id, erp.system, rows, read_back)
-            _outbox_done(conn, erp.system, [rec["_key"] for rec, _ in ok])
-            c.written += len(ok)
-        if failed:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=erp.system,
-                                            stage="write", items=[(rec["_key"], rec, [res.error or "write failed"])
-                                                                  for rec, res in failed])
-            for rec, res in failed:
-                _outbox_done(conn, erp.system, [rec["_key"]], "failed", res.error)
-        outcomes = pd.DataFrame([{"hub_id": rec["_key"], "erp_result": res.status, "erp_number": res.native_key}
-                                 for rec, res in zip(chunk, results)])
-        stage_append(conn, ctx.run_id, "erp_results", outcomes)
-        return c
-
-    counts += write_in_chunks(ctx, connector, erp.customer_stream, records, persist)
+    counts += write_in_chunks(ctx, erp_connector(write=True), erp.customer_stream, records, ledger.persist)
     return counts
 
 
-def _link_only(ctx: StepContext, todo: pd.DataFrame) -> pd.DataFrame:
+def _erp_ledger(ctx: StepContext, todo: pd.DataFrame) -> Ledger:
+    """The books of the ERP's customer writes: what the ERP now holds (source record, xref, match
+    index: its read-back is no change), the outbox done or failed, each result in ``erp_results``."""
+    erp = roles.erp()
+    read_back = engine.load_spec(erp.mapping("customer.in")).hash_fields
+    by_hub = todo.set_index("hub_id")
+
+    def holds(conn, ok) -> None:
+        rows = pd.DataFrame([by_hub.loc[rec["_key"]].to_dict() | {"hub_id": rec["_key"], "native_key": res.native_key}
+                             for rec, res in ok])
+        _record_target_state(conn, ctx.run_id, erp.system, rows, read_back)
+
+    return Ledger(ctx, ENTITY, erp.system, on_ok=holds, results="erp_results",
+                  row=lambda rec, res: {"hub_id": rec["_key"], "erp_result": res.status, "erp_number": res.native_key})
+
+
+def _link_only(ctx: StepContext, todo: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     """An ERP the hub may not change customers in (its card lacks ``customer_change``): a golden
     customer it already holds (linked by its USCC, or created before) is recorded as held there,
-    never edited; its number still goes back to the CRM. Returns what is left to create."""
+    never edited; its number still goes back to the CRM. Returns what is left to create.
+
+    The links go through the ERP's ledger as results ``linked`` (nothing was sent, so they are
+    not counted as written)."""
     erp = roles.erp()
     links = todo[todo["op"] == "edit"]
     if links.empty:
         return todo
-    read_back = engine.load_spec(erp.mapping("customer.in")).hash_fields
     with ctx.engine.begin() as conn:
-        _record_target_state(conn, ctx.run_id, erp.system, links.assign(native_key=links["erp_number"]), read_back)
-        _outbox_done(conn, erp.system, links["hub_id"].tolist())
-        stage_append(conn, ctx.run_id, "erp_results", pd.DataFrame({
-            "hub_id": links["hub_id"], "erp_result": "linked", "erp_number": links["erp_number"]}))
+        ledger.persist(conn, [{"_key": h} for h in links["hub_id"]],
+                       [WriteResult(h, "linked", native_key=n) for h, n in zip(links["hub_id"], links["erp_number"])])
     log.info("%d customers %s already holds linked, not changed (%s takes no customer changes from the hub)",
              len(links), erp.label, erp.label)
     return todo[todo["op"] != "edit"]
@@ -511,27 +500,15 @@ def _write_crm(ctx: StepContext) -> StepCounts:
     codes = dict(zip(todo["native_key"], todo["erp_code"]))
     hub_of = dict(zip(todo["native_key"], todo["hub_id"]))
 
-    def persist(conn, chunk, results) -> StepCounts:
-        c = StepCounts()
-        ok = [rec["_key"] for rec, res in zip(chunk, results) if res.status != "failed"]
-        if ok:
-            _crm_now_holds(conn, {k: codes[k] for k in ok}, crm_spec.hash_fields)
-            c.written += len(ok)
-        failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
-        if failed:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=crm_key, stage="write",
-                                            items=[(rec["_key"], rec, [res.error or "write failed"]) for rec, res in failed])
-        return c
+    def holds(conn, ok) -> None:
+        _crm_now_holds(conn, {rec["_key"]: codes[rec["_key"]] for rec, _ in ok}, crm_spec.hash_fields)
 
-    failed_keys: set[str] = set()
-
-    def persist_and_note(conn, chunk, results) -> StepCounts:
-        failed_keys.update(rec["_key"] for rec, res in zip(chunk, results) if res.status == "failed")
-        return persist(conn, chunk, results)
-
-    counts += write_in_chunks(ctx, crm(), out_spec.stream, records, persist_and_note)
+    # records are keyed by CRM account; the outbox by customer, settled after the last chunk: a
+    # customer with two accounts is done once both took the code, and one that failed stays pending
+    ledger = Ledger(ctx, ENTITY, crm_key, on_ok=holds, done=False, failed_status=None)
+    counts += write_in_chunks(ctx, crm(), out_spec.stream, records, ledger.persist)
     with ctx.engine.begin() as conn:  # only now: a kill before this leaves them pending, and a PATCH may be redone
-        _outbox_done(conn, crm_key, sorted(set(hub_of.values()) - {hub_of[k] for k in failed_keys}))
+        _outbox_done(conn, crm_key, sorted(set(hub_of.values()) - {hub_of[k] for k in ledger.failed}))
     return counts
 
 
@@ -567,8 +544,8 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     erp_xref = xref.by_hub_id(conn, ENTITY, erp.system)
     frames = []
     for src in sources():
-        spec, system = engine.load_spec(src.spec), src.system
-        raw = stage_read(conn, run_id, "extract", src.role)
+        spec, system = src.spec, src.system
+        raw = stage_read(conn, run_id, "extract", src.stage)
         keys = raw[spec.key] if spec.key in raw.columns else pd.Series([None] * len(raw))
         df = pd.DataFrame({"system": system, "key": keys.map(lambda k: None if k is None or k != k else str(k))})
         df["outcome"], df["detail"], df["hub_id"] = None, None, None

@@ -19,12 +19,13 @@ from sqlalchemy import bindparam, select, update
 
 from flows import receipts_book as book, receipts_outcomes, receipts_plans as plans
 from flows import roles
+from flows.ledger import Ledger, Written
 from flows.receipts_sources import FLOW, TO_CRM_APPLICATION, TO_CRM_PLAN, as_of, crm, erp
 from flows.steps import quarantine_errors, write_in_chunks
-from hub import config, model, outbox, quarantine, receipts_model as rm, xref
+from hub import config, model, outbox, receipts_model as rm, xref
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import frame_records, select_in, stage_append
+from hub.store import frame_records, select_in
 from mappings import engine
 from quality.reconcile import queue, workbook as wb
 from quality.reconcile.amounts import yuan
@@ -47,6 +48,16 @@ def _json_numbers(record: dict[str, Any], spec) -> dict[str, Any]:
         if rule.type == "decimal" and isinstance(record.get(rule.target), Decimal):
             record[rule.target] = float(record[rule.target])
     return record
+
+
+def _keys_in(entity: str, target: str):
+    """The ledger's ``on_ok`` of a write whose answer the hub keeps only as a key: xref hub id →
+    the target's native key."""
+    def save(conn, ok: Written) -> None:
+        xref.save(conn, entity, target, pd.DataFrame({
+            "native_key": [res.native_key for _, res in ok], "hub_id": [r["_key"] for r, _ in ok],
+            "native_version": None, "content_hash": None}))
+    return save
 
 
 # --- the ERP -------------------------------------------------------------------------------------
@@ -99,29 +110,11 @@ def to_erp(ctx: StepContext) -> StepCounts:
                                         int(invoiced.get(h, 0)))
                for r, h in zip(frame_records(body.drop(columns=["_row"])), frame.loc[body["_row"], "hub_id"])]
 
-    def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
-        c = StepCounts()
-        ok = [(rec_, res) for rec_, res in zip(chunk, results) if res.status != "failed"]
-        bad = [(rec_, res) for rec_, res in zip(chunk, results) if res.status == "failed"]
-        if ok:
-            xref.save(conn, "receipt", target, pd.DataFrame({
-                "native_key": [res.native_key for _, res in ok], "hub_id": [r["_key"] for r, _ in ok],
-                "native_version": None, "content_hash": None}))
-            outbox.mark(conn, "receipt", target, [r["_key"] for r, _ in ok])
-            c.written += len(ok)
-        if bad:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="receipt", system=target,
-                                            stage="write", items=[(r["_key"], r, [res.error or
-                                                                                  f"{adapter.label} refused the 收款单"])
-                                                                  for r, res in bad])
-            outbox.mark_each(conn, "receipt", target, outbox.FAILED, {r["_key"]: res.error or "" for r, res in bad})
-        stage_append(conn, ctx.run_id, "erp_results", pd.DataFrame(
-            [{"hub_id": r["_key"], "erp_result": res.status, "erp_number": res.native_key}
-             for r, res in zip(chunk, results)]))
-        return c
-
+    ledger = Ledger(ctx, "receipt", target, on_ok=_keys_in("receipt", target), results="erp_results",
+                    row=lambda r, res: {"hub_id": r["_key"], "erp_result": res.status, "erp_number": res.native_key},
+                    refused=f"{adapter.label} refused the 收款单")
     if records:
-        counts += write_in_chunks(ctx, adapter.connector(write=True), spec.stream, records, persist)
+        counts += write_in_chunks(ctx, adapter.connector(write=True), spec.stream, records, ledger.persist)
     return counts
 
 
@@ -180,30 +173,19 @@ def to_crm(ctx: StepContext) -> StepCounts:
     pieces_of: dict[str, set[str]] = frame.groupby("receipt_hub_id")["hub_id"].agg(set).to_dict()
     x = model.xref.c
 
-    def persist(conn, chunk, results) -> StepCounts:
-        c = StepCounts()
-        ok = [(r, res) for r, res in zip(chunk, results) if res.status != "failed"]
-        bad = [(r, res) for r, res in zip(chunk, results) if res.status == "failed"]
-        if ok:
-            xref.save(conn, "payment_application", target, pd.DataFrame({
-                "native_key": [res.native_key for _, res in ok], "hub_id": [r["_key"] for r, _ in ok],
-                "native_version": None, "content_hash": None}))
-            c.written += len(ok)
-        if bad:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="receipt", system=target,
-                                            stage="write", items=[(r["_key"], r, [res.error or f"{seat.label} refused"])
-                                                                  for r, res in bad])
-            outbox.mark(conn, "receipt", target, sorted({r["_receipt"] for r, _ in bad}), outbox.FAILED,
-                        f"{seat.label} refused a 回款 record (see quarantine)")
+    def settled(conn, ok: Written) -> list[str]:
+        """The receipts every 回款 piece of which is now in the CRM (the outbox is per receipt)."""
         touched = sorted({r["_receipt"] for r, _ in ok})
         wanted = [p for h in touched for p in pieces_of[h]]
         have = set(select_in(conn, model.xref, "hub_id", wanted, where=[x.entity == "payment_application",
                                                                          x.system == target], columns=["hub_id"])["hub_id"])
-        outbox.mark(conn, "receipt", target, [h for h in touched if pieces_of[h] <= have])  # every piece is in the CRM
-        return c
+        return [h for h in touched if pieces_of[h] <= have]
 
+    ledger = Ledger(ctx, "receipt", target, on_ok=_keys_in("payment_application", target), done=settled,
+                    refused=f"{seat.label} refused", outbox_key=lambda r: r["_receipt"],
+                    failed_note=f"{seat.label} refused a 回款 record (see quarantine)")
     if records:
-        counts += write_in_chunks(ctx, crm(), spec.stream, records, persist)
+        counts += write_in_chunks(ctx, crm(), spec.stream, records, ledger.persist)
     return counts
 
 
@@ -233,26 +215,19 @@ def plans_to_crm(ctx: StepContext) -> StepCounts:
                         "_overdue": int(todo.at[row, "new_overdue"])})
     p = rm.payment_plan.c
 
-    def persist(conn, chunk, results) -> StepCounts:
-        c = StepCounts()
-        ok = [r for r, res in zip(chunk, results) if res.status != "failed"]
-        bad = [(r, res) for r, res in zip(chunk, results) if res.status == "failed"]
-        if ok:  # the CRM now holds these values: its read-back of them is no change
-            conn.execute(update(rm.payment_plan).where(p.crm_id == bindparam("k")).values(
-                received_fen=bindparam("f"), status_text=bindparam("s"), overdue=bindparam("o")),
-                [{"k": r["_key"], "f": r["_fen"], "s": r["_status"], "o": r["_overdue"]} for r in ok])
-            now = select_in(conn, rm.payment_plan, "crm_id", [r["_key"] for r in ok])
-            conn.execute(update(rm.payment_plan).where(p.crm_id == bindparam("k")).values(content_hash=bindparam("h")),
-                         [{"k": k, "h": h} for k, h in zip(now["crm_id"], plans.plan_hash(now))])
-            c.written += len(ok)
-        if bad:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="payment_plan",
-                                            system=seat.system, stage="write",
-                                            items=[(r["_key"], r, [res.error or f"{seat.label} refused"])
-                                                   for r, res in bad])
-        return c
+    def holds(conn, ok: Written) -> None:
+        """The CRM now holds these values: its read-back of them is no change."""
+        conn.execute(update(rm.payment_plan).where(p.crm_id == bindparam("k")).values(
+            received_fen=bindparam("f"), status_text=bindparam("s"), overdue=bindparam("o")),
+            [{"k": r["_key"], "f": r["_fen"], "s": r["_status"], "o": r["_overdue"]} for r, _ in ok])
+        now = select_in(conn, rm.payment_plan, "crm_id", [r["_key"] for r, _ in ok])
+        conn.execute(update(rm.payment_plan).where(p.crm_id == bindparam("k")).values(content_hash=bindparam("h")),
+                     [{"k": k, "h": h} for k, h in zip(now["crm_id"], plans.plan_hash(now))])
 
-    counts += write_in_chunks(ctx, crm(), spec.stream, records, persist)
+    # plans have no outbox: the next run compares again, so a refused PATCH is simply sent again
+    ledger = Ledger(ctx, "payment_plan", seat.system, on_ok=holds, done=False, failed_status=None,
+                    refused=f"{seat.label} refused")
+    counts += write_in_chunks(ctx, crm(), spec.stream, records, ledger.persist)
     return counts
 
 
