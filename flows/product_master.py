@@ -21,12 +21,13 @@ import pandas as pd
 
 from flows import roles
 from flows.engine import Flow
+from flows.ledger import Ledger
 from flows.steps import crm_write_outcomes, quarantine_errors, read_outcomes, save_outcomes, write_in_chunks
 from hub import model, money, outbox, quarantine, xref
 from hub.model import PRODUCT_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import frame_records, select_in, stage_append, stage_read, stage_write, upsert, utcnow
+from hub.store import frame_records, select_in, stage_read, stage_write, upsert, utcnow
 from mappings import engine
 
 log = logging.getLogger("flows.product_master")
@@ -133,27 +134,14 @@ def write_back(ctx: StepContext) -> StepCounts:
             records.append(payload)
         by_hub = todo.set_index("hub_id")
 
-        def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
-            c = StepCounts()
-            ok = [(rec, res) for rec, res in zip(chunk, results) if res.status != "failed"]
-            if ok:
-                rows = pd.DataFrame([by_hub.loc[rec["_key"]].to_dict() | {"hub_id": rec["_key"], "native_key": res.native_key}
-                                     for rec, res in ok])
-                _crm_now_holds(conn, ctx.run_id, rows)
-                outbox.mark(conn, ENTITY, "crm", [rec["_key"] for rec, _ in ok])
-                c.written += len(ok)
-            failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
-            if failed:
-                c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="crm",
-                                                stage="write", items=[(rec["_key"], rec, [res.error or "write failed"])
-                                                                      for rec, res in failed])
-                outbox.mark_each(conn, ENTITY, "crm", outbox.FAILED, {rec["_key"]: res.error or "" for rec, res in failed})
-            stage_append(conn, ctx.run_id, "crm_results", pd.DataFrame([
-                {"hub_id": rec["_key"], "result": _result(rec, res), "crm_id": res.native_key}
-                for rec, res in zip(chunk, results)]))
-            return c
+        def holds(conn, ok) -> None:
+            _crm_now_holds(conn, ctx.run_id, pd.DataFrame([
+                by_hub.loc[rec["_key"]].to_dict() | {"hub_id": rec["_key"], "native_key": res.native_key}
+                for rec, res in ok]))
 
-        counts += write_in_chunks(ctx, crm(), spec.stream, records, persist)
+        ledger = Ledger(ctx, ENTITY, "crm", on_ok=holds, results="crm_results", row=lambda rec, res: {
+            "hub_id": rec["_key"], "result": _result(rec, res), "crm_id": res.native_key})
+        counts += write_in_chunks(ctx, crm(), spec.stream, records, ledger.persist)
     with ctx.engine.begin() as conn:
         result = outcomes(conn, ctx.run_id)
     save_outcomes(ctx, result)
