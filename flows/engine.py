@@ -4,12 +4,16 @@ A flow module asks ``Flow("<flow>")`` for the steps it has no logic of its own i
 hands the engine its entity hooks where logic is real:
 
 - ``extract``: every source of the spec, by role: the bound seat's connector reads the
-  mapping's stream since its watermark (replays by key, broken pages quarantined).
+  mapping's stream since its watermark (replays by key, broken pages quarantined). A
+  document's lines (``lines_of``) and a ``lookup`` source are the hook's to read: they
+  follow what was read (a delivery's rows, the order lines those ship).
 - ``map``: every source by its mapping (newest version per key, errors to quarantine); a
   source with ``lines_of`` is a document's lines, and a line that does not map holds its
-  header back.
+  header back. A ``lookup`` source is not mapped (the hook's own steps use it).
 - ``validate``: the spec's GX suite on each source's mapped rows, after the ``prepare``
-  hook derived what the suite checks (a product's active flag, an order's line facts).
+  hook derived what the suite checks (a product's active flag; a document's line facts:
+  ``prepare`` gets its lines beside the headers); a document's lines go on with the headers
+  that passed.
 - ``resolve``: unchanged records skipped by the mapping's content hash; hub ids from the
   ``hub_id`` hook for records xref does not know yet.
 - ``load``: source records, canonical rows and xref of what changed, the spec's targets
@@ -51,6 +55,11 @@ class Source:
     def adapter(self) -> Any:
         return roles.adapter(roles.seat(self.end.role))
 
+    @property
+    def own(self) -> bool:
+        """Read, gated and stored as records of its own (not a document's lines, not a lookup)."""
+        return not (self.end.lines_of or self.end.lookup)
+
 
 def _mapping_of(end: flow_spec.End) -> str:
     if end.mapping:
@@ -59,9 +68,10 @@ def _mapping_of(end: flow_spec.End) -> str:
 
 
 class Flow:
-    """The generic steps of one flow spec; ``prepare`` and ``hub_id`` are the entity's hooks."""
+    """The generic steps of one flow spec; ``prepare`` and ``hub_id`` are the entity's hooks
+    (``prepare(headers, *lines)``: a source's mapped rows and those of its documents' lines)."""
 
-    def __init__(self, flow: str, *, prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    def __init__(self, flow: str, *, prepare: Callable[..., pd.DataFrame] | None = None,
                  hub_id: Callable[[str, str], str] | None = None) -> None:
         self.spec = flow_spec.load(flow)
         self.prepare = prepare
@@ -95,8 +105,8 @@ class Flow:
     def extract(self, ctx: StepContext) -> StepCounts:
         counts = StepCounts()
         for src in self.sources():
-            if src.end.lines_of:
-                continue  # a document's lines are read by their flow's hook (they follow their headers)
+            if not src.own:
+                continue  # a document's lines and lookups are read by the flow's hook (they follow the headers)
             connector = src.adapter.connector({src.spec.stream: src.spec.source_fields})
             counts += read_stream(ctx, connector, src.system, src.spec.stream, self.entity, stage_as=src.stage,
                                   accounted_as=src.system)
@@ -107,6 +117,8 @@ class Flow:
         with ctx.engine.begin() as conn:
             heads: dict[str, pd.DataFrame] = {}
             for src in self.sources():
+                if src.end.lookup:
+                    continue
                 raw = stage_read(conn, ctx.run_id, "extract", src.stage)
                 if src.end.lines_of:
                     parent = heads[src.end.lines_of]
@@ -127,17 +139,25 @@ class Flow:
 
     def validate(self, ctx: StepContext) -> StepCounts:
         """Each source in a transaction of its own: gate_records commits the quarantine of a batch
-        over the reject threshold on its own, which SQLite allows only while no writer is open."""
+        over the reject threshold on its own, which SQLite allows only while no writer is open.
+        A document's lines go to ``prepare`` with their headers and on with those that passed."""
         counts = StepCounts()
-        for src in self.sources():
-            if src.end.lines_of:
+        sources = self.sources()
+        for src in sources:
+            if not src.own:
                 continue
+            parts = [s for s in sources if s.end.lines_of == src.stage]
             with ctx.engine.begin() as conn:
                 batch = stage_read(conn, ctx.run_id, "map", src.stage)
+                lines = [stage_read(conn, ctx.run_id, "map", part.stage) for part in parts]
                 if self.prepare is not None and not batch.empty:
-                    batch = self.prepare(batch)
+                    batch = self.prepare(batch, *lines)
                 good, c = gate_records(conn, ctx, self.entity, batch)
                 stage_write(conn, ctx.run_id, "validate", good, src.stage)
+                for part, rows in zip(parts, lines):
+                    nothing = rows.empty or good.empty
+                    kept = pd.DataFrame() if nothing else rows[rows[part.end.parent].isin(good["_key"])]
+                    stage_write(conn, ctx.run_id, "validate", kept, part.stage)
             counts += c
         return counts
 
@@ -145,7 +165,7 @@ class Flow:
         counts = StepCounts()
         with ctx.engine.begin() as conn:
             for src in self.sources():
-                if src.end.lines_of:
+                if not src.own:
                     continue
                 batch = stage_read(conn, ctx.run_id, "validate", src.stage)
                 counts.read += len(batch)
@@ -171,7 +191,7 @@ class Flow:
         counts = StepCounts()
         with ctx.engine.begin() as conn:
             for src in self.sources():
-                if src.end.lines_of:
+                if not src.own:
                     continue
                 batch = stage_read(conn, ctx.run_id, "resolve", src.stage)
                 counts.read += len(batch)

@@ -10,6 +10,12 @@ each touched order's shipped quantities and status partial / complete) → write
 shipment record, 销售易 shipment__c, created or patched, looked up by its natural key, the
 dispatch number, first; each order line's shipped quantity and the order's delivery status
 patched, in the fields the mapping's ``write_back`` names).
+
+The engine (flows/engine.py over flows/specs/shipments.yaml) reads the deliveries, maps and
+gates them; the rest is this module's: the lines follow their deliveries by key, and resolve
+and load differ from the engine's (hub ids from the ERP's keys, shipments of orders the hub did
+not send skipped, one hash over a delivery and its lines, no source records, lines replaced,
+the order's delivery state enqueued). Every write result goes through :class:`flows.ledger.Ledger`.
 """
 from __future__ import annotations
 
@@ -17,20 +23,21 @@ import hashlib
 import logging
 import uuid
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Callable
 
 import pandas as pd
 from sqlalchemy import delete
 
 from flows import roles
-from flows.steps import (crm_write_outcomes, gate_records, json_safe, map_lines, map_records, quarantine_errors,
-                         read_outcomes, read_stream, save_outcomes, upsert_canonical, with_known_hashes,
-                         write_in_chunks)
+from flows.engine import Flow
+from flows.ledger import Ledger
+from flows.steps import (crm_write_outcomes, json_safe, quarantine_errors, read_outcomes, save_outcomes,
+                         upsert_canonical, with_known_hashes, write_in_chunks)
 from hub import model, money, outbox, quarantine, watermarks, xref
 from hub.model import SHIPMENT_FIELDS, SHIPMENT_LINE_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import chunks, frame_records, select_in, stage_append, stage_read, stage_write
+from hub.store import chunks, frame_records, select_in, stage_read, stage_write
 from mappings import engine
 from quality.orders import shipment_facts
 
@@ -41,17 +48,22 @@ ENTITY, LINE_ENTITY, DELIVERY = "shipment", "shipment_line", "sales_order_delive
 TO_CRM = "shipment_to_crm"
 #: The CRM's order and order-line objects (their read specs name them), patched with delivery state.
 CRM_ORDER_SPEC, CRM_ORDER_LINE_SPEC = "crm_order_to_sales_order", "crm_order_product_to_sales_order_line"
-HEAD, LINES, SO_LINES = "erp", "erp.lines", "erp.so_lines"   # staging keys of what the ERP gave
+HEAD, LINES, SO_LINES = "erp", "erp.lines", "erp.so_lines"   # staging keys of the spec's sources
 NS = uuid.UUID("c8e1d0a4-7f6b-4c3d-a2e9-5b4f3e2d1c0b")
 LINE_HASH = ("native_key", "line_no", "product_code", "quantity", "serial_numbers", "so_line_key", "order_line_hub_id")
 HEAD_HASH = ("code", "order_code", "ship_date", "carrier", "tracking_no", "is_return", "order_hub_id")
 
 
+#: The engine's steps of flows/specs/shipments.yaml: deliveries and their lines mapped (a line that
+#: does not map holds its delivery back), gated by the shipment suite with their line facts.
+FLOW_ENGINE = Flow(FLOW, prepare=shipment_facts)
+
+
 def specs() -> tuple[engine.Spec, engine.Spec, engine.Spec]:
-    """The bound ERP's mappings: deliveries, their lines, and the order lines those ship."""
-    erp = roles.erp()
-    return (engine.load_spec(erp.mapping("shipment.in")), engine.load_spec(erp.mapping("shipment_line.in")),
-            engine.load_spec(erp.mapping("sales_order_line.in")))
+    """The bound ERP's mappings of the spec's sources: deliveries, their lines, and the order
+    lines those ship."""
+    by_stage = {src.stage: src.spec for src in FLOW_ENGINE.sources()}
+    return by_stage[HEAD], by_stage[LINES], by_stage[SO_LINES]
 
 
 def source_of(spec: engine.Spec, target: str) -> str:
@@ -74,11 +86,6 @@ def hub_ids() -> tuple[Callable[[str], str], Callable[[str], str]]:
     return of(head.stream), of(line.stream)
 
 
-def erp_connector():
-    head = specs()[0]
-    return roles.erp().connector(columns={head.stream: head.source_fields})
-
-
 def crm():
     """The CRM seat's connector; a shipment create is looked up first by the spec's natural key."""
     spec = engine.load_spec(TO_CRM)
@@ -86,13 +93,14 @@ def crm():
                                  natural_keys={spec.stream: spec.natural_key})
 
 
-# --- extract / map / validate ---------------------------------------------------------------------
+# --- extract (map and validate are the engine's) ----------------------------------------------------
 
 def extract(ctx: StepContext) -> StepCounts:
-    """Deliveries changed since the watermark, their lines, and the order lines those ship."""
+    """Deliveries changed since the watermark (the engine's), then their lines and the order lines
+    those ship, read by key through the ERP's named lookups."""
     erp = roles.erp()
     head, line, so_line = specs()
-    counts = read_stream(ctx, erp_connector(), erp.system, head.stream, ENTITY, stage_as=HEAD, accounted_as=erp.system)
+    counts = FLOW_ENGINE.extract(ctx)
     with ctx.engine.begin() as conn:
         heads = stage_read(conn, ctx.run_id, "extract", HEAD)
     ids = heads[head.key].tolist() if not heads.empty else []
@@ -102,31 +110,6 @@ def extract(ctx: StepContext) -> StepCounts:
     with ctx.engine.begin() as conn:
         stage_write(conn, ctx.run_id, "extract", pd.DataFrame([json_safe(r) for r in lines]), LINES)
         stage_write(conn, ctx.run_id, "extract", pd.DataFrame([json_safe(r) for r in so_lines]), SO_LINES)
-    return counts
-
-
-def map_step(ctx: StepContext) -> StepCounts:
-    system, (head, line, _) = roles.erp().system, specs()
-    with ctx.engine.begin() as conn:
-        heads, counts = map_records(conn, ctx, ENTITY, system, head, stage_read(conn, ctx.run_id, "extract", HEAD),
-                                    stage_as=HEAD)
-        lines, heads, held = map_lines(conn, ctx, ENTITY, system, line, stage_read(conn, ctx.run_id, "extract", LINES),
-                                       heads, source_of(line, "shipment_key"), "shipment_key")
-        counts.quarantined += held
-        counts.rejected, counts.mapped = counts.quarantined, len(heads)
-        stage_write(conn, ctx.run_id, "map", heads, HEAD)
-        stage_write(conn, ctx.run_id, "map", lines, LINES)
-    return counts
-
-
-def validate(ctx: StepContext) -> StepCounts:
-    with ctx.engine.begin() as conn:
-        heads, lines = stage_read(conn, ctx.run_id, "map", HEAD), stage_read(conn, ctx.run_id, "map", LINES)
-        good, counts = gate_records(conn, ctx, ENTITY, shipment_facts(heads, lines)) if not heads.empty \
-            else (heads, StepCounts())
-        stage_write(conn, ctx.run_id, "validate", good, HEAD)
-        stage_write(conn, ctx.run_id, "validate", lines[lines["shipment_key"].isin(good["_key"])] if not good.empty
-                    else pd.DataFrame(), LINES)
     return counts
 
 
@@ -340,26 +323,14 @@ def _write_shipments(ctx: StepContext) -> StepCounts:
         records.append(rec)
     hashes = todo.set_index("hub_id")["content_hash"]
 
-    def persist(conn, chunk: list[dict[str, Any]], results) -> StepCounts:
-        c = StepCounts()
-        ok = [(rec, res) for rec, res in zip(chunk, results) if res.status != "failed"]
-        if ok:
-            xref.save(conn, ENTITY, "crm", pd.DataFrame([{"hub_id": rec["_key"], "native_key": res.native_key,
-                                                          "native_version": None, "content_hash": hashes[rec["_key"]]}
-                                                         for rec, res in ok]))
-            outbox.mark(conn, ENTITY, "crm", [rec["_key"] for rec, _ in ok])
-            c.written += len(ok)
-        failed = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
-        if failed:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system="crm", stage="write",
-                                            items=[(rec["_key"], rec, [res.error or "write failed"]) for rec, res in failed])
-            outbox.mark_each(conn, ENTITY, "crm", outbox.FAILED, {rec["_key"]: res.error or "" for rec, res in failed})
-        stage_append(conn, ctx.run_id, "crm_results", pd.DataFrame([
-            {"hub_id": rec["_key"], "result": "linked" if res.status == "updated" and rec["_linked"] else res.status}
-            for rec, res in zip(chunk, results)]))
-        return c
+    def holds(conn, ok) -> None:
+        xref.save(conn, ENTITY, "crm", pd.DataFrame([{"hub_id": rec["_key"], "native_key": res.native_key,
+                                                      "native_version": None, "content_hash": hashes[rec["_key"]]}
+                                                     for rec, res in ok]))
 
-    return counts + write_in_chunks(ctx, crm(), spec.stream, records, persist)
+    ledger = Ledger(ctx, ENTITY, "crm", on_ok=holds, results="crm_results", row=lambda rec, res: {
+        "hub_id": rec["_key"], "result": "linked" if res.status == "updated" and rec["_linked"] else res.status})
+    return counts + write_in_chunks(ctx, crm(), spec.stream, records, ledger.persist)
 
 
 def _write_delivery(ctx: StepContext) -> StepCounts:
@@ -376,51 +347,40 @@ def _write_delivery(ctx: StepContext) -> StepCounts:
     if due.empty:
         return counts
     connector = crm()
-    failed_orders: set[str] = set()
     line_records = [{"_key": k, "_order": o, "id": k, shipped_field: money.json_number(money.dec(s))}
                     for k, o, s in zip(lines["native_key"], lines["order_hub_id"], lines["shipped"])
                     if o in set(due["order_hub_id"])]
-
-    def persist_lines(conn, chunk, results) -> StepCounts:
-        bad = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
-        failed_orders.update(rec["_order"] for rec, _ in bad)
-        return StepCounts(quarantined=quarantine.add(
-            conn, run_id=ctx.run_id, flow=FLOW, entity=DELIVERY, system="crm", stage="write",
-            items=[(rec["_order"], rec, [res.error or "write failed"]) for rec, res in bad]) if bad else 0)
-
-    counts += write_in_chunks(ctx, connector, engine.load_spec(CRM_ORDER_LINE_SPEC).stream, line_records, persist_lines)
+    # a line is no outbox entry and counts as no write: a refused one is quarantined under its
+    # order, which then is not sent (its entry fails below, after the last chunk)
+    line_ledger = Ledger(ctx, DELIVERY, "crm", on_ok=lambda conn, ok: 0, done=False, failed_status=None,
+                         quarantine_key=lambda rec: rec["_order"])
+    counts += write_in_chunks(ctx, connector, engine.load_spec(CRM_ORDER_LINE_SPEC).stream, line_records,
+                              line_ledger.persist)
+    order_of = {rec["_key"]: rec["_order"] for rec in line_records}
+    failed_orders = {order_of[k] for k in line_ledger.failed}
     labels = engine.load_value_map("crm_delivery_status")[0]
     ready = due[~due["order_hub_id"].isin(failed_orders)]
     by_order = due.set_index("order_hub_id")
     order_records = [{"_key": h, "id": k, status_field: labels[s]}
                      for h, k, s in zip(ready["order_hub_id"], ready["crm_id"], ready["status"])]
 
-    def persist_orders(conn, chunk, results) -> StepCounts:
-        c = StepCounts()
-        ok = [rec["_key"] for rec, res in zip(chunk, results) if res.status != "failed"]
-        if ok:
-            rows = by_order.loc[ok].reset_index()
-            xref.save(conn, DELIVERY, "crm", pd.DataFrame({"hub_id": rows["order_hub_id"], "native_key": rows["crm_id"],
-                                                           "native_version": rows["status"],
-                                                           "content_hash": rows["content_hash"]}))
-            outbox.mark(conn, DELIVERY, "crm", ok)
-            c.written += len(ok)
-        bad = [(rec, res) for rec, res in zip(chunk, results) if res.status == "failed"]
-        if bad:
-            c.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=DELIVERY, system="crm",
-                                            stage="write", items=[(rec["_key"], rec, [res.error or "write failed"])
-                                                                  for rec, res in bad])
-        return c
+    def holds(conn, ok) -> None:
+        rows = by_order.loc[[rec["_key"] for rec, _ in ok]].reset_index()
+        xref.save(conn, DELIVERY, "crm", pd.DataFrame({"hub_id": rows["order_hub_id"], "native_key": rows["crm_id"],
+                                                       "native_version": rows["status"],
+                                                       "content_hash": rows["content_hash"]}))
 
+    # an order whose status the CRM refused stays pending: the next run sends it again
+    order_ledger = Ledger(ctx, DELIVERY, "crm", on_ok=holds, failed_status=None)
     with ctx.engine.begin() as conn:
         outbox.mark(conn, DELIVERY, "crm", sorted(failed_orders), outbox.FAILED, "a line's shipped quantity was refused")
     orders_stream = engine.load_spec(CRM_ORDER_SPEC).stream
-    return counts + write_in_chunks(ctx, connector, orders_stream, order_records, persist_orders)
+    return counts + write_in_chunks(ctx, connector, orders_stream, order_records, order_ledger.persist)
 
 
 #: The seven steps, in order, as the DAG schedules them.
 STEP_FUNCTIONS = {
-    "extract": extract, "map": map_step, "validate": validate, "resolve": resolve_step,
+    "extract": extract, "map": FLOW_ENGINE.map, "validate": FLOW_ENGINE.validate, "resolve": resolve_step,
     "load": load, "publish": publish, "write_back": write_back,
 }
 

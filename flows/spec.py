@@ -26,7 +26,8 @@ SUITES = Path(__file__).resolve().parent.parent / "quality" / "suites"
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings" / "specs"
 KEYS = {"flow", "entity", "hooks", "schedule", "produces", "consumes", "needs", "sources", "suite", "resolve",
         "targets", "doc", "pools"}
-END_KEYS = {"role", "mapping", "purpose", "stage", "lines", "lines_of", "parent", "optional", "write_back"}
+END_KEYS = {"role", "mapping", "purpose", "stage", "lines", "lines_of", "parent", "lookup", "optional",
+            "write_back"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class End:
     lines: str | None = None
     lines_of: str | None = None     # these are the lines of the source staged under this key
     parent: str | None = None       # … and this canonical field of a line holds its header's key
+    lookup: bool = False            # read by the flow's hook for its own steps; the engine leaves it alone
     optional: bool = False
     write_back: bool = False
 
