@@ -6,6 +6,7 @@ gives them timeouts, retries with backoff that honours Retry-After, and error cl
 ``SYSTEMS`` is the one list of what each system is and which roles it can play; a
 deployment's bindings (``deploy/bindings*.yaml``) are checked against it, and the flows
 build a seat's adapter from the card's ``adapter`` path (so flows import no connector).
+``NOTIFIERS`` does the same for the alert channels (connectors/alert_channels.py).
 """
 from hub.types import SystemCard
 
@@ -29,4 +30,12 @@ SYSTEMS: dict[str, SystemCard] = {
     "registry_api": SystemCard("天眼查 / 企查查", ("registry",), "connectors.registry_seat:RegistrySeat",
                                needs=("api",)),
     "bank_files": SystemCard("bank statement files", ("bank",), "connectors.bank_files:BankSeat", needs=("drop",)),
+}
+
+#: The alert channels: name → (Airflow connection id, channel ``module:Class``). A connection that
+#: does not exist is a channel that is off; ``flows.roles.notifiers()`` builds the others, in this order.
+NOTIFIERS: dict[str, tuple[str, str]] = {
+    "smtp": ("hub_alert_smtp", "connectors.alert_channels:EmailChannel"),
+    "dingtalk": ("hub_alert_dingtalk", "connectors.alert_channels:DingTalkChannel"),
+    "wecom": ("hub_alert_wecom", "connectors.alert_channels:WeComChannel"),
 }

@@ -10,6 +10,9 @@ A robot that answers "too fast" (钉钉 130101) gets nothing more for its ``thro
 alerts meanwhile are held back (``alert_log.errors`` says so) and go merged into its next
 message, or into the watchdog's next check (:func:`flush_held`), so none is lost.
 
+The channels themselves (钉钉, 企业微信, SMTP) are connectors/alert_channels.py, listed in
+``connectors.NOTIFIERS`` and built by ``flows.roles.notifiers()``: this module names none.
+
 Hub modules are imported inside the functions: DAG files import this module while parsing.
 """
 from __future__ import annotations
@@ -23,7 +26,8 @@ from urllib.parse import quote
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from flows.alert_channels import Channel, Message, Throttled
+from hub.errors import Throttled
+from hub.types import AlertChannel as Channel, AlertMessage as Message
 
 log = logging.getLogger("flows.alerts")
 
@@ -199,7 +203,7 @@ def _record(conn, alert: Alert, title: str, took: list[str], errors: list[str],
 def send(alert: Alert, channels: Sequence[Channel] | None = None, *, again_after: timedelta | None = None) -> list[str]:
     """Send ``alert`` to every configured channel unless it was sent already (within
     ``again_after``, or ever); returns the channels that took it."""
-    from flows import alert_channels
+    from flows import roles
     from hub import store
 
     eng = store.engine()
@@ -207,9 +211,9 @@ def send(alert: Alert, channels: Sequence[Channel] | None = None, *, again_after
         if _recent(conn, alert.dedup_key, again_after):
             log.info("alert %s already sent", alert.dedup_key)
             return []
-    channels = alert_channels.configured() if channels is None else list(channels)
+    channels = roles.notifiers() if channels is None else list(channels)
     if not channels:
-        log.warning("no alert channel configured (connections %s): %s", ", ".join(alert_channels.FACTORIES),
+        log.warning("no alert channel configured (connections %s): %s", ", ".join(roles.notifier_connections()),
                     alert.headline)
         return []
     message = render(alert, tuple(s for ch in channels for s in ch.secrets()))
@@ -223,11 +227,11 @@ def send(alert: Alert, channels: Sequence[Channel] | None = None, *, again_after
 def flush_held(channels: Sequence[Channel] | None = None) -> list[str]:
     """Send what a throttled channel still owes, merged into one message, once its back-off
     is over (the watchdog calls this every 15 minutes); returns the channels that sent."""
-    from flows import alert_channels
+    from flows import roles
     from hub import store
     from hub.store import utcnow
 
-    channels = alert_channels.configured() if channels is None else list(channels)
+    channels = roles.notifiers() if channels is None else list(channels)
     with store.engine().begin() as conn:
         owing = [ch for ch in channels if any(r.kind != "held" for r in _held(conn, ch.name))]
     if not owing:

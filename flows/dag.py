@@ -57,7 +57,7 @@ def _on_failure(context: dict[str, Any]) -> None:
 
 
 #: A failed run first closes its run row, then alerts the configured channels (connections
-#: hub_alert_smtp, hub_alert_dingtalk, hub_alert_wecom; see flows/alert_channels.py).
+#: hub_alert_smtp, hub_alert_dingtalk, hub_alert_wecom; see connectors/alert_channels.py).
 ON_FAILURE = [_on_failure, HubAlertNotifier()]
 
 

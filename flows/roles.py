@@ -7,13 +7,16 @@ flow names roles and asks by meaning; it never imports a connector.
 from __future__ import annotations
 
 import importlib
+import logging
 from functools import lru_cache
 from typing import Any
 
-from connectors import SYSTEMS
+from connectors import NOTIFIERS, SYSTEMS
 from hub import bindings, connections
-from hub.errors import ConfigurationError
-from hub.types import Binding
+from hub.errors import ConfigurationError, redact
+from hub.types import AlertChannel, Binding
+
+log = logging.getLogger("flows.roles")
 
 
 @lru_cache(maxsize=8)
@@ -56,8 +59,7 @@ def adapter(binding: Binding) -> Any:
     """The adapter of one seat (built once per process and bindings file)."""
     key = (binding.where, binding.role, binding.name)
     if key not in _ADAPTERS:
-        module, _, cls = SYSTEMS[binding.system].adapter.partition(":")
-        _ADAPTERS[key] = getattr(importlib.import_module(module), cls)(binding)
+        _ADAPTERS[key] = _build(SYSTEMS[binding.system].adapter, binding)
     return _ADAPTERS[key]
 
 
@@ -79,6 +81,31 @@ def registry() -> Any:
 def bank() -> Any:
     """The bank statement drop."""
     return adapter(seat("bank"))
+
+
+def _build(path: str, *args: Any) -> Any:
+    module, _, cls = path.partition(":")
+    return getattr(importlib.import_module(module), cls)(*args)
+
+
+def notifier_connections() -> tuple[str, ...]:
+    """The Airflow connection ids the alert channels are read from (connectors.NOTIFIERS)."""
+    return tuple(conn_id for conn_id, _ in NOTIFIERS.values())
+
+
+def notifiers() -> list[AlertChannel]:
+    """The alert channels whose connection exists; a broken one is logged (without secrets) and skipped."""
+    out: list[AlertChannel] = []
+    for conn_id, path in NOTIFIERS.values():
+        try:
+            info = connections.get(conn_id)
+        except ConfigurationError:
+            continue  # not configured: the channel is off
+        try:
+            out.append(_build(path, info))
+        except ConfigurationError as exc:
+            log.warning("alert channel %s is misconfigured: %s", conn_id, redact(str(exc), info.secrets()))
+    return out
 
 
 def reset() -> None:

@@ -32,7 +32,7 @@ def watchdog_dag() -> DAG:
     with DAG(dag_id=DAG_ID, schedule=EVERY, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False,
              max_active_runs=1, tags=["hub", "monitoring"], default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
              doc_md="Alerts the configured channels (e-mail and chat robots: `hub_alert_*` connections, "
-                    "flows/alert_channels.py) when a hub flow has had no successful run for longer "
+                    "connectors/alert_channels.py) when a hub flow has had no successful run for longer "
                     "than its expected interval (`HUB_STALE_AFTER_<FLOW>_MINUTES`).") as dag:
         task(task_id="check_staleness")(check)()
     return dag

@@ -59,6 +59,11 @@ class QuotaExceededError(TransientError):
     work is deferred (never dropped) until the account is topped up or the day rolls over."""
 
 
+class Throttled(RuntimeError):
+    """An alert channel refused a message for coming too fast (a chat robot's rate limit).
+    Nothing is lost: the alert waits and goes merged into the channel's next message."""
+
+
 class ConfigurationError(HubError):
     """Wrong credentials, missing connection, unknown field: a person must act."""
 

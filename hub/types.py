@@ -286,3 +286,24 @@ class ErpAdapter(Protocol):
     def receipt_document(self, hub_id: str, body: Mapping[str, Any], amount_fen: int, invoiced_fen: int) -> Record:
         """The record the connector writes to book one posted bank receipt (``mapping("receipt.out")``'s
         stream), ``invoiced_fen`` of its ``amount_fen`` against invoices, the rest in advance."""
+
+
+# --- alerts (flows/alerts.py decides, connectors/alert_channels.py carries) -------------------------
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """One alert as channels carry it: a one-line title and a Markdown body."""
+
+    title: str
+    text: str
+    link: str = ""  # the console page with the whole alert: where a channel that cuts points to
+
+
+class AlertChannel(Protocol):
+    """Where alerts go (a mail server, a chat robot): built from one Airflow connection."""
+
+    name: str
+
+    def secrets(self) -> tuple[str, ...]: ...
+
+    def send(self, message: AlertMessage) -> None: ...

@@ -244,7 +244,7 @@ def test_wecom_markdown_is_cut_to_4096_bytes_with_the_console_link(hub, monkeypa
 def test_every_connection_defaults_to_https():
     from connectors.qichacha import QichachaConnector
     from connectors.tianyancha import TianyanchaConnector
-    from flows.alert_channels import DingTalkChannel, WeComChannel
+    from connectors.alert_channels import DingTalkChannel, WeComChannel
     from hub.types import ConnectionInfo
 
     tianyancha = TianyanchaConnector(ConnectionInfo("registry", password="t"))

@@ -14,8 +14,6 @@ from hub.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW_MODULES = sorted(p for p in (ROOT / "flows").glob("*.py"))
-#: Alert channels are notifiers (钉钉 robot, 企业微信, SMTP), not seats of a role.
-NOTIFIERS = {"alerts.py", "alert_channels.py"}
 #: Every system name a flow might spell: the systems the hub speaks and those on its roadmap.
 LATIN = {"u8", "xiaoshouyi", "sap", "s4", "s4hana", "ecc", "kingdee", "k3cloud", "tianyancha", "qichacha",
          "dingtalk", "wecom", "weaver", "ecology", "taobao", "tmall", "jd", "jos", "youzan", "pdd", "pinduoduo",
@@ -69,7 +67,7 @@ def system_names(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", [p for p in FLOW_MODULES if p.name not in NOTIFIERS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FLOW_MODULES, ids=lambda p: p.name)
 def test_flow_module_names_no_system(path: Path) -> None:
     assert system_names(path) == []
 

@@ -9,58 +9,33 @@ channel that is off.
 | ``hub_alert_wecom`` | ``https://qyapi.weixin.qq.com`` (default) | password = the robot's key | ``throttle_seconds`` |
 
 A robot's answer codes are told apart: 钉钉 130101 (over 20 messages a minute) raises
-:class:`Throttled`, so the alert is held back for ``throttle_seconds`` (default 60) and merged
+:class:`hub.errors.Throttled`, so the alert is held back for ``throttle_seconds`` (default 60) and merged
 into the channel's next message (flows/alerts.py); 310000 (the security check: signature,
 timestamp) says to check the clock or the secret. 企业微信 markdown is cut to 4,096 UTF-8 bytes
 (over that the robot answers 40058) with a link to the console.
+
+Which connection builds which channel is ``connectors.NOTIFIERS``; ``flows.roles.notifiers()``
+builds the configured ones.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import logging
 import smtplib
 import time
-from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Callable, Protocol
 from urllib.parse import quote_plus
 
-from hub import connections
-from hub.errors import ConfigurationError, redact
-from hub.types import ConnectionInfo
+from hub.errors import ConfigurationError, Throttled
+from hub.types import AlertChannel as Channel, AlertMessage as Message, ConnectionInfo
 
-log = logging.getLogger("flows.alert_channels")
-
-SMTP_CONN, DINGTALK_CONN, WECOM_CONN = "hub_alert_smtp", "hub_alert_dingtalk", "hub_alert_wecom"
-
-
-@dataclass(frozen=True)
-class Message:
-    """One alert as channels carry it: a one-line title and a Markdown body."""
-
-    title: str
-    text: str
-    link: str = ""  # the console page with the whole alert: where a channel that cuts points to
-
-
-class Throttled(RuntimeError):
-    """The robot refused the message for coming too fast (钉钉 130101: over 20 messages a
-    minute). Nothing is lost: the alert waits and goes merged into the channel's next message."""
+__all__ = ["Channel", "DingTalkChannel", "EmailChannel", "Message", "Throttled", "WeComChannel", "cut_utf8"]
 
 
 def cut_utf8(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
     return text.encode("utf-8")[:max(0, limit)].decode("utf-8", errors="ignore")
-
-
-class Channel(Protocol):
-    name: str
-
-    def secrets(self) -> tuple[str, ...]: ...
-
-    def send(self, message: Message) -> None: ...
 
 
 def _flag(value: object) -> bool:
@@ -197,23 +172,3 @@ class WeComChannel(_Robot):
             tail = f"\n\n… (cut at {self.max_bytes} bytes) [the whole alert in the console]({message.link})"
             content = cut_utf8(content, self.max_bytes - len(tail.encode("utf-8"))) + tail
         return {"msgtype": "markdown", "markdown": {"content": content}}
-
-
-FACTORIES: dict[str, Callable[[ConnectionInfo], Channel]] = {
-    SMTP_CONN: EmailChannel, DINGTALK_CONN: DingTalkChannel, WECOM_CONN: WeComChannel,
-}
-
-
-def configured() -> list[Channel]:
-    """The channels whose connection exists; a broken one is logged (without secrets) and skipped."""
-    out: list[Channel] = []
-    for conn_id, factory in FACTORIES.items():
-        try:
-            info = connections.get(conn_id)
-        except ConfigurationError:
-            continue  # not configured: the channel is off
-        try:
-            out.append(factory(info))
-        except ConfigurationError as exc:
-            log.warning("alert channel %s is misconfigured: %s", conn_id, redact(str(exc), info.secrets()))
-    return out
