@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping, Sequence
 
@@ -144,7 +145,11 @@ class U8Erp(ErpSeat):
         entry = [{"type": kind, "customercode": body["customercode"], "amount": _yuan(fen),
                   "originalamount": _yuan(fen), "iamt_s": "0"} for kind, fen in parts if fen > 0]
         record = {**body, "_key": hub_id, "_biz_id": hub_id, "entry": entry}
-        operator = U8OpenApi(self.binding.connection("openapi")).operator
-        if operator:
-            record.setdefault("operator", operator)
+        if self.operator:
+            record.setdefault("operator", self.operator)
         return record
+
+    @cached_property
+    def operator(self) -> str | None:
+        """The OpenAPI connection's operator, resolved once per seat (not once per 收款单)."""
+        return U8OpenApi(self.binding.connection("openapi")).operator

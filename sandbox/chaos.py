@@ -127,8 +127,15 @@ class World:
         cmd = [sys.executable, "-m", "flows", "run", flow, "--run-id", run_id, "--retries", str(RETRIES), "--json"]
         for s in steps:
             cmd += ["--step", s]
-        log = open(self.folder / "logs" / f"{run_id}{'-' + steps[0] if steps else ''}.log", "ab")
-        return subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=subprocess.PIPE, stderr=log)
+        name = f"{run_id}{'-' + steps[0] if steps else ''}"
+        log = open(self.folder / "logs" / f"{name}.log", "ab")
+        # stdout into a file, never a pipe: while a run is watched for its kill nobody reads a pipe,
+        # and a run that prints more than the pipe holds would block before its first write
+        out = open(self.folder / "logs" / f"{name}.out", "w+b")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env(), stdout=out, stderr=log)
+        proc.printed = out  # type: ignore[attr-defined]
+        log.close()  # the child holds its own descriptor
+        return proc
 
     def writes(self) -> int:
         return sum(n for stats in self.sb.stats().values() for k, n in stats.get("by_path", {}).items() if _is_write(k))
@@ -147,10 +154,10 @@ class World:
                     fr.killed_after = sent
                     break
                 time.sleep(0.05)
-        out, _ = proc.communicate()
+        out = _output(proc)
         if fr.killed_after is not None:
             proc = self._flows(run_id, flow, "write_back")
-            out, _ = proc.communicate()
+            out = _output(proc)
         fr.rc = proc.returncode
         fr.report = _last_json(out)
         self.runs.append(fr)
@@ -212,6 +219,14 @@ class World:
         out = subprocess.run([sys.executable, "-m", "hub", "xref", "--json"], cwd=ROOT, env=self.env(),
                              capture_output=True, text=True, check=True).stdout
         return {f"hub xref {c['entity']}/{c['system']}": c["keys"] for c in json.loads(out)}
+
+
+def _output(proc: subprocess.Popen) -> bytes:
+    """What a run printed, once it has ended (its stdout file, see ``Chaos._flows``)."""
+    proc.wait()
+    with proc.printed as fh:  # type: ignore[attr-defined]
+        fh.seek(0)
+        return fh.read()
 
 
 def _last_json(out: bytes) -> dict[str, Any]:
