@@ -92,6 +92,10 @@ class Flow:
             out.append(Source(seats[0].name, mapping.load_spec(_mapping_of(end)), end.stage or end.role, end))
         return out
 
+    def own_sources(self) -> list[Source]:
+        """The sources read, gated and stored as records of their own (see ``Source.own``)."""
+        return [src for src in self.sources() if src.own]
+
     def targets(self) -> list[str]:
         """The xref names of the seats the spec's targets are bound to (the outbox targets)."""
         return [b.name for end in self.spec.targets for b in roles.seats(end.role)]
@@ -104,9 +108,7 @@ class Flow:
 
     def extract(self, ctx: StepContext) -> StepCounts:
         counts = StepCounts()
-        for src in self.sources():
-            if not src.own:
-                continue  # a document's lines and lookups are read by the flow's hook (they follow the headers)
+        for src in self.own_sources():
             connector = src.adapter.connector({src.spec.stream: src.spec.source_fields})
             counts += read_stream(ctx, connector, src.system, src.spec.stream, self.entity, stage_as=src.stage,
                                   accounted_as=src.system)
@@ -164,9 +166,7 @@ class Flow:
     def resolve(self, ctx: StepContext) -> StepCounts:
         counts = StepCounts()
         with ctx.engine.begin() as conn:
-            for src in self.sources():
-                if not src.own:
-                    continue
+            for src in self.own_sources():
                 batch = stage_read(conn, ctx.run_id, "validate", src.stage)
                 counts.read += len(batch)
                 if batch.empty:
@@ -190,9 +190,7 @@ class Flow:
         fields = getattr(model, f"{self.entity.upper()}_FIELDS")
         counts = StepCounts()
         with ctx.engine.begin() as conn:
-            for src in self.sources():
-                if not src.own:
-                    continue
+            for src in self.own_sources():
                 batch = stage_read(conn, ctx.run_id, "resolve", src.stage)
                 counts.read += len(batch)
                 if batch.empty:

@@ -24,10 +24,9 @@ from hub.types import ROLES
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 SUITES = Path(__file__).resolve().parent.parent / "quality" / "suites"
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings" / "specs"
-KEYS = {"flow", "entity", "hooks", "schedule", "produces", "consumes", "needs", "sources", "suite", "resolve",
-        "targets", "doc", "pools"}
-END_KEYS = {"role", "mapping", "purpose", "stage", "lines", "lines_of", "parent", "lookup", "optional",
-            "write_back"}
+KEYS = {"flow", "entity", "hooks", "schedule", "produces", "consumes", "needs", "sources", "suite", "targets",
+        "doc", "pools"}
+END_KEYS = {"role", "mapping", "purpose", "stage", "lines_of", "parent", "lookup", "optional"}
 
 
 @dataclass(frozen=True)
@@ -39,12 +38,10 @@ class End:
     mapping: str | None = None
     purpose: str | None = None
     stage: str | None = None
-    lines: str | None = None
     lines_of: str | None = None     # these are the lines of the source staged under this key
     parent: str | None = None       # … and this canonical field of a line holds its header's key
     lookup: bool = False            # read by the flow's hook for its own steps; the engine leaves it alone
     optional: bool = False
-    write_back: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,7 +56,6 @@ class FlowSpec:
     sources: tuple[End, ...] = ()
     targets: tuple[End, ...] = ()
     suite: str | None = None
-    resolve: Mapping[str, Any] = field(default_factory=dict)
     pools: Mapping[str, str] = field(default_factory=dict)
     doc: str = ""
 
@@ -115,8 +111,7 @@ def load(flow: str) -> FlowSpec:
                     schedule=_schedule(raw.get("schedule"), where), produces=tuple(raw.get("produces") or ()),
                     consumes=tuple(raw.get("consumes") or ()), needs=dict(needs),
                     sources=tuple(_end(e, where) for e in raw.get("sources") or ()),
-                    targets=tuple(_end(e, where) for e in raw.get("targets") or ()), suite=suite,
-                    resolve=dict(raw.get("resolve") or {}), pools=dict(raw.get("pools") or {}),
+                    targets=tuple(_end(e, where) for e in raw.get("targets") or ()), suite=suite, pools=dict(raw.get("pools") or {}),
                     doc=" ".join(str(raw.get("doc") or "").split()))
 
 

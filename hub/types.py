@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
+from hub.errors import ConfigurationError
+
 Record = dict[str, Any]
 
 
@@ -193,8 +195,6 @@ class Binding:
 
     def connection(self, purpose: str) -> ConnectionInfo:
         """The Airflow connection bound for ``purpose``; a ConfigurationError naming the line if unbound."""
-        from hub.errors import ConfigurationError  # hub.errors imports nothing of this module
-
         conn_id = self.connections.get(purpose)
         if not conn_id:
             raise ConfigurationError(f"{self.where}: {self.role} binding {self.name!r} ({self.system}) names no "
