@@ -1,0 +1,97 @@
+"""What every shop platform module implements (``Platform``), what a window read returns
+(``ShopWindow``), and the small pieces all five share: Asia/Shanghai time, window splitting and
+the normalised order's states."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Protocol, Sequence
+
+from connectors.http import HttpClient
+from hub.errors import ConfigurationError, DataError
+from hub.types import ConnectionInfo, Record, WriteResult
+
+#: the platforms speak Beijing time (+08:00, no DST)
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+#: the normalised order's ``state`` (connectors/shops contract)
+STATES = ("unpaid", "paid", "shipped", "completed", "cancelled")
+REFUND_STATUSES = ("none", "refunding", "refunded")
+
+
+@dataclass
+class ShopWindow:
+    """Orders modified in one window, with the platform's own total for it (the audit compares
+    the two) and the fragments that could not be read (quarantine, never dropped)."""
+
+    orders: list[Record]
+    count: int
+    bad: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Platform(Protocol):
+    key: str                      # taobao | jd | youzan | doudian | pdd
+    max_window: timedelta | None  # None: not documented (the seat's default applies)
+
+    def __init__(self, conn: ConnectionInfo, http: HttpClient) -> None: ...
+
+    def window(self, start: datetime, end: datetime) -> ShopWindow: ...
+
+    def count(self, start: datetime, end: datetime) -> int: ...
+
+    def by_id(self, tids: Sequence[str]) -> list[Record]: ...
+
+    def ship(self, record: Record) -> WriteResult: ...
+
+
+def aware(dt: datetime, what: str = "time") -> datetime:
+    """Refuse naive datetimes: a window in an unknown zone misses or doubles eight hours."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ConfigurationError(f"{what} {dt.isoformat()} has no timezone; shop windows need aware datetimes")
+    return dt
+
+
+def split(start: datetime, end: datetime, step: timedelta | None) -> Iterator[tuple[datetime, datetime]]:
+    """[start, end) cut into consecutive windows of at most ``step`` (None: one window)."""
+    aware(start, "window start"), aware(end, "window end")
+    if step is not None and step <= timedelta(0):
+        raise ConfigurationError(f"window step {step} must be positive")
+    at = start
+    while at < end:
+        nxt = end if step is None else min(end, at + step)
+        yield at, nxt
+        at = nxt
+
+
+def shanghai_text(dt: datetime) -> str:
+    """``yyyy-MM-dd HH:mm:ss`` in Beijing time (TOP, JOS, PDD's texts)."""
+    return aware(dt).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_shanghai(text: Any, what: str = "time") -> datetime:
+    """A platform time (``yyyy-MM-dd HH:mm:ss`` in Beijing time, ISO text, or Unix seconds) as an
+    aware datetime; garbage is a DataError naming the field."""
+    if isinstance(text, (int,)) and not isinstance(text, bool):
+        return datetime.fromtimestamp(text, SHANGHAI)
+    s = str(text or "").strip()
+    if s.isdigit():
+        return datetime.fromtimestamp(int(s), SHANGHAI)
+    try:
+        dt = datetime.fromisoformat(s.replace("T", " ").replace("/", "-"))
+    except ValueError:
+        raise DataError(f"{what} {text!r} is not a time", field=what) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=SHANGHAI)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO 8601 with the +08:00 offset (the normalised order's times)."""
+    return None if dt is None else aware(dt).astimezone(SHANGHAI).isoformat()
+
+
+def tid_text(value: Any) -> str:
+    """An order id as text, whatever JSON type it came in (TOP sends tid as number or string)."""
+    if value is None or value == "":
+        raise DataError("order without an id", field="tid")
+    if isinstance(value, float):
+        raise DataError(f"order id {value!r} came as a float (parse JSON with parse_int/parse_float exact)",
+                        field="tid")
+    return str(value)
