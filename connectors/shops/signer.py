@@ -87,8 +87,14 @@ def sign(platform: str, secret: str, params: Mapping[str, Any], *, method: str |
     if not secret:
         raise ConfigurationError(f"{platform}: no app secret to sign with (the connection's password)")
     p = dict(params)
-    if platform == "doudian":
-        return _doudian(secret, p, method, path, chosen)
+    signed = _doudian(secret, p, method, path, chosen) if platform == "doudian" else _router(platform, secret, p,
+                                                                                               method, path, chosen)
+    # a parameter that happens to hold the secret must not print it either
+    return Signed(signed.sign, signed.signed_text.replace(secret, SECRET_MARK), signed.algorithm)
+
+
+def _router(platform: str, secret: str, p: dict[str, Any], method: str | None, path: str | None,
+            chosen: str) -> Signed:
     if method is not None or path is not None:
         name = method or (path or "").strip("/").replace("/", ".")
         p["type" if platform == "pdd" else "method"] = name
