@@ -19,6 +19,10 @@ CUSTOMER_FEED = "customer_feed"
 #: bound) gets a customer it already holds linked, never edited.
 CUSTOMER_CHANGE = "customer_change"
 
+#: The shop platforms (issue 12): one seat adapter picks the platform module by the binding's system.
+SHOP_SEAT = "connectors.shops.seat:ShopSeat"
+SHOP_FLOWS = ("shop_orders", "shop_shipments")
+
 SYSTEMS: dict[str, SystemCard] = {
     "xiaoshouyi": SystemCard("销售易", ("crm",), "connectors.xiaoshouyi_crm:XiaoshouyiCrm", needs=("api",)),
     "u8": SystemCard("U8", ("erp",), "connectors.u8_erp:U8Erp", needs=("odbc",), optional=("openapi",),
@@ -30,6 +34,11 @@ SYSTEMS: dict[str, SystemCard] = {
     "registry_api": SystemCard("天眼查 / 企查查", ("registry",), "connectors.registry_seat:RegistrySeat",
                                needs=("api",)),
     "bank_files": SystemCard("bank statement files", ("bank",), "connectors.bank_files:BankSeat", needs=("drop",)),
+    "taobao": SystemCard("淘宝/天猫", ("shop",), SHOP_SEAT, needs=("api",), capabilities=SHOP_FLOWS),
+    "jd": SystemCard("京东", ("shop",), SHOP_SEAT, needs=("api",), capabilities=SHOP_FLOWS),
+    "youzan": SystemCard("有赞", ("shop",), SHOP_SEAT, needs=("api",), capabilities=SHOP_FLOWS),
+    "doudian": SystemCard("抖店", ("shop",), SHOP_SEAT, needs=("api",), capabilities=SHOP_FLOWS),
+    "pdd": SystemCard("拼多多", ("shop",), SHOP_SEAT, needs=("api",), capabilities=SHOP_FLOWS),
 }
 
 #: The alert channels: name → (Airflow connection id, channel ``module:Class``). A connection that
