@@ -95,3 +95,23 @@ def tid_text(value: Any) -> str:
         raise DataError(f"order id {value!r} came as a float (parse JSON with parse_int/parse_float exact)",
                         field="tid")
     return str(value)
+
+
+def loads(text: str, where: str) -> Any:
+    """JSON with exact numbers: PDD and JOS send 元 amounts as JSON numbers, which float would
+    round (``json.loads(..., parse_float=Decimal)``); a body that is not JSON is transient."""
+    import json
+    from decimal import Decimal
+
+    from connectors.http import MalformedResponse
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except (TypeError, ValueError):
+        raise MalformedResponse(f"{where}: answer is not JSON", body=(text or "")[:500]) from None
+
+
+def page_numbers(total: int, page_size: int) -> list[int]:
+    """Pages last to first (1-based): the platforms that sort by modified time descending lose
+    orders to a forward walk while orders change (TOP, PDD: "必须采用倒序的分页方式")."""
+    last = max(1, -(-int(total) // page_size))
+    return list(range(last, 0, -1))
