@@ -292,3 +292,5 @@ match_model = Table(
 
 # Receipts and reconciliation tables (issue 5) live in their own module on this metadata.
 from hub import receipts_model as _receipts_model  # noqa: E402,F401
+# The shops' received push messages (issue 12) live in their own module on this metadata.
+from hub import pushes as _pushes  # noqa: E402,F401
