@@ -176,6 +176,12 @@ def world(site, monkeypatch):
     roles.reset()
 
 
+def _logged(caplog, capfd) -> str:
+    """What was logged so far (Airflow's structlog writes to stdout once Airflow is imported)."""
+    out, err = capfd.readouterr()
+    return caplog.text + out + err
+
+
 def _wait_for(check, timeout: float = 20.0):
     deadline = time.time() + timeout
     while True:
@@ -185,18 +191,28 @@ def _wait_for(check, timeout: float = 20.0):
         time.sleep(0.3)
 
 
-def test_a_signed_push_is_stored_before_it_is_acknowledged_and_queues_the_orders_dag(world):
-    tid = "E20260526105106025600001"
-    body = youzan_push(tid)
-    r = world.post("yz_shop", body, youzan_headers(body))
-    assert (r.status_code, r.json()) == _answer("yz_shop", True)
+def _signed(seat: str, tid: str) -> tuple[bytes, dict[str, str], str, str]:
+    """A fresh signed push of order ``tid`` for ``seat``: body, headers, kind, version."""
+    if seat == "yz_shop":
+        body = youzan_push(tid)
+        return body, youzan_headers(body), "trade_TradePaid", str(json.loads(body)["version"])
+    body = doudian_push("101", int(tid))
+    return body, doudian_headers(body), "101", str(json.loads(json.loads(body)[0]["data"])["pay_time"])
+
+
+@pytest.mark.parametrize("seat,platform,tid", [("yz_shop", "youzan", "E20260526105106025600001"),
+                                               ("dd_shop", "doudian", "4987654321012300009")])
+def test_a_signed_push_is_stored_before_it_is_acknowledged_and_queues_the_orders_dag(world, seat, platform, tid):
+    body, headers, kind, version = _signed(seat, tid)
+    r = world.post(seat, body, headers)
+    assert (r.status_code, r.json()) == _answer(seat, True)
     [row] = _rows(tid)
-    assert (row.seat, row.platform, row.kind, row.consumed_run_id) == ("yz_shop", "youzan", "trade_TradePaid", None)
-    assert row.version == str(json.loads(body)["version"]) and row.body_sha256 == hashlib.sha256(body).hexdigest()
+    assert (row.seat, row.platform, row.kind, row.consumed_run_id) == (seat, platform, kind, None)
+    assert row.version == version and row.body_sha256 == hashlib.sha256(body).hexdigest()
     assert row.sent_at is not None and row.received_at is not None
     assert BUYER not in repr(tuple(row)) and "msg" not in row._mapping   # ids and a digest, never the body
     with store.engine().begin() as c:
-        assert tid in pushes.pending(c, "yz_shop")
+        assert tid in pushes.pending(c, seat)
 
     [asset] = world.api("/api/v2/assets?uri_pattern=shop_push")["assets"]
     assert asset["uri"] == "hub://shop_push/"
@@ -206,7 +222,7 @@ def test_a_signed_push_is_stored_before_it_is_acknowledged_and_queues_the_orders
         return [e for e in events if tid in (e.get("extra") or {}).get("tids", [])]
 
     [ev] = _wait_for(event)
-    assert ev["extra"]["seat"] == "yz_shop"
+    assert ev["extra"]["seat"] == seat
     queued = world.api("/api/v2/dags/shop_push_consumer/assets/queuedEvents")["queued_events"]
     assert [q["asset_id"] for q in queued] == [asset["id"]]        # the consuming DAG is due to run
 
@@ -338,27 +354,30 @@ def receiver(tmp_path, monkeypatch):
     roles.reset()
 
 
-def test_a_store_that_is_down_acknowledges_nothing_so_the_platform_retries(receiver, tmp_path, monkeypatch, caplog):
+def test_a_store_that_is_down_acknowledges_nothing_so_the_platform_retries(receiver, tmp_path, monkeypatch, caplog,
+                                                                           capfd):
     url, emitted = receiver
-    tid = "E20260526105106025600007"
-    body = youzan_push(tid)
+    tid = "4987654321012300007"
+    body, headers, _, _ = _signed("dd_shop", tid)
     good_store = os.environ["HUB_STORE_URL"]
     monkeypatch.setenv("HUB_STORE_URL", f"sqlite:///{tmp_path / 'no-such-dir' / 'hub.db'}")
     store.engine_for.cache_clear()
     caplog.set_level(logging.INFO, logger="flows.shop_pushes")
-    r = requests.post(f"{url}/yz_shop", data=body, headers=youzan_headers(body), timeout=20)
-    assert r.status_code >= 500 and r.json() != _answer("yz_shop", True)[1]
-    assert "not stored, not acknowledged" in caplog.text
+    r = requests.post(f"{url}/dd_shop", data=body, headers=headers, timeout=20)
+    assert r.status_code >= 500 and r.json() != _answer("dd_shop", True)[1]
+    logged = [_logged(caplog, capfd)]
+    assert "not stored, not acknowledged" in logged[0]
 
     monkeypatch.setenv("HUB_STORE_URL", good_store)         # the store is back: the platform's retry
     store.engine_for.cache_clear()
-    r = requests.post(f"{url}/yz_shop", data=body, headers=youzan_headers(body), timeout=20)
-    assert (r.status_code, r.json()) == _answer("yz_shop", True)
+    r = requests.post(f"{url}/dd_shop", data=body, headers=headers, timeout=20)
+    assert (r.status_code, r.json()) == _answer("dd_shop", True)
     assert len(_rows(tid)) == 1
     # the asset event failed: logged, and the push still waits for the next run
-    assert _wait_for(lambda: "asset event for seat yz_shop failed" in caplog.text, 10)
-    assert emitted == [("yz_shop", [tid])]
+    assert _wait_for(lambda: logged.append(_logged(caplog, capfd)) or "asset event for seat dd_shop failed"
+                     in "".join(logged), 10)
+    assert emitted == [("dd_shop", [tid])]
     with store.engine().begin() as c:
-        assert pushes.pending(c, "yz_shop") == [tid]
+        assert pushes.pending(c, "dd_shop") == [tid]
     for secret in (YZ_SECRET, DD_SECRET):
-        assert secret not in caplog.text
+        assert secret not in "".join(logged)
