@@ -118,6 +118,9 @@ def receive(binding: Binding, headers: Any, body: bytes, now: datetime,
         return _answer(adapter, False, 413)
     try:
         messages = _messages(adapter.verify_push(headers, body, now))
+    except ConfigurationError as exc:  # the seat cannot verify (connection incomplete): no "ok", it is sent again
+        log.error("shop push on seat %s not verified: %s", seat, redact(str(exc), _secrets(binding)))
+        return _answer(adapter, False, 503)
     except HubError as exc:
         outcome = REFUSALS.get(type(exc).__name__, pushes.REFUSED)
         _count(seat, outcome, now)
