@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--accounts", type=int, default=300, help="CRM accounts to generate (default 300)")
         sp.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
         sp.add_argument("--orders", type=int, default=None, help="CRM sales orders to generate (default accounts / 2)")
+        sp.add_argument("--shop-orders", type=int, default=None,
+                        help="orders per shop platform (5 platforms; default one per account)")
 
     def serve_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--host", default="127.0.0.1")
@@ -41,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="serve the SAP S/4HANA OData stand-in on this port (default: not served)")
         sp.add_argument("--ecc-port", type=int, default=None,
                         help="serve the SAP ECC SOAP (BAPI) stand-in on this port (default: not served)")
+        sp.add_argument("--shops-port", type=int, default=None,
+                        help="serve the shop platforms' stand-in (TOP, JOS, PDD, 抖店, 有赞) on this port (default: not served)")
         sp.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that get a fault")
         sp.add_argument("--fault-kinds", type=_kinds, default=KINDS, help=f"comma list of {','.join(KINDS)}")
         sp.add_argument("--fault-seed", type=int, default=1)
@@ -72,7 +76,7 @@ def _seed(args: argparse.Namespace) -> None:
     from .seed import seed
 
     started = time.monotonic()
-    ds = seed(args.dir, args.seed, args.accounts, args.orders)
+    ds = seed(args.dir, args.seed, args.accounts, args.orders, args.shop_orders)
     print(f"seeded {args.dir}: {len(ds.accounts)} accounts, {len(ds.contacts)} contacts, "
           f"{len(ds.u8_rows)} U8 customers in {time.monotonic() - started:.1f}s", file=sys.stderr)
 
@@ -83,6 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
     return run(ServeOptions(
         directory=args.dir, host=args.host, crm_port=args.crm_port, u8_port=args.u8_port,
         registry_port=args.registry_port, sap_port=args.sap_port, ecc_port=args.ecc_port,
+        shops_port=args.shops_port,
         fault_rate=args.fault_rate, fault_kinds=args.fault_kinds, fault_seed=args.fault_seed,
         slow_seconds=args.fault_slow_seconds, crm_token_ttl=args.crm_token_ttl, u8_token_ttl=args.u8_token_ttl,
     ))

@@ -23,11 +23,13 @@ def free_port() -> int:
 
 
 class Sandbox:
-    """The 销售易, U8, registry (天眼查 / 企查查) and SAP S/4HANA stand-ins on loopback, seeded into ``folder``."""
+    """The 销售易, U8, registry (天眼查 / 企查查), SAP S/4HANA, SAP ECC and shop platform stand-ins on
+    loopback, seeded into ``folder``."""
 
     def __init__(self, folder: Path, accounts: int = 300, seed: int = 42, crm_port: int | None = None,
                  u8_port: int | None = None, registry_port: int | None = None, orders: int | None = None,
-                 sap_port: int | None = None, ecc_port: int | None = None) -> None:
+                 sap_port: int | None = None, ecc_port: int | None = None, shops_port: int | None = None,
+                 shop_orders: int | None = None) -> None:
         self.folder = Path(folder).resolve()
         self.accounts = accounts
         self.orders = orders  # None: the seed's default (one order per two accounts)
@@ -37,6 +39,8 @@ class Sandbox:
         self.registry_port = registry_port or free_port()
         self.sap_port = sap_port or free_port()
         self.ecc_port = ecc_port or free_port()
+        self.shops_port = shops_port or free_port()
+        self.shop_orders = shop_orders  # None: the seed's default (one per account per platform)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -59,7 +63,12 @@ class Sandbox:
     def urls(self) -> dict[str, str]:
         """Each stand-in's base URL by the name faults and stats use."""
         return {"crm": self.crm_url, "u8": self.u8_url, "registry": self.registry_url, "sap": self.sap_url,
-                "ecc": self.ecc_url}
+                "ecc": self.ecc_url, "shops": self.shops_url}
+
+    @property
+    def shops_url(self) -> str:
+        """The shop platforms' stand-in (all five on one port, each on its own paths)."""
+        return f"http://127.0.0.1:{self.shops_port}"
 
     @property
     def ecc_url(self) -> str:
@@ -80,7 +89,8 @@ class Sandbox:
     def seed(self) -> "Sandbox":
         subprocess.run([sys.executable, "-m", "sandbox", "seed", "--dir", str(self.folder), "--accounts",
                         str(self.accounts), "--seed", str(self.seed_value),
-                        *(["--orders", str(self.orders)] if self.orders is not None else [])],
+                        *(["--orders", str(self.orders)] if self.orders is not None else []),
+                        *(["--shop-orders", str(self.shop_orders)] if self.shop_orders is not None else [])],
                        check=True, stdout=subprocess.DEVNULL)
         return self
 
@@ -89,7 +99,8 @@ class Sandbox:
         self.proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--dir", str(self.folder),
                                       "--crm-port", str(self.crm_port), "--u8-port", str(self.u8_port),
                                       "--registry-port", str(self.registry_port),
-                                      "--sap-port", str(self.sap_port), "--ecc-port", str(self.ecc_port)],
+                                      "--sap-port", str(self.sap_port), "--ecc-port", str(self.ecc_port),
+                                      "--shops-port", str(self.shops_port)],
                                      stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.time() + timeout
         assert self.proc.stdout is not None
@@ -168,13 +179,29 @@ class Sandbox:
                         "password": cred["sap_ecc"]["password"],
                         "extra": {"sap_client": "100", "scheme": "http", "order_commit": "standard"}},
         }
+        conns.update(self.shop_connections())
         return {f"AIRFLOW_CONN_{k}": json.dumps(v, ensure_ascii=False) for k, v in conns.items()}
+
+    def shop_connections(self) -> dict[str, dict[str, Any]]:
+        """The five shops' ``api`` connections (docs: the shops contract), keyed SHOP_<PLATFORM>."""
+        shops = self.credentials().get("shops")
+        if not shops:
+            return {}
+        extra = {"taobao": {"session": shops["taobao"]["session"], "sign_method": "md5"},
+                 "jd": {"access_token": shops["jd"]["access_token"]},
+                 "pdd": {"access_token": shops["pdd"]["access_token"]},
+                 "doudian": {"shop_id": shops["doudian"]["shop_id"], "sign_method": "md5"},
+                 "youzan": {"grant_id": shops["youzan"]["grant_id"]}}
+        return {f"SHOP_{platform.upper()}": {
+            "conn_type": "http", "host": self.shops_url, "login": shops[platform]["app_key"],
+            "password": shops[platform]["app_secret"],
+            "extra": {**extra[platform], "scheme": "http", "decrypt_pii": False}} for platform in extra}
 
     def export(self) -> None:
         os.environ.update(self.connections())
 
     def faults(self, rate: float, kinds: list[str] | None = None, seed: int = 1,
-               systems: tuple[str, ...] = ("crm", "u8", "registry", "sap", "ecc")) -> None:
+               systems: tuple[str, ...] = ("crm", "u8", "registry", "sap", "ecc", "shops")) -> None:
         body = {"rate": rate, "kinds": kinds or list(KINDS), "seed": seed}
         for name in systems:
             requests.post(f"{self.urls[name]}/__sandbox/faults", json=body, timeout=10).raise_for_status()
@@ -212,6 +239,14 @@ class Sandbox:
         if reset:
             requests.delete(f"{self.registry_url}/__sandbox/stats", timeout=10).raise_for_status()
         return stats
+
+    def shops(self, action: str, **body: Any) -> dict[str, Any]:
+        """A shops control call: ``churn``, ``push``, ``pay``, ``refund``, ``tokens``, ``limits``
+        (POST with ``body``) or ``stats`` / ``truth`` (GET); see sandbox/shops_control.py."""
+        url = f"{self.shops_url}/__sandbox/shops/{action}"
+        resp = requests.get(url, timeout=60) if action in ("stats", "truth") else requests.post(url, json=body, timeout=60)
+        resp.raise_for_status()
+        return resp.json()
 
     def registry_truth(self) -> dict[str, Any]:
         return json.loads((self.folder / "registry_truth.json").read_text(encoding="utf-8"))

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from . import crm_schema, mess, orders_seed, receipts_seed, registry_data, sap_ecc_seed, sap_s4_seed, u8_schema
+from . import crm_schema, mess, orders_seed, receipts_seed, registry_data, sap_ecc_seed, sap_s4_seed, shops_seed, u8_schema
 from .cn_data import CUSTOMER_CLASSES, COMMENTS
 from .companies import Company, CompanyFactory, FastRandom, Person
 
@@ -499,8 +499,9 @@ def write_truth(ds: Dataset, directory: Path) -> None:
                         t["duplicate_of"] or ""])
 
 
-def write(ds: Dataset, directory: Path, orders: int | None = None) -> None:
-    """Recreate every sandbox file in ``directory``."""
+def write(ds: Dataset, directory: Path, orders: int | None = None, shop_orders: int | None = None) -> None:
+    """Recreate every sandbox file in ``directory`` (``shop_orders`` per shop platform; default one
+    per CRM account)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_crm(ds, directory / "crm.db")
     write_u8(ds, directory / "u8.db")
@@ -515,13 +516,16 @@ def write(ds: Dataset, directory: Path, orders: int | None = None) -> None:
     # the ERP stand-ins seeded from the U8 world just written (each an RNG of its own)
     sap_s4_seed.write(directory / "u8.db", directory / "sap_s4.db", ds.seed)
     sap_ecc_seed.write(directory / "u8.db", directory / "sap_ecc.db", ds.seed)
+    # the five shop platforms' stores, their SKUs from u8.db (shops_seed.py, an RNG of its own)
+    shops_seed.write(directory, ds.seed, len(ds.accounts) if shop_orders is None else shop_orders)
     creds = directory / "credentials.json"
-    creds.write_text(json.dumps(ds.credentials, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    creds.write_text(json.dumps({**ds.credentials, "shops": shops_seed.credentials(ds.seed)}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     creds.chmod(0o600)
 
 
-def seed(directory: Path, seed_value: int = 42, accounts: int = 300, orders: int | None = None) -> Dataset:
+def seed(directory: Path, seed_value: int = 42, accounts: int = 300, orders: int | None = None,
+         shop_orders: int | None = None) -> Dataset:
     """Generate and write; returns the dataset for callers that want counts."""
     ds = generate(seed_value, accounts)
-    write(ds, directory, orders)
+    write(ds, directory, orders, shop_orders)
     return ds

@@ -1,5 +1,5 @@
 """Run the stand-ins in one process: uvicorn servers (CRM, U8 and, each when given a port, the
-registry and SAP S/4HANA) on one event loop.
+registry, SAP S/4HANA, SAP ECC and the shop platforms) on one event loop.
 
 Prints exactly one line, ``sandbox ready crm=... u8=...`` (plus `` registry=...`` and
 `` sap=...`` for those served), once every socket accepts connections (callers wait for it),
@@ -24,6 +24,7 @@ from .faults import KINDS, FaultConfig, Faults
 from .registry_app import create_registry_app
 from .sap_ecc_app import create_sap_ecc_app
 from .sap_s4_app import create_sap_s4_app
+from .shops_app import create_shops_app
 from .u8_app import TOKEN_TTL_S, create_u8_app
 
 
@@ -38,6 +39,7 @@ class ServeOptions:
     registry_port: int | None = None  # None: the registry stand-in is not served
     sap_port: int | None = None  # None: the SAP S/4HANA stand-in is not served
     ecc_port: int | None = None  # None: the SAP ECC (SOAP) stand-in is not served
+    shops_port: int | None = None  # None: the shop platforms' stand-in is not served
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = KINDS
     fault_seed: int = 1
@@ -73,6 +75,7 @@ async def serve(opts: ServeOptions) -> int:
         "registry": (opts.registry_port, lambda: create_registry_app(opts.directory, faults())),
         "sap": (opts.sap_port, lambda: create_sap_s4_app(opts.directory, faults())),
         "ecc": (opts.ecc_port, lambda: create_sap_ecc_app(opts.directory, faults())),
+        "shops": (opts.shops_port, lambda: create_shops_app(opts.directory, faults())),
     }
     for name, (port, make) in optional.items():
         if port:
@@ -117,7 +120,8 @@ SEEDED_FILES = ("crm.db", "u8.db", "credentials.json")
 REGISTRY_FILE = "registry.jsonl"
 SAP_S4_FILE = "sap_s4.db"
 #: The file each optional stand-in needs, by its ``ServeOptions`` port field.
-OPTIONAL_FILES = {"registry_port": REGISTRY_FILE, "sap_port": SAP_S4_FILE, "ecc_port": "sap_ecc.db"}
+OPTIONAL_FILES = {"registry_port": REGISTRY_FILE, "sap_port": SAP_S4_FILE, "ecc_port": "sap_ecc.db",
+                  "shops_port": "shops.db"}
 
 
 def run(opts: ServeOptions) -> int:
