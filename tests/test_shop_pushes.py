@@ -298,6 +298,12 @@ def test_a_duplicated_push_stores_one_and_a_new_version_one_more(world):
         assert pushes.pending(c, "yz_shop").count(tid) == 1
 
 
+def test_the_receiver_is_mounted_beside_the_console(world):
+    plugins = {p["name"]: p for p in world.api("/api/v2/plugins")["plugins"]}
+    assert plugins["hub_pushes"]["fastapi_apps"][0]["url_prefix"] == PREFIX
+    assert plugins["hub_console"]["fastapi_apps"][0]["url_prefix"] == "/hub"
+
+
 def test_an_unknown_seat_is_404(world):
     body = youzan_push("E20260526105106025600006")
     for seat in ("no_such_shop", "crm", "erp"):
