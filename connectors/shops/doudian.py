@@ -46,6 +46,8 @@ DECRYPT = "order.batchDecrypt"
 TOKEN_CREATE = "token.create"
 TOKEN_REFRESH = "token.refresh"
 API_VERSION = "2"
+# UNVERIFIED: no published per-app QPS was found; a conservative default, the binding's qps overrides it
+DEFAULT_QPS = 20
 PAGE_SIZE = 100                     # "每页的数量,最多支持100条"
 FIRST_PAGE = 0                      # pages count from 0
 MAX_WINDOW = timedelta(days=90)     # protocol_notes §2: window ≤ 90 days
@@ -86,6 +88,9 @@ class Doudian:
         # the token lives in this process only: never written, never logged (HttpClient redacts it)
         self._token: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self.qps: float | None = float(extra.get("qps") or DEFAULT_QPS)
+        self._pace_lock = threading.Lock()
+        self._next_call = 0.0
         self.token_calls: list[str] = []  # which token calls were made (create / refresh), for the audit
 
     # -- token ---------------------------------------------------------------------------------
@@ -122,6 +127,17 @@ class Doudian:
         return self._send(method, business, token=None)
 
     # -- the call ------------------------------------------------------------------------------
+    def _pace(self) -> None:
+        """At most ``qps`` calls a second from this process (the seat's option qps overrides it):
+        the platforms refuse an app that calls faster."""
+        if not self.qps:
+            return
+        with self._pace_lock:
+            wait = self._next_call - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._next_call = max(self._next_call, time.monotonic()) + 1.0 / float(self.qps)
+
     def call(self, method: str, business: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
         """One API call with the current token; a token the platform refuses is renewed once."""
         try:
@@ -135,6 +151,7 @@ class Doudian:
                                          f"of shop {self.shop_id})") from None
 
     def _send(self, method: str, business: dict[str, Any], *, token: str | None, write: bool = False) -> dict[str, Any]:
+        self._pace()
         body = param_json({k: v for k, v in business.items() if v is not None})
         query: dict[str, Any] = {"app_key": self.app_key, "method": method, "param_json": body,
                                  "timestamp": shanghai_text(datetime.now().astimezone()), "v": API_VERSION,
@@ -239,6 +256,11 @@ class Doudian:
                 c["encrypted"] = False
 
     # -- shipments -----------------------------------------------------------------------------
+    def carrier_code(self, name: str) -> str | None:
+        """The company_code for a hub carrier name: the connection's extra.carrier_codes {name: code}
+        (the shop's own logisticsCompanyList), else carriers.yaml."""
+        return _carrier_codes(self.conn).get(name) or carriers.code(self.key, name)
+
     def _held(self, tid: str) -> tuple[set[str], list[dict[str, Any]]]:
         """The tracking numbers the platform already holds for the order, and its product lines."""
         detail = self._detail(tid)
@@ -247,7 +269,7 @@ class Doudian:
 
     def ship(self, record: Record) -> WriteResult:
         key, tid, tracking = str(record["_key"]), str(record["tid"]), str(record["tracking_no"])
-        company = carriers.code(self.key, str(record.get("carrier") or ""))
+        company = self.carrier_code(str(record.get("carrier") or ""))
         if company is None:
             return WriteResult(key, "failed", error=carriers.unknown(self.key, str(record.get("carrier"))),
                                error_class="configuration")
@@ -311,6 +333,20 @@ def _error(method: str, answer: dict[str, Any], with_token: bool) -> HubError:
     return DataError(text)
 
 
+def _carrier_codes(conn: ConnectionInfo) -> dict[str, str]:
+    """extra.carrier_codes: {hub carrier name: platform code}, a dict or its JSON text."""
+    raw = (conn.extra or {}).get("carrier_codes") or {}
+    if isinstance(raw, str):
+        import json
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ConfigurationError(f"{conn.conn_id}: extra.carrier_codes is not JSON") from None
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"{conn.conn_id}: extra.carrier_codes must map carrier names to codes")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
 def _flag(value: Any) -> bool:
     return value is True or str(value).strip().lower() in ("1", "true", "yes", "on")
 
@@ -341,7 +377,11 @@ def normalise(raw: dict[str, Any]) -> Record:
     lines = []
     for s in raw.get("sku_order_list") or []:
         qty = int(s.get("item_num") or 0)
-        price = _fen(s.get("origin_amount"), "sku_order_list.origin_amount")
+        # goods_price is the unit price (商品单价); origin_amount is "商品现价" in the public sample
+        # (fs:70525997113), read as the unit price only when goods_price is absent.
+        # UNVERIFIED: whether origin_amount is per unit or per line (the sample has one item)
+        price = _fen(s.get("goods_price") if s.get("goods_price") not in (None, "") else s.get("origin_amount"),
+                     "sku_order_list.goods_price")
         # UNVERIFIED: whether a line's pay_amount includes its share of postage; its post_amount
         # (快递费) is taken off so that Σ line payment + post_fee = the order's payment
         paid = _fen(s.get("pay_amount"), "sku_order_list.pay_amount") - _fen(s.get("post_amount"),
@@ -380,7 +420,9 @@ def normalise(raw: dict[str, Any]) -> Record:
         "post_fee": f"{_fen(raw.get('post_amount'), 'post_amount'):.2f}",
         "discount": money.total(ln["discount"] for ln in lines),
         "payment": f"{_fen(raw.get('pay_amount'), 'pay_amount'):.2f}",
-        "buyer_nick": None,  # 抖店 gives an encrypted doudian_open_id, no nick
+        # 抖店 gives an encrypted doudian_open_id; a masked nick only where the answer has one
+        # (UNVERIFIED: user_nick_name is not in the public sample)
+        "buyer_nick": raw.get("user_nick_name") or None,
         "buyer_memo": raw.get("buyer_words") or None, "seller_memo": raw.get("seller_words") or None,
         "consignee": {"name": raw.get("encrypt_post_receiver") or raw.get("mask_post_receiver") or None,
                       "phone": raw.get("encrypt_post_tel") or raw.get("mask_post_tel") or None,

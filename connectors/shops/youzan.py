@@ -42,6 +42,8 @@ SHIP = ("youzan.logistics.online.confirm", "3.0.0")
 EXPRESS = ("youzan.logistics.express.get", "3.0.0")
 # UNVERIFIED: the page cap of trades.sold.get 4.0.x was not found; 50 stays under any cap seen.
 PAGE_SIZE = 50
+# UNVERIFIED: no published per-app QPS was found; a conservative default, the binding's qps overrides it
+DEFAULT_QPS = 20
 FIRST_PAGE = 1
 # UNVERIFIED: incremental parameters for 4.0.x were not found in public material (protocol notes:
 # "Not found"); start_update / end_update (yyyy-MM-dd HH:mm:ss) are the names this connector sends.
@@ -66,6 +68,11 @@ STATES = {
 #: refund_state → none | refunding | refunded. order_info.refund_state 0 is seen (fs:18681361211).
 # UNVERIFIED: 1 部分退款中, 2 部分退款成功, 11 全额退款中, 12 全额退款成功, and the same field on a line.
 REFUNDS = {0: "none", 1: "refunding", 2: "refunded", 11: "refunding", 12: "refunded"}
+#: a line's refund_status as text, where an answer gives that instead of refund_state.
+# UNVERIFIED: the texts (TOP's refund texts, as some 有赞 clients carry them)
+REFUND_TEXTS = {"NO_REFUND": "none", "CLOSED": "none", "SUCCESS": "refunded", "WAIT_SELLER_AGREE": "refunding",
+                "WAIT_BUYER_RETURN_GOODS": "refunding", "WAIT_SELLER_CONFIRM_GOODS": "refunding",
+                "SELLER_REFUSE_BUYER": "refunding"}
 #: keys under which a trade detail may hold a shipment's tracking number (repeat check).
 # UNVERIFIED: where trade.get 4.0.0 puts the express number; any of these names with the same value counts.
 TRACKING_KEYS = ("express_no", "out_sid", "logistics_no", "tracking_no", "nu")
@@ -90,6 +97,9 @@ class Youzan:
                                      f"call is known to this connector; consignees stay as the platform gives them")
         self._token: dict[str, Any] | None = None  # process memory only, never logged
         self._lock = threading.Lock()
+        self.qps: float | None = float(extra.get("qps") or DEFAULT_QPS)
+        self._pace_lock = threading.Lock()
+        self._next_call = 0.0
         self._express: dict[str, str] | None = None
         self.token_calls = 0
 
@@ -123,6 +133,17 @@ class Youzan:
             self._token = None
 
     # -- the call ------------------------------------------------------------------------------
+    def _pace(self) -> None:
+        """At most ``qps`` calls a second from this process (the seat's option qps overrides it):
+        the platforms refuse an app that calls faster."""
+        if not self.qps:
+            return
+        with self._pace_lock:
+            wait = self._next_call - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._next_call = max(self._next_call, time.monotonic()) + 1.0 / float(self.qps)
+
     def call(self, api: tuple[str, str], params: dict[str, Any], *, write: bool = False) -> Any:
         """One API call; a token the gateway refuses is renewed once, then it is a configuration error."""
         for attempt in (1, 2):
@@ -135,6 +156,7 @@ class Youzan:
         raise AssertionError("unreachable")
 
     def _send(self, api: tuple[str, str], params: dict[str, Any], write: bool) -> Any:
+        self._pace()
         name, version = api
         resp = self.http.request("POST", f"/api/{name}/{version}", params={"access_token": self.access_token()},
                                  json_body={k: v for k, v in params.items() if v is not None},
@@ -148,6 +170,13 @@ class Youzan:
             if _int(gw.get("err_code")) in TOKEN_CODES:
                 raise _TokenRefused(text)
             raise ConfigurationError(text)
+        # 3.x APIs (logistics.online.confirm 3.0.0) may answer in the {response} / {error_response}
+        # envelope on the same youzanyun gateway (UNVERIFIED; the sandbox's reading of fs:34101235081)
+        if isinstance(answer.get("error_response"), dict):
+            e = answer["error_response"]
+            raise DataError(f"youzan {name}: error {e.get('code')} {e.get('msg') or ''}".strip())
+        if "response" in answer and "success" not in answer:
+            return answer["response"]
         if answer.get("success") is not True and _int(answer.get("code")) != OK_CODE:
             raise DataError(f"youzan {name}: error {answer.get('code')} {answer.get('message') or ''}".strip())
         return answer.get("data")
@@ -205,9 +234,15 @@ class Youzan:
         return [normalise(self._detail(str(t))) for t in tids]
 
     # -- shipments -----------------------------------------------------------------------------
+    def carrier_code(self, name: str) -> str | None:
+        """The out_stype id for a hub carrier name without a call: the connection's
+        extra.carrier_codes {name: id} (the shop's youzan.logistics.express.get ids), else carriers.yaml."""
+        from connectors.shops.doudian import _carrier_codes
+        return _carrier_codes(self.conn).get(name) or carriers.code(self.key, name)
+
     def _carrier(self, name: str) -> str | None:
-        """carriers.yaml's code, else the id youzan.logistics.express.get gives the same name."""
-        code = carriers.code(self.key, name)
+        """carrier_code(), else the id youzan.logistics.express.get gives the same name."""
+        code = self.carrier_code(name)
         if code is not None:
             return code
         if self._express is None:
@@ -224,12 +259,15 @@ class Youzan:
             detail = self._detail(tid)
             if tracking in set(_tracking_numbers(detail)):
                 return WriteResult(key, "unchanged", native_key=tid)
-            company = self._carrier(carrier)
         except DataError as exc:
             return WriteResult(key, "failed", native_key=tid, error=str(exc), error_class="data")
+        try:
+            company, why = self._carrier(carrier), "youzan.logistics.express.get does not name it either"
+        except DataError as exc:
+            company, why = None, f"and youzan.logistics.express.get failed: {exc}"
         if company is None:
-            return WriteResult(key, "failed", error=carriers.unknown(self.key, carrier) +
-                               " (nor does youzan.logistics.express.get name it)", error_class="configuration")
+            return WriteResult(key, "failed", error=f"{carriers.unknown(self.key, carrier)} ({why})",
+                               error_class="configuration")
         oids = [str(o) for o in record.get("oids") or []]
         lines = {str(o.get("oid")) for o in detail.get("orders") or [] if isinstance(o, dict)}
         unknown = [o for o in oids if o not in lines]
@@ -309,12 +347,16 @@ def normalise(raw: dict[str, Any]) -> Record:
         price = money.yuan(o.get("price"), field="orders.price")
         paid = money.yuan(o.get("payment"), field="orders.payment")
         line_state = o.get("refund_state")
+        line_text = o.get("refund_status")
         if line_state not in (None, ""):
             refund = REFUNDS.get(_int(line_state) if _int(line_state) is not None else -1)
+        elif line_text not in (None, ""):
+            refund = REFUND_TEXTS.get(str(line_text))
         else:  # no line field: a full refund of the order (11 / 12) covers every line, a partial one none
             refund = order_refund if _int(info.get("refund_state")) in (11, 12) else "none"
         if refund is None:
-            raise DataError(f"youzan order {tid}: unknown refund_state {line_state!r}", field="refund_state")
+            raise DataError(f"youzan order {tid}: unknown line refund {line_state or line_text!r}",
+                            field="refund_state")
         sku = o.get("outer_sku_id") or o.get("outer_item_id") or None
         lines.append({
             "oid": tid_text(o.get("oid")),
