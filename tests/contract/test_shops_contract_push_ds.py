@@ -239,3 +239,52 @@ def test_doudian_pii_is_decrypted_only_when_asked(target):
         assert b["consignee"]["encrypted"] is False
         assert b["consignee"]["name"] != a["consignee"]["name"] and "#" not in b["consignee"]["name"]
         assert "_cipher" not in b["consignee"]
+
+
+def test_the_platforms_pushes_verify_and_forged_or_stale_ones_are_refused(target, key):
+    """The stand-in's push sender (有赞 Event-Sign, 抖店 app-id + event-sign) against push.verify:
+    a genuine push is taken with its order and version, a forged or stale one refused."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from connectors.shops import push
+
+    if target.sandbox is None:
+        pytest.skip("needs the sandbox's push sender")
+    got: list[tuple[dict, bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            got.append(({k: v for k, v in self.headers.items()}, body))
+            status, answer = push.answer(key, True)
+            data = __import__("json").dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tid = platform(target, key).window(*window_bounds()).orders[0]["tid"]
+        url = f"http://127.0.0.1:{server.server_port}/push"
+        conn = target.conns[PLATFORMS[key][0]]
+        for flags in ({}, {"forged": True}, {"stale": True}):
+            got.clear()
+            target.sandbox.shops("push", platform=key, url=url, tids=[tid], **flags)
+            assert len(got) == 1
+            headers, body = got[0]
+            now = datetime.now(SHANGHAI)
+            if not flags:
+                m = push.verify(key, headers, body, conn, now)
+                assert m.tid == tid and m.version and now - m.sent_at < timedelta(minutes=1)
+            else:
+                with pytest.raises(push.ForgedPush if "forged" in flags else push.StalePush):
+                    push.verify(key, headers, body, conn, now)
+    finally:
+        server.shutdown()
