@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import ShopWindow, aware, iso, loads, parse_shanghai, shanghai_text, tid_text
+from connectors.shops.platform import Pacer, ShopWindow, aware, iso, loads, parse_shanghai, shanghai_text, tid_text
 from connectors.shops.signer import param_json, sign
 from hub.errors import (AmbiguousWriteError, ConfigurationError, DataError, HubError, QuotaExceededError)
 from hub.types import ConnectionInfo, Record, WriteResult
@@ -88,12 +88,19 @@ class Doudian:
         # the token lives in this process only: never written, never logged (HttpClient redacts it)
         self._token: dict[str, Any] | None = None
         self._lock = threading.Lock()
-        self.qps: float | None = float(extra.get("qps") or DEFAULT_QPS)
-        self._pace_lock = threading.Lock()
-        self._next_call = 0.0
+        self.pace = Pacer(float(extra.get("qps") or DEFAULT_QPS))
         self.token_calls: list[str] = []  # which token calls were made (create / refresh), for the audit
 
     # -- token ---------------------------------------------------------------------------------
+
+    @property
+    def qps(self) -> float | None:
+        return self.pace.qps
+
+    @qps.setter
+    def qps(self, value: float | None) -> None:
+        self.pace.qps = value
+
     def access_token(self) -> str:
         """A valid access token: created on first use, refreshed when less than the margin is left."""
         with self._lock:
@@ -127,16 +134,6 @@ class Doudian:
         return self._send(method, business, token=None)
 
     # -- the call ------------------------------------------------------------------------------
-    def _pace(self) -> None:
-        """At most ``qps`` calls a second from this process (the seat's option qps overrides it):
-        the platforms refuse an app that calls faster."""
-        if not self.qps:
-            return
-        with self._pace_lock:
-            wait = self._next_call - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            self._next_call = max(self._next_call, time.monotonic()) + 1.0 / float(self.qps)
 
     def call(self, method: str, business: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
         """One API call with the current token; a token the platform refuses is renewed once."""
@@ -150,8 +147,10 @@ class Doudian:
                 raise ConfigurationError(f"{exc} (a fresh token was refused too: check the app's authorisation "
                                          f"of shop {self.shop_id})") from None
 
-    def _send(self, method: str, business: dict[str, Any], *, token: str | None, write: bool = False) -> dict[str, Any]:
-        self._pace()
+    def _send(self, *args: Any, **kw: Any) -> Any:
+        return self.pace(lambda: self._send_once(*args, **kw))
+
+    def _send_once(self, method: str, business: dict[str, Any], *, token: str | None, write: bool = False) -> dict[str, Any]:
         body = param_json({k: v for k, v in business.items() if v is not None})
         query: dict[str, Any] = {"app_key": self.app_key, "method": method, "param_json": body,
                                  "timestamp": shanghai_text(datetime.now().astimezone()), "v": API_VERSION,

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import ShopWindow, iso, loads, page_numbers, parse_shanghai, tid_text
+from connectors.shops.platform import Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, tid_text
 from connectors.shops.signer import sign
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, RateLimitedError, TransientError
 from hub.types import ConnectionInfo, Record, WriteResult
@@ -40,6 +40,9 @@ REFUNDS = {1: "none", 2: "refunding", 3: "refunding", 4: "refunded"}
 CONFIG_CODES = {10016, 10019, 20004, 20005, 20031, 20032}
 RATE_CODES = {52101, 70031}
 TRANSIENT_CODES = {50000, 50002, 52001, 52002, 52102, 52103}
+# UNVERIFIED: the per-app QPS the platform grants varies by app; the binding's qps overrides it
+DEFAULT_QPS = 20
+
 
 
 class Pdd:
@@ -48,13 +51,26 @@ class Pdd:
 
     def __init__(self, conn: ConnectionInfo, http: HttpClient) -> None:
         self.conn, self.http = conn, http
+        self.pace = Pacer(float(conn.extra.get("qps") or DEFAULT_QPS))
         self.client_id, self.secret = conn.login, conn.password
         self.token = str(conn.extra.get("access_token") or "")
         if not (self.client_id and self.secret and self.token):
             raise ConfigurationError(f"{conn.conn_id}: pdd needs login (client_id), password (client_secret) and "
                                      f"extra.access_token")
 
-    def call(self, type_: str, business: dict[str, Any], key: str, *, write: bool = False) -> dict[str, Any]:
+
+    @property
+    def qps(self) -> float | None:
+        return self.pace.qps
+
+    @qps.setter
+    def qps(self, value: float | None) -> None:
+        self.pace.qps = value
+
+    def call(self, *args: Any, **kw: Any) -> dict[str, Any]:
+        return self.pace(lambda: self._call_once(*args, **kw))
+
+    def _call_once(self, type_: str, business: dict[str, Any], key: str, *, write: bool = False) -> dict[str, Any]:
         params = {"type": type_, "client_id": self.client_id, "access_token": self.token,
                   "timestamp": str(int(time.time())), "data_type": "JSON",
                   **{k: v for k, v in business.items() if v is not None}}

@@ -3,12 +3,14 @@
 the normalised order's states."""
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
 from connectors.http import HttpClient
-from hub.errors import ConfigurationError, DataError
+from hub.errors import ConfigurationError, DataError, RateLimitedError
 from hub.types import ConnectionInfo, Record, WriteResult
 
 #: the platforms speak Beijing time (+08:00, no DST)
@@ -16,6 +18,48 @@ SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 #: the normalised order's ``state`` (connectors/shops contract)
 STATES = ("unpaid", "paid", "shipped", "completed", "cancelled")
 REFUND_STATUSES = ("none", "refunding", "refunded")
+
+
+T = TypeVar("T")
+#: a call the platform refused for its rate is sent again this many times, after growing pauses
+RATE_ATTEMPTS = 6
+RATE_BACKOFF_S = 0.5
+RATE_MAX_WAIT_S = 10.0
+
+
+class Pacer:
+    """The one pace of a platform app's calls from this process: at most ``qps`` a second (the
+    binding's ``qps`` option, else the platform's default), and a call the platform refused for
+    its rate (an answer sent before any work was done, so safe for a write too) sent again after
+    a pause that doubles. The platforms answer a too-fast app with an error in a 200 response,
+    which the HTTP helper cannot see."""
+
+    def __init__(self, qps: float | None) -> None:
+        self.qps = qps
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self.refusals = 0
+
+    def wait(self) -> None:
+        if not self.qps:
+            return
+        with self._lock:
+            pause = self._next - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            self._next = max(self._next, time.monotonic()) + 1.0 / float(self.qps)
+
+    def __call__(self, send: Callable[[], T]) -> T:
+        for attempt in range(1, RATE_ATTEMPTS + 1):
+            self.wait()
+            try:
+                return send()
+            except RateLimitedError:
+                self.refusals += 1
+                if attempt == RATE_ATTEMPTS:
+                    raise
+                time.sleep(min(RATE_MAX_WAIT_S, RATE_BACKOFF_S * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import ShopWindow, iso, loads, page_numbers, parse_shanghai, shanghai_text, tid_text
+from connectors.shops.platform import Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, shanghai_text, tid_text
 from connectors.shops.signer import sign
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, RateLimitedError
 from hub.types import ConnectionInfo, Record, WriteResult
@@ -50,6 +50,9 @@ CONFIG_CODES = {27}
 # UNVERIFIED: code 7 "App Call Limited" is TOP's published rate-limit code (错误码一览表), not seen in
 # the reference samples; any other code is raised with TOP's own text.
 RATE_CODES = {7}
+# UNVERIFIED: the per-app QPS the platform grants varies by app; the binding's qps overrides it
+DEFAULT_QPS = 20
+
 
 
 class Taobao:
@@ -58,6 +61,7 @@ class Taobao:
 
     def __init__(self, conn: ConnectionInfo, http: HttpClient) -> None:
         self.conn, self.http = conn, http
+        self.pace = Pacer(float(conn.extra.get("qps") or DEFAULT_QPS))
         self.app_key, self.secret = conn.login, conn.password
         self.session = str(conn.extra.get("session") or "")
         self.sign_method = str(conn.extra.get("sign_method") or "md5")
@@ -67,7 +71,19 @@ class Taobao:
                                      f"extra.session")
 
     # -- the call ------------------------------------------------------------------------------
-    def call(self, method: str, business: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
+
+    @property
+    def qps(self) -> float | None:
+        return self.pace.qps
+
+    @qps.setter
+    def qps(self, value: float | None) -> None:
+        self.pace.qps = value
+
+    def call(self, *args: Any, **kw: Any) -> dict[str, Any]:
+        return self.pace(lambda: self._call_once(*args, **kw))
+
+    def _call_once(self, method: str, business: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
         params = {"method": method, "app_key": self.app_key, "session": self.session, "format": "json",
                   "v": "2.0", "sign_method": self.sign_method,
                   "timestamp": shanghai_text(datetime.now().astimezone()),

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import ShopWindow, iso, loads, parse_shanghai, shanghai_text, tid_text
+from connectors.shops.platform import Pacer, ShopWindow, iso, loads, parse_shanghai, shanghai_text, tid_text
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError
 from hub.types import ConnectionInfo, Record, WriteResult
 
@@ -97,13 +97,20 @@ class Youzan:
                                      f"call is known to this connector; consignees stay as the platform gives them")
         self._token: dict[str, Any] | None = None  # process memory only, never logged
         self._lock = threading.Lock()
-        self.qps: float | None = float(extra.get("qps") or DEFAULT_QPS)
-        self._pace_lock = threading.Lock()
-        self._next_call = 0.0
+        self.pace = Pacer(float(extra.get("qps") or DEFAULT_QPS))
         self._express: dict[str, str] | None = None
         self.token_calls = 0
 
     # -- token ---------------------------------------------------------------------------------
+
+    @property
+    def qps(self) -> float | None:
+        return self.pace.qps
+
+    @qps.setter
+    def qps(self, value: float | None) -> None:
+        self.pace.qps = value
+
     def access_token(self) -> str:
         with self._lock:
             now = self.clock()
@@ -133,16 +140,6 @@ class Youzan:
             self._token = None
 
     # -- the call ------------------------------------------------------------------------------
-    def _pace(self) -> None:
-        """At most ``qps`` calls a second from this process (the seat's option qps overrides it):
-        the platforms refuse an app that calls faster."""
-        if not self.qps:
-            return
-        with self._pace_lock:
-            wait = self._next_call - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            self._next_call = max(self._next_call, time.monotonic()) + 1.0 / float(self.qps)
 
     def call(self, api: tuple[str, str], params: dict[str, Any], *, write: bool = False) -> Any:
         """One API call; a token the gateway refuses is renewed once, then it is a configuration error."""
@@ -155,8 +152,10 @@ class Youzan:
                     raise ConfigurationError(f"{exc} (a fresh token was refused too)") from None
         raise AssertionError("unreachable")
 
-    def _send(self, api: tuple[str, str], params: dict[str, Any], write: bool) -> Any:
-        self._pace()
+    def _send(self, *args: Any, **kw: Any) -> Any:
+        return self.pace(lambda: self._send_once(*args, **kw))
+
+    def _send_once(self, api: tuple[str, str], params: dict[str, Any], write: bool) -> Any:
         name, version = api
         resp = self.http.request("POST", f"/api/{name}/{version}", params={"access_token": self.access_token()},
                                  json_body={k: v for k, v in params.items() if v is not None},
