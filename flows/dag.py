@@ -61,13 +61,18 @@ def _on_failure(context: dict[str, Any]) -> None:
 ON_FAILURE = [_on_failure, HubAlertNotifier()]
 
 
-def _schedule(schedule: timedelta | str | None, consumes: Sequence[str]) -> Any:
+def _schedule(schedule: timedelta | str | None, consumes: Sequence[str], after_any: Sequence[str] = ()) -> Any:
     """Assets alone (run when every consumed entity was updated), or assets *or* a timer when
     both are given: a flow whose source changes on its own (CRM orders, U8 dispatches) must not
-    wait for an upstream that has nothing new."""
-    if not consumes:
+    wait for an upstream that has nothing new. ``after_any``: entities any one of which also
+    starts a run (shop orders start sales_orders without new customers or products)."""
+    if not consumes and not after_any:
         return schedule
-    assets = [asset(e) for e in consumes]
+    assets: Any = [asset(e) for e in consumes]
+    if after_any:
+        from airflow.sdk import AssetAll, AssetAny
+
+        assets = AssetAny(*([AssetAll(*assets)] if assets else []), *[asset(e) for e in after_any])
     if schedule is None:
         return assets
     from airflow.timetables.assets import AssetOrTimeSchedule
@@ -78,7 +83,8 @@ def _schedule(schedule: timedelta | str | None, consumes: Sequence[str]) -> Any:
 
 
 def flow_dag(flow: str, module: str, *, schedule: timedelta | str | None, produces: Sequence[str] = (),
-             consumes: Sequence[str] = (), doc: str = "", pools: Mapping[str, str] | None = None) -> DAG:
+             consumes: Sequence[str] = (), doc: str = "", pools: Mapping[str, str] | None = None,
+             after_any: Sequence[str] = ()) -> DAG:
     """A DAG running ``module``'s STEP_FUNCTIONS in order; ``pools`` puts named steps in an
     Airflow pool (e.g. the registry lookups in ``registry_api``) to bound them across DAGs."""
     roles.validate()  # a bad bindings line: a ConfigurationError naming file:line fails this DAG's import
@@ -87,7 +93,7 @@ def flow_dag(flow: str, module: str, *, schedule: timedelta | str | None, produc
         "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(seconds=settings.MAX_RETRY_DELAY_S),
         "on_failure_callback": None,
     }
-    with DAG(dag_id=flow, schedule=_schedule(schedule, consumes),
+    with DAG(dag_id=flow, schedule=_schedule(schedule, consumes, after_any),
              start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, max_active_runs=1,
              default_args=default_args, on_failure_callback=ON_FAILURE, tags=["hub", *produces],
              doc_md=doc) as dag:
@@ -114,4 +120,4 @@ def spec_dag(flow: str) -> DAG | None:
         return None
     labels = {role: " / ".join(b.label for b in roles.seats(role)) or role for role in ROLES}
     return flow_dag(fs.flow, fs.hooks, schedule=fs.schedule, produces=fs.produces, consumes=fs.consumes,
-                    doc=fs.doc.format(**labels), pools=fs.pools or None)
+                    doc=fs.doc.format(**labels), pools=fs.pools or None, after_any=fs.after_any)

@@ -37,6 +37,7 @@ from hub import model, outbox, quarantine, watermarks, xref
 from hub.runlog import StepCounts
 from hub.runner import StepContext
 from hub.store import stage_read, stage_write
+from hub.types import Binding
 from mappings import engine as mapping
 
 log = logging.getLogger("flows.engine")
@@ -44,27 +45,36 @@ log = logging.getLogger("flows.engine")
 
 @dataclass(frozen=True)
 class Source:
-    """One source of a run: its seat's xref name, its mapping, and its staging key."""
+    """One source of a run: its seat, its mapping, and its staging key. A role bound several
+    times (two shops) gives one source per seat, staged as ``<stage>@<seat>``."""
 
     system: str
     spec: mapping.Spec
     stage: str
     end: flow_spec.End
+    binding: Binding | None = None
 
     @property
     def adapter(self) -> Any:
-        return roles.adapter(roles.seat(self.end.role))
+        return roles.adapter(self.binding or roles.seat(self.end.role))
 
     @property
     def own(self) -> bool:
         """Read, gated and stored as records of its own (not a document's lines, not a lookup)."""
         return not (self.end.lines_of or self.end.lookup)
 
+    @property
+    def lines_of(self) -> str | None:
+        """The staging key of the headers these lines belong to (the same seat's)."""
+        if not self.end.lines_of:
+            return None
+        return self.end.lines_of + self.stage[len(self.end.stage or self.end.role):]
 
-def _mapping_of(end: flow_spec.End) -> str:
+
+def _mapping_of(end: flow_spec.End, seat: Binding) -> str:
     if end.mapping:
         return end.mapping
-    return roles.adapter(roles.seat(end.role)).mapping(end.purpose)
+    return roles.adapter(seat).mapping(end.purpose)
 
 
 class Flow:
@@ -84,12 +94,13 @@ class Flow:
         out = []
         for end in self.spec.sources:
             seats = roles.seats(end.role)
-            if not seats:
-                continue
-            adapter = roles.adapter(seats[0])
-            if end.purpose and not end.mapping and end.optional and end.purpose not in getattr(adapter, "mappings", {}):
-                continue
-            out.append(Source(seats[0].name, mapping.load_spec(_mapping_of(end)), end.stage or end.role, end))
+            for seat in seats:
+                adapter = roles.adapter(seat)
+                if end.purpose and not end.mapping and end.optional and end.purpose not in getattr(adapter, "mappings", {}):
+                    continue
+                stage = end.stage or end.role
+                out.append(Source(seat.name, mapping.load_spec(_mapping_of(end, seat)),
+                                  f"{stage}@{seat.name}" if len(seats) > 1 else stage, end, seat))
         return out
 
     def own_sources(self) -> list[Source]:
@@ -122,16 +133,16 @@ class Flow:
                 if src.end.lookup:
                     continue
                 raw = stage_read(conn, ctx.run_id, "extract", src.stage)
-                if src.end.lines_of:
-                    parent = heads[src.end.lines_of]
+                if src.lines_of:
+                    parent = heads[src.lines_of]
                     raw_parent = next(f.source for f in src.spec.fields if f.target == src.end.parent)
                     lines, kept, held = map_lines(conn, ctx, self.entity, src.system, src.spec, raw, parent,
                                                   raw_parent, src.end.parent)
                     counts.quarantined += held
                     counts.rejected += held
                     counts.mapped -= len(parent) - len(kept)
-                    heads[src.end.lines_of] = kept
-                    stage_write(conn, ctx.run_id, "map", kept, src.end.lines_of)
+                    heads[src.lines_of] = kept
+                    stage_write(conn, ctx.run_id, "map", kept, src.lines_of)
                     stage_write(conn, ctx.run_id, "map", lines, src.stage)
                     continue
                 good, c = map_records(conn, ctx, self.entity, src.system, src.spec, raw, stage_as=src.stage)
@@ -148,7 +159,7 @@ class Flow:
         for src in sources:
             if not src.own:
                 continue
-            parts = [s for s in sources if s.end.lines_of == src.stage]
+            parts = [s for s in sources if s.lines_of == src.stage]
             with ctx.engine.begin() as conn:
                 batch = stage_read(conn, ctx.run_id, "map", src.stage)
                 lines = [stage_read(conn, ctx.run_id, "map", part.stage) for part in parts]

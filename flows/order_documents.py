@@ -66,24 +66,56 @@ def _customer_names(conn, keys: list[str], crm: str) -> dict[str, str]:
     return dict(zip(rows["native_key"], rows["name"]))
 
 
+def _held_by_erp(conn, entity: str, codes: pd.Series, erp: str) -> pd.Series:
+    """ERP code → itself for the codes xref holds for the ERP seat (a shop order names the ERP's
+    own customer and product codes: the shop's configured customer, the SKU's 商家编码)."""
+    keys = [str(k) for k in codes.dropna().unique()]
+    if not keys:
+        return pd.Series(dtype=object)
+    found = xref.lookup(conn, entity, erp, keys)["native_key"].astype(str).unique()
+    return pd.Series(found, index=found)
+
+
 def prerequisites(conn, heads: pd.DataFrame, lines: pd.DataFrame, crm: str, erp: str,
                   label: str) -> tuple[pd.Series, pd.Series, dict[str, str]]:
     """(customer number per order hub id, product number per line hub id, hub id → why it waits);
-    ``crm`` / ``erp`` are the seats' xref keys, ``label`` the ERP's name in the reasons."""
-    cust = _erp_numbers(conn, "customer", heads["customer_key"], crm, erp)
-    prod = _erp_numbers(conn, "product", lines["product_key"], crm, erp) if not lines.empty else pd.Series(dtype=object)
+    ``crm`` / ``erp`` are the seats' xref keys, ``label`` the ERP's name in the reasons. An order
+    whose ``source`` is another seat (a shop) names the ERP's codes directly."""
+    source = heads["source"] if "source" in heads.columns else pd.Series(None, index=heads.index, dtype=object)
+    direct = source.notna() & (source != crm)
+    direct_ids = set(heads.loc[direct, "hub_id"])
+    cust = pd.concat([_erp_numbers(conn, "customer", heads.loc[~direct, "customer_key"], crm, erp),
+                      _held_by_erp(conn, "customer", heads.loc[direct, "customer_key"], erp)])
+    cust = cust[~cust.index.duplicated()]
     customer_code = heads.set_index("hub_id")["customer_key"].astype(str).map(cust)
-    product_code = lines.set_index("hub_id")["product_key"].astype(str).map(prod) if not lines.empty else pd.Series(dtype=object)
+    if not lines.empty:
+        by_shop = lines["order_hub_id"].isin(direct_ids)
+        prod = pd.concat([_erp_numbers(conn, "product", lines.loc[~by_shop, "product_key"], crm, erp),
+                          _held_by_erp(conn, "product", lines.loc[by_shop, "product_key"], erp)])
+        prod = prod[~prod.index.duplicated()]
+        product_code = lines.set_index("hub_id")["product_key"].astype(str).map(prod)
+    else:
+        product_code = pd.Series(dtype=object)
     names = _customer_names(conn, heads.loc[customer_code.isna().to_numpy(), "customer_key"].astype(str).tolist(), crm)
     waits: dict[str, list[str]] = {}
-    for hub_id, key in zip(heads["hub_id"], heads["customer_key"].astype(str)):
+    for hub_id, key, src in zip(heads["hub_id"], heads["customer_key"].astype(str), source):
         if pd.isna(customer_code.get(hub_id)):
+            if hub_id in direct_ids:
+                waits.setdefault(hub_id, []).append(
+                    f"customer {key} (the ERP customer shop {src} sells to, binding option erp_customer) is not "
+                    f"in {label} as the hub knows it (customer_master links it)")
+                continue
             who = f"{names[key]} ({key})" if key in names else key
             waits.setdefault(hub_id, []).append(f"customer {who} is not in {label} yet (customer_master creates or links it)")
     if not lines.empty:
         missing = lines[lines["hub_id"].map(product_code).isna()]
         for order, part in missing.groupby("order_hub_id"):
             keys = ", ".join(sorted(part["product_key"].astype(str).unique()))
+            if order in direct_ids:
+                waits.setdefault(str(order), []).append(
+                    f"SKU {keys} (商家编码) is no {label} product code the hub knows (fix the SKU's code in the shop, "
+                    f"or add the product to {label}; product_master links it)")
+                continue
             waits.setdefault(str(order), []).append(
                 f"product {keys} (CRM) has no {label} product record linked yet (product_master links it by its code)")
     return customer_code, product_code, {h: "; ".join(r) for h, r in waits.items()}

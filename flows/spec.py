@@ -24,8 +24,8 @@ from hub.types import ROLES
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 SUITES = Path(__file__).resolve().parent.parent / "quality" / "suites"
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings" / "specs"
-KEYS = {"flow", "entity", "hooks", "schedule", "produces", "consumes", "needs", "sources", "suite", "targets",
-        "doc", "pools"}
+KEYS = {"flow", "entity", "hooks", "schedule", "produces", "consumes", "after_any", "needs", "sources", "suite",
+        "targets", "doc", "pools"}
 END_KEYS = {"role", "mapping", "purpose", "stage", "lines_of", "parent", "lookup", "optional"}
 
 
@@ -52,6 +52,8 @@ class FlowSpec:
     schedule: timedelta | str | None
     produces: tuple[str, ...] = ()
     consumes: tuple[str, ...] = ()
+    #: entities any one of which also starts a run (``consumes`` needs all of them updated)
+    after_any: tuple[str, ...] = ()
     needs: Mapping[str, str] = field(default_factory=dict)
     sources: tuple[End, ...] = ()
     targets: tuple[End, ...] = ()
@@ -109,7 +111,8 @@ def load(flow: str) -> FlowSpec:
         raise ConfigurationError(f"{where}: needs names roles, got {sorted(needs)}")
     return FlowSpec(flow=flow, entity=raw["entity"], hooks=raw["hooks"],
                     schedule=_schedule(raw.get("schedule"), where), produces=tuple(raw.get("produces") or ()),
-                    consumes=tuple(raw.get("consumes") or ()), needs=dict(needs),
+                    consumes=tuple(raw.get("consumes") or ()), after_any=tuple(raw.get("after_any") or ()),
+                    needs=dict(needs),
                     sources=tuple(_end(e, where) for e in raw.get("sources") or ()),
                     targets=tuple(_end(e, where) for e in raw.get("targets") or ()), suite=suite, pools=dict(raw.get("pools") or {}),
                     doc=" ".join(str(raw.get("doc") or "").split()))

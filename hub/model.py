@@ -74,8 +74,10 @@ product_source = _source("product_source", PRODUCT_FIELDS)
 
 #: Canonical sales order and its lines (CRM → ERP). Quantities, prices and amounts are exact
 #: decimal text (never float); ``total`` is the tax-inclusive order total the CRM shows.
+#: ``source`` is the seat an order came from (None: the CRM; a shop's binding name), ``ship_to`` a shop
+#: order's consignee exactly as the platform gave it (masked or its ciphertext, never decrypted here).
 SALES_ORDER_FIELDS: tuple[str, ...] = ("order_no", "customer_key", "status", "order_date", "total",
-                                       "currency", "memo", "owner_key", "erp_code")
+                                       "currency", "memo", "owner_key", "erp_code", "source", "ship_to")
 SALES_ORDER_LINE_FIELDS: tuple[str, ...] = ("order_hub_id", "native_key", "line_no", "product_key",
                                             "quantity", "unit_price", "discount", "tax_rate", "amount",
                                             "special_price_ref")
@@ -294,3 +296,5 @@ match_model = Table(
 from hub import receipts_model as _receipts_model  # noqa: E402,F401
 # The shops' received push messages (issue 12) live in their own module on this metadata.
 from hub import pushes as _pushes  # noqa: E402,F401
+# The shops' completeness audit per window (issue 12) lives in its own module on this metadata.
+from hub import shop_audit as _shop_audit  # noqa: E402,F401

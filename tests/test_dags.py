@@ -42,13 +42,20 @@ def test_an_erp_without_receipts_gets_no_receipts_dag(bag) -> None:
     assert "receipts" not in parsed.dag_ids and FLOWS <= set(parsed.dag_ids)
 
 
+def test_shops_bound_offer_the_shop_orders_dag_and_none_without(bag) -> None:
+    assert "shop_orders" not in bag("").dag_ids          # no shop bound: the flow is not offered
+    parsed = bag("shops")
+    assert parsed.import_errors == {}
+    assert set(parsed.dag_ids) == FLOWS | {"receipts", "hub_watchdog", "shop_orders"}
+
+
 def test_a_bad_bindings_line_fails_the_dag_imports_with_file_and_line(bag, tmp_path: Path) -> None:
     broken = tmp_path / "bindings.yaml"
     broken.write_text("crm:\n  system: xiaoshouyi\n  connections: {api: crm_xiaoshouyi}\n"
                       "erp:\n  system: sapp\n  connections: {api: sap}\n", encoding="utf-8")
     parsed = bag(str(broken))
     failed = {Path(f).stem: why for f, why in parsed.import_errors.items()}
-    assert set(failed) == FLOWS | {"receipts"}            # the watchdog names no seat: it still parses
+    assert set(failed) == FLOWS | {"receipts", "shop_orders"}  # the watchdog names no seat: it still parses
     assert all(f"{broken}:5: erp: unknown system 'sapp'" in why for why in failed.values()), failed
     assert not FLOWS & set(parsed.dag_ids)
 
