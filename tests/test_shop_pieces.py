@@ -70,4 +70,5 @@ def test_pdd_state_and_payment_add_up():
 
 def test_carrier_codes():
     assert carriers.code("taobao", "顺丰速运") == "SF" and carriers.code("pdd", "顺丰速运") == "44"
-    assert carriers.code("jd", "顺丰速运") is None and "carriers.yaml" in carriers.unknown("jd", "顺丰速运")
+    assert carriers.code("jd", "顺丰速运") == "467" and carriers.code("jd", "德邦快递") is None
+    assert "carriers.yaml" in carriers.unknown("jd", "德邦快递")

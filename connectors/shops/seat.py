@@ -12,7 +12,7 @@ from connectors.http import HttpClient
 from connectors.seat import Seat
 from connectors.shops import carriers
 from connectors.shops.platform import Platform, ShopWindow, aware, split
-from hub.errors import ConfigurationError, HubError, failure_class_of
+from hub.errors import AmbiguousWriteError, ConfigurationError, HubError, TransientError, failure_class_of
 from hub.types import Binding, Page, Record, WriteResult
 
 __all__ = ["ShopSeat", "ShopWindow"]
@@ -87,15 +87,22 @@ class ShopSeat(Seat):
         return self.impl.by_id([str(t) for t in tids]) if tids else []
 
     def carrier_code(self, carrier_name: str) -> str | None:
-        return carriers.code(self.platform, carrier_name)
+        """carriers.yaml's code, else the platform module's own lookup (``carrier_code`` where it has
+        one: e.g. the connection's extra.carrier_codes for 抖店 / 有赞 / JOS)."""
+        code = carriers.code(self.platform, carrier_name)
+        if code is None and hasattr(self.impl, "carrier_code"):
+            code = self.impl.carrier_code(carrier_name)
+        return code
 
     def connector(self, write: bool = False) -> "ShopConnector":
         return ShopConnector(self, write)
 
     # -- pushes (connectors/shops/push.py) ------------------------------------------------------
-    def verify_push(self, headers: Mapping[str, str], body: bytes, now: datetime):
+    def verify_push(self, headers: Mapping[str, str], body: bytes, now: datetime) -> list:
+        """Every message of one push (抖店 sends several in one body), as push.verify_all gives them;
+        flows/shop_pushes.py stores each."""
         from connectors.shops import push
-        return push.verify(self.platform, headers, body, self.binding.connection("api"), now)
+        return push.verify_all(self.platform, headers, body, self.binding.connection("api"), now)
 
     def push_answer(self, ok: bool) -> tuple[int, dict]:
         from connectors.shops import push
@@ -139,9 +146,15 @@ class ShopConnector:
                 continue
             try:
                 res = self.seat.impl.ship(rec)
+            except AmbiguousWriteError:
+                # the send may have applied: never "failed"; the task retries and the platform's
+                # repeat check (tid + tracking number already held) answers unchanged or created
+                raise
+            except TransientError as exc:
+                # refused before it applied (busy, rate limited, 5xx on a repeatable read): this
+                # record failed, the rest of the chunk goes on; a later run sends it again
+                res = WriteResult(key, "failed", error=str(exc), error_class="transient")
             except HubError as exc:
-                if failure_class_of(exc) == "transient":
-                    raise
                 res = WriteResult(key, "failed", error=str(exc), error_class=failure_class_of(exc))
             out.append(res)
         return out
