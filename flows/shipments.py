@@ -196,10 +196,23 @@ def load(ctx: StepContext) -> StepCounts:
             xref.save(conn, ENTITY, system, heads.rename(columns={"_key": "native_key"}).assign(
                 native_version=heads["_version"].astype(str)))
             quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system=system, record_keys=heads["_key"].tolist())
-            outbox.enqueue(conn, ENTITY, ctx.run_id, heads["hub_id"].tolist(), ["crm"])
-            outbox.enqueue(conn, DELIVERY, ctx.run_id, heads["order_hub_id"].dropna().unique().tolist(), ["crm"])
+            source = _order_sources(conn, heads["order_hub_id"].dropna().unique().tolist())
+            of_shop = heads["order_hub_id"].map(source)
+            from_crm = heads[of_shop.isna()]
+            outbox.enqueue(conn, ENTITY, ctx.run_id, from_crm["hub_id"].tolist(), ["crm"])
+            outbox.enqueue(conn, DELIVERY, ctx.run_id, from_crm["order_hub_id"].dropna().unique().tolist(), ["crm"])
+            for seat, part in heads[of_shop.notna()].groupby(of_shop[of_shop.notna()]):
+                outbox.enqueue(conn, ENTITY, ctx.run_id, part["hub_id"].tolist(), [str(seat)])
         log.info("watermarks moved: %s", watermarks.commit_pending(conn, ctx.run_id, FLOW))
     return counts
+
+
+def _order_sources(conn, order_hub_ids: list[str]) -> pd.Series:
+    """Order hub id → the shop seat it came from (orders of the CRM are absent)."""
+    rows = select_in(conn, model.sales_order, "hub_id", order_hub_ids, columns=["hub_id", "source"])
+    shops = {b.name for b in roles.seats("shop")}
+    rows = rows[rows["source"].isin(shops)]
+    return rows.set_index("hub_id")["source"]
 
 
 # --- publish ---------------------------------------------------------------------------------------
@@ -291,6 +304,8 @@ def publish(ctx: StepContext) -> StepCounts:
 
 def write_back(ctx: StepContext) -> StepCounts:
     counts = _write_shipments(ctx) + _write_delivery(ctx)
+    for binding in roles.seats("shop"):
+        counts += _write_shop(ctx, binding)
     with ctx.engine.begin() as conn:
         result = outcomes(conn, ctx.run_id)
     save_outcomes(ctx, result)
@@ -378,6 +393,82 @@ def _write_delivery(ctx: StepContext) -> StepCounts:
     return counts + write_in_chunks(ctx, connector, orders_stream, order_records, order_ledger.persist)
 
 
+def _shop_records(conn, seat: str, ids: list[str]) -> tuple[list[dict], dict[str, str]]:
+    """What the shop is told of each shipment of its orders: the platform's order id, the lines it
+    ships (None: every line of the order, a whole shipment), the carrier and tracking number; and,
+    per shipment, why nothing is reported (a return, no tracking number: 客户自提)."""
+    heads = select_in(conn, model.shipment, "hub_id", ids)
+    lines = select_in(conn, model.shipment_line, "shipment_hub_id", ids, columns=["shipment_hub_id", "order_line_hub_id"])
+    x = model.xref.c
+    tids = select_in(conn, model.xref, "hub_id", heads["order_hub_id"].dropna().unique().tolist(),
+                     where=[x.entity == "sales_order", x.system == seat], columns=["hub_id", "native_key"])
+    tid_of = tids.drop_duplicates("hub_id").set_index("hub_id")["native_key"]
+    order_lines = select_in(conn, model.sales_order_line, "order_hub_id", heads["order_hub_id"].dropna().unique().tolist(),
+                            columns=["hub_id", "order_hub_id", "native_key"])
+    oid_of = order_lines.set_index("hub_id")["native_key"].map(lambda k: str(k).split(":", 1)[-1])
+    per_order = order_lines.groupby("order_hub_id")["hub_id"].agg(set)
+    shipments_of = select_in(conn, model.shipment, "order_hub_id", heads["order_hub_id"].dropna().unique().tolist(),
+                             columns=["hub_id", "order_hub_id"]).groupby("order_hub_id").size()
+    state, _ = delivery_state(conn, heads["order_hub_id"].dropna().unique().tolist())
+    # the lines earlier packages of the same orders already carried to the shop: a platform splits by
+    # sub-order (a 子订单 has one waybill), so a line's remainder travels under its first package's number
+    earlier = select_in(conn, model.shipment, "order_hub_id", heads["order_hub_id"].dropna().unique().tolist(),
+                        columns=["hub_id", "order_hub_id"])
+    earlier = earlier[~earlier["hub_id"].isin(ids)]
+    told = select_in(conn, model.xref, "hub_id", earlier["hub_id"].tolist(),
+                     where=[x.entity == ENTITY, x.system == seat], columns=["hub_id"])
+    carried = select_in(conn, model.shipment_line, "shipment_hub_id", told["hub_id"].tolist(),
+                        columns=["order_line_hub_id"])
+    reported = set(carried["order_line_hub_id"].dropna())
+    complete = set(state.loc[state["status"] == "complete", "order_hub_id"])
+    records, nothing = [], {}
+    for head in heads.to_dict("records"):
+        hub_id, order = head["hub_id"], head["order_hub_id"]
+        if str(head.get("is_return")).lower() in ("true", "1"):
+            nothing[hub_id] = "a return: the shop is not told (refunds are the platform's)"
+            continue
+        if not head.get("tracking_no"):
+            nothing[hub_id] = f"no tracking number ({head.get('carrier') or 'no carrier'}): nothing to report"
+            continue
+        shipped = set(lines.loc[lines["shipment_hub_id"] == hub_id, "order_line_hub_id"].dropna())
+        # the order's only shipment, shipping all of it, is the whole order; any other is a split
+        # package, named by its lines (a line shipped in part is named in each package that carries it)
+        whole = order in complete and int(shipments_of.get(order, 0)) <= 1 and shipped >= per_order.get(order, set())
+        fresh = shipped - reported
+        if not whole and not fresh:
+            nothing[hub_id] = "every line of this package went to the shop with an earlier package's tracking number"
+            continue
+        records.append({"_key": hub_id, "tid": str(tid_of.get(order)), "carrier": head.get("carrier"),
+                        "tracking_no": str(head["tracking_no"]),
+                        "oids": None if whole else sorted(str(oid_of[h]) for h in fresh if h in oid_of.index)})
+    return records, nothing
+
+
+def _write_shop(ctx: StepContext, binding) -> StepCounts:
+    """Carrier and tracking number of each shipment of a shop's order reported to the shop
+    (partial shipments by line where the platform takes them). A repeat is no second shipment:
+    the platform already holding that tracking number for the order answers ``unchanged``."""
+    seat = binding.name
+    with ctx.engine.begin() as conn:
+        ids = outbox.ids(conn, ENTITY, seat)
+        records, nothing = _shop_records(conn, seat, ids) if ids else ([], {})
+        outbox.mark(conn, ENTITY, seat, sorted(nothing))
+        stage_write(conn, ctx.run_id, "shop_nothing", pd.DataFrame({"hub_id": list(nothing),
+                                                                    "reason": list(nothing.values())}), seat)
+    counts = StepCounts(read=len(ids), skipped=len(nothing))
+    if not records:
+        return counts
+
+    def holds(conn, ok) -> None:
+        xref.save(conn, ENTITY, seat, pd.DataFrame([{"hub_id": rec["_key"], "native_key": f"{rec['tid']}:{rec['tracking_no']}",
+                                                     "native_version": None, "content_hash": None} for rec, _ in ok]))
+
+    ledger = Ledger(ctx, ENTITY, seat, on_ok=holds, results="shop_results", row=lambda rec, res: {
+        "hub_id": rec["_key"], "seat": seat, "result": res.status})
+    return counts + write_in_chunks(ctx, roles.adapter(binding).connector(write=True), "shipment", records,
+                                    ledger.persist)
+
+
 #: The seven steps, in order, as the DAG schedules them.
 STEP_FUNCTIONS = {
     "extract": extract, "map": FLOW_ENGINE.map, "validate": FLOW_ENGINE.validate, "resolve": resolve_step,
@@ -399,5 +490,22 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     out = read_outcomes(conn, run_id, ENTITY, roles.erp().system, keys, hub_ids()[0],
                         stage_read(conn, run_id, "skipped", HEAD))
     out = crm_write_outcomes(conn, run_id, ENTITY, out, RESULT_OUTCOMES)
+    shops = stage_read(conn, run_id, "shop_results")
+    if not shops.empty:
+        labels = {b.name: b.label for b in roles.seats("shop")}
+        final = shops.drop_duplicates("hub_id", keep="last").set_index("hub_id")
+        said = {"created": "reported to {}", "unchanged": "{} already had this tracking number"}
+        done = final.apply(lambda r: said[r["result"]].format(labels.get(r["seat"], r["seat"]))
+                           if r["result"] in said else "quarantined", axis=1)
+        hit = out["outcome"].isna() & out["hub_id"].isin(done.index)
+        out.loc[hit, "outcome"] = out.loc[hit, "hub_id"].map(done)
+        out.loc[hit & (out["outcome"] == "quarantined"), "detail"] = "the shop refused it (see quarantine, stage write)"
+    for binding in roles.seats("shop"):
+        quiet = stage_read(conn, run_id, "shop_nothing", binding.name)
+        if not quiet.empty:
+            why = quiet.set_index("hub_id")["reason"]
+            hit = out["outcome"].isna() & out["hub_id"].isin(why.index)
+            out.loc[hit, "outcome"] = "skipped"
+            out.loc[hit, "detail"] = out.loc[hit, "hub_id"].map(why).map(lambda r, b=binding: f"{b.label}: {r}")
     out.loc[out["outcome"].isna(), ["outcome", "detail"]] = ["stored in hub", "the CRM already holds this version"]
     return out

@@ -274,6 +274,9 @@ def resolve_step(ctx: StepContext) -> StepCounts:
             reason = pd.Series(None, index=batch.index, dtype=object)
             reason[unchanged] = "unchanged since last run"
             reason[~unchanged & (batch["status"] == "draft")] = f"unpaid on {binding.label}: sent to {erp.label} once paid"
+            shipped_there = batch["shop_state"].isin(["shipped", "completed"]) if "shop_state" in batch else False
+            reason[~unchanged & shipped_there & ~ever] = \
+                f"already shipped on {binding.label} when the hub first read it: fulfilled elsewhere, not sent to {erp.label}"
             reason[~unchanged & (batch["status"] == "cancelled") & ~ever] = \
                 f"closed or refunded on {binding.label} before it reached {erp.label}: nothing to send"
             counts.skipped += int(reason.notna().sum())

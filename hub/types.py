@@ -31,7 +31,7 @@ class ConnectionInfo:
         """Every value of this connection that must never reach a log."""
         out = [self.password] if self.password else []
         for key, value in self.extra.items():
-            if isinstance(value, str) and any(w in key.lower() for w in ("secret", "token", "password", "key")):
+            if isinstance(value, str) and any(w in key.lower() for w in ("secret", "token", "password", "key", "session")):
                 out.append(value)
         return tuple(out)
 

@@ -209,9 +209,11 @@ class Sandbox:
     def stats(self) -> dict[str, Any]:
         return {name: requests.get(f"{url}/__sandbox/stats", timeout=10).json() for name, url in self.urls.items()}
 
-    def u8_ship(self) -> dict[str, Any]:
-        """The U8 warehouse verifies and ships the next stage of its plan (sandbox/u8_orders.py)."""
-        resp = requests.post(f"{self.u8_url}/__sandbox/u8/ship", timeout=120)
+    def u8_ship(self, unplanned: str | None = None) -> dict[str, Any]:
+        """The U8 warehouse verifies and ships the next stage of its plan (sandbox/u8_orders.py);
+        ``unplanned`` ("full" | "two_stage") ships the orders no plan names too (a shop's)."""
+        resp = requests.post(f"{self.u8_url}/__sandbox/u8/ship", json={"unplanned": unplanned} if unplanned else None,
+                             timeout=120)
         resp.raise_for_status()
         return resp.json()
 

@@ -255,8 +255,10 @@ class SaleOrderStore:
             self.conn.execute("COMMIT")
 
     # -- the warehouse ----------------------------------------------------------------------------
-    def ship(self, plan: dict[str, Any]) -> dict[str, int]:
-        """One stage of every planned order still open: verify, then dispatch (see module doc)."""
+    def ship(self, plan: dict[str, Any], unplanned: str | None = None) -> dict[str, int]:
+        """One stage of every planned order still open: verify, then dispatch (see module doc).
+        ``unplanned`` (``full`` or ``two_stage``): orders the plan does not name (a shop's orders,
+        numbered by the platform) ship too, by 顺丰 (01) with a tracking number of their own."""
         counts = {"verified": 0, "dispatches": 0, "rows": 0}
         with self.lock:
             orders = self.conn.execute(
@@ -266,6 +268,9 @@ class SaleOrderStore:
             try:
                 for o in orders:
                     step = plan.get(o[2])
+                    if not step and unplanned in ("full", "two_stage"):
+                        step = {"kind": unplanned, "carrier": "01", "serial_seed": 7,
+                                "tracking": [f"SF14{o[0]:08d}1", f"SF14{o[0]:08d}2"]}
                     if not step:
                         continue
                     if o[9] is None:
@@ -289,6 +294,9 @@ class SaleOrderStore:
         rows = self.conn.execute(
             "SELECT iSOsID, iRowNo, cInvCode, cInvName, iQuantity, iFHQuantity, iQuotedPrice, iUnitPrice, "
             "iTaxUnitPrice, iTaxRate FROM SO_SODetails WHERE ID = ? ORDER BY iRowNo", (o[0],)).fetchall()
+        if not any(min(self._partial(Decimal(str(r[4])), k, len(rows)) if partial else Decimal(str(r[4])) - Decimal(str(r[5] or 0)),
+                       Decimal(str(r[4])) - Decimal(str(r[5] or 0))) > 0 for k, r in enumerate(rows)):
+            return 0  # nothing of it would ship at this stage: no empty 发货单
         dlid = self._take("dl")
         now = _now()
         tracking = (step.get("tracking") or [""])[min(stage, len(step.get("tracking") or [""]) - 1)]
@@ -353,7 +361,8 @@ class WarehouseControl:
             return None
         if method != "POST":
             return 405, {"ok": False, "error": "POST only"}
-        counts = self.store.ship(self._plan())
+        asked = json.loads(body or b"{}") if body else {}
+        counts = self.store.ship(self._plan(), unplanned=asked.get("unplanned") if isinstance(asked, dict) else None)
         self.shipped += counts["dispatches"]
         return 200, {"ok": True, **counts}
 
