@@ -19,8 +19,12 @@ from typing import Any
 
 import pandas as pd
 
+from sqlalchemy import delete
+
+from flows.steps import upsert_canonical
 from hub import model, money, xref
-from hub.store import select_in
+from hub.model import SALES_ORDER_FIELDS, SALES_ORDER_LINE_FIELDS
+from hub.store import chunks, select_in, stage_write
 from mappings import engine
 
 HEADER_HASH = ("order_no", "customer_key", "status", "order_date", "total", "memo", "erp_code")
@@ -42,6 +46,36 @@ def order_hashes(heads: pd.DataFrame, lines: pd.DataFrame) -> pd.Series:
         digest = ln.groupby("order_hub_id")["_h"].agg("".join)
     joined = head.to_numpy() + heads["hub_id"].map(digest).fillna("").to_numpy()
     return pd.Series([hashlib.sha256(s.encode()).hexdigest() for s in joined], index=heads["hub_id"].to_numpy())
+
+
+# --- resolve and load: what every source of orders shares ---------------------------------------------
+
+def stage_resolved(conn, run_id: str, batch: pd.DataFrame, unchanged: pd.Series, reason: pd.Series,
+                   lines: pd.DataFrame, head_stage: str, line_stage: str) -> int:
+    """Stage a resolved batch: the changed orders (``send`` where no reason holds them back) and
+    their lines, and the skipped ones with their reasons; returns how many were skipped."""
+    changed = batch[~unchanged].drop(columns=["known_hash"])
+    changed["send"] = reason[~unchanged].isna().to_numpy()
+    stage_write(conn, run_id, "resolve", changed, head_stage)
+    stage_write(conn, run_id, "resolve", lines[lines["order_hub_id"].isin(changed["hub_id"])], line_stage)
+    stage_write(conn, run_id, "skipped", batch.loc[reason.notna(), ["_key", "hub_id"]].assign(
+        reason=reason[reason.notna()].to_numpy()), head_stage)
+    return int(reason.notna().sum())
+
+
+def store(conn, heads: pd.DataFrame, lines: pd.DataFrame, run_id: str) -> int:
+    """Canonical orders and their lines, the lines replaced whole (a line the source no longer has
+    is gone); returns the orders written."""
+    for col in SALES_ORDER_FIELDS:
+        if col not in heads.columns:
+            heads[col] = None
+    written = upsert_canonical(conn, model.sales_order, heads, SALES_ORDER_FIELDS, run_id)
+    for part in chunks(heads["hub_id"].tolist()):
+        conn.execute(delete(model.sales_order_line).where(model.sales_order_line.c.order_hub_id.in_(part)))
+    if not lines.empty:
+        lines = lines.assign(content_hash=xref.content_hash(lines, list(LINE_HASH)))
+        upsert_canonical(conn, model.sales_order_line, lines, SALES_ORDER_LINE_FIELDS, run_id)
+    return written
 
 
 # --- prerequisites ---------------------------------------------------------------------------------

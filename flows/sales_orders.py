@@ -17,7 +17,6 @@ import logging
 import uuid
 
 import pandas as pd
-from sqlalchemy import delete
 
 from flows import order_documents, roles
 from flows.engine import Flow
@@ -28,7 +27,7 @@ from hub import model, outbox, quarantine, watermarks, xref
 from hub.model import SALES_ORDER_FIELDS, SALES_ORDER_LINE_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import chunks, select_in, stage_read, stage_write
+from hub.store import select_in, stage_read, stage_write
 from mappings import engine
 from quality.orders import order_facts
 
@@ -171,13 +170,7 @@ def resolve_step(ctx: StepContext) -> StepCounts:
         reason[~unchanged & draft & batch["hub_id"].isin(has_open)] = \
             f"deactivated in the CRM (取消生效): the {label} order stays as it is until the order is activated again"
         reason[~unchanged & cancelled & ~ever] = f"cancelled in the CRM before it reached {label}: nothing to send"
-        counts.skipped = int(reason.notna().sum())
-        changed = batch[~unchanged].drop(columns=["known_hash"])
-        changed["send"] = reason[~unchanged].isna().to_numpy()
-        stage_write(conn, ctx.run_id, "resolve", changed, HEAD)
-        stage_write(conn, ctx.run_id, "resolve", lines[lines["order_hub_id"].isin(changed["hub_id"])], LINES)
-        stage_write(conn, ctx.run_id, "skipped", batch.loc[reason.notna(), ["_key", "hub_id"]].assign(
-            reason=reason[reason.notna()].to_numpy()), HEAD)
+        counts.skipped = order_documents.stage_resolved(conn, ctx.run_id, batch, unchanged, reason, lines, HEAD, LINES)
     return counts
 
 
@@ -190,16 +183,7 @@ def load(ctx: StepContext) -> StepCounts:
         lines = stage_read(conn, ctx.run_id, "resolve", LINES)
         counts = StepCounts(read=len(heads))
         if not heads.empty:
-            for col in SALES_ORDER_FIELDS:
-                if col not in heads.columns:
-                    heads[col] = None
-            counts.written = upsert_canonical(conn, model.sales_order, heads, SALES_ORDER_FIELDS, ctx.run_id)
-            ids = heads["hub_id"].tolist()
-            for part in chunks(ids):
-                conn.execute(delete(model.sales_order_line).where(model.sales_order_line.c.order_hub_id.in_(part)))
-            if not lines.empty:
-                lines = lines.assign(content_hash=xref.content_hash(lines, list(order_documents.LINE_HASH)))
-                upsert_canonical(conn, model.sales_order_line, lines, SALES_ORDER_LINE_FIELDS, ctx.run_id)
+            counts.written = order_documents.store(conn, heads, lines, ctx.run_id)
             xref.save(conn, ENTITY, "crm", heads.rename(columns={"_key": "native_key"}).assign(
                 native_version=heads["_version"].astype(str)))
             quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system="crm", record_keys=heads["_key"].tolist())

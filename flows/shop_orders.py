@@ -19,21 +19,20 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete
 
 from flows import order_documents, roles
 from flows.engine import Flow
-from flows.steps import json_safe, read_outcomes, save_outcomes, upsert_canonical, with_known_hashes
+from flows.steps import json_safe, read_outcomes, save_outcomes, with_known_hashes
 from hub import model, money, outbox, pushes, quarantine, shop_audit, watermarks, xref
-from hub.model import SALES_ORDER_FIELDS, SALES_ORDER_LINE_FIELDS
+from hub.model import SALES_ORDER_LINE_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import chunks, select_in, stage_read, stage_write, utcnow
+from hub.store import select_in, stage_read, stage_write, utcnow
 from quality.orders import order_facts
 
 log = logging.getLogger("flows.shop_orders")
@@ -279,13 +278,8 @@ def resolve_step(ctx: StepContext) -> StepCounts:
                 f"already shipped on {binding.label} when the hub first read it: fulfilled elsewhere, not sent to {erp.label}"
             reason[~unchanged & (batch["status"] == "cancelled") & ~ever] = \
                 f"closed or refunded on {binding.label} before it reached {erp.label}: nothing to send"
-            counts.skipped += int(reason.notna().sum())
-            changed = batch[~unchanged].drop(columns=["known_hash"])
-            changed["send"] = reason[~unchanged].isna().to_numpy()
-            stage_write(conn, ctx.run_id, "resolve", changed, head_stage)
-            stage_write(conn, ctx.run_id, "resolve", lines[lines["order_hub_id"].isin(changed["hub_id"])], line_stage)
-            stage_write(conn, ctx.run_id, "skipped", batch.loc[reason.notna(), ["_key", "hub_id"]].assign(
-                reason=reason[reason.notna()].to_numpy()), head_stage)
+            counts.skipped += order_documents.stage_resolved(conn, ctx.run_id, batch, unchanged, reason, lines,
+                                                             head_stage, line_stage)
     return counts
 
 
@@ -305,15 +299,7 @@ def load(ctx: StepContext) -> StepCounts:
             lines = stage_read(conn, ctx.run_id, "resolve", line_stage)
             counts.read += len(heads)
             if not heads.empty:
-                for col in SALES_ORDER_FIELDS:
-                    if col not in heads.columns:
-                        heads[col] = None
-                counts.written += upsert_canonical(conn, model.sales_order, heads, SALES_ORDER_FIELDS, ctx.run_id)
-                for part in chunks(heads["hub_id"].tolist()):
-                    conn.execute(delete(model.sales_order_line).where(model.sales_order_line.c.order_hub_id.in_(part)))
-                if not lines.empty:
-                    lines = lines.assign(content_hash=xref.content_hash(lines, list(order_documents.LINE_HASH)))
-                    upsert_canonical(conn, model.sales_order_line, lines, SALES_ORDER_LINE_FIELDS, ctx.run_id)
+                counts.written += order_documents.store(conn, heads, lines, ctx.run_id)
                 xref.save(conn, ENTITY, seat, heads.rename(columns={"_key": "native_key"}).assign(
                     native_version=heads["_version"].astype(str)))
                 quarantine.resolve(conn, run_id=ctx.run_id, flow=FLOW, system=seat, record_keys=heads["_key"].tolist())

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hub import config, model, store
+from hub import shop_audit, config, model, store
 
 #: Which accounting bucket an outcome falls in (in = written + skipped + quarantined).
 SKIPPED = ("skipped", "waiting")
@@ -35,6 +35,7 @@ def build(run_id: str, url: str | None = None) -> dict[str, Any]:
         outcomes = store.stage_read(conn, run_id, "outcome")
         census = store.stage_read(conn, run_id, "census")
         sources = store.stage_read(conn, run_id, "source")
+        audited = shop_audit.of_run(conn, run_id)
     systems: dict[str, Any] = {}
     if not outcomes.empty:
         for system, part in outcomes.groupby("system"):
@@ -62,6 +63,7 @@ def build(run_id: str, url: str | None = None) -> dict[str, Any]:
                   for s in steps],
         "systems": systems,
         "targets": targets,
+        "shop_audit": shop_audit.summary(audited) if not audited.empty else {},
     }
 
 
@@ -133,4 +135,9 @@ def render(rep: dict[str, Any]) -> str:
             lines.append(f"      {stream}: {', '.join(keys)}")
         for stream, keys in held.get("missing_examples", {}).items():
             lines.append(f"      not held, {stream}: {', '.join(keys)}")
+    for seat, a in rep.get("shop_audit", {}).items():
+        lines.append(f"  {seat} audit: {a['windows']} windows, {a['agree']} agree with the platform's count, "
+                     f"{a['found_late']} orders found late, {len(a['missing'])} missing → {a['verdict'].upper()}")
+        if a["missing"]:
+            lines.append(f"      missing: {', '.join(a['missing'][:20])}")
     return "\n".join(lines)
