@@ -25,7 +25,7 @@ from hub import bindings, config, report, store
 from demo.worlds import WORLDS
 from sandbox.harness import Sandbox
 
-FLOWS = ["customer_master", "product_master", "sales_orders", "shipments", "receipts"]
+FLOWS = ["customer_master", "product_master", "shop_orders", "sales_orders", "shipments", "receipts"]
 
 
 def offered() -> list[str]:
@@ -94,7 +94,8 @@ def demo(accounts: int, runs: int) -> int:
     with sb:
         sb.export()
         os.environ.setdefault("HUB_RECEIPTS_AS_OF", "2025-06-30")  # the seeded world's today (overdue plans)
-        print(f"sandbox up: 销售易 {sb.crm_url}, U8 OpenAPI {sb.u8_url}, SAP S/4HANA {sb.sap_url}, SAP ECC {sb.ecc_url}")
+        print(f"sandbox up: 销售易 {sb.crm_url}, U8 OpenAPI {sb.u8_url}, SAP S/4HANA {sb.sap_url}, SAP ECC {sb.ecc_url}, "
+              f"shops (淘宝/天猫, 京东, 有赞, 抖店, 拼多多) {sb.shops_url}")
         print(f"bindings {bindings.path()}: erp = {erp.label} ({erp.system}); flows: {', '.join(flows)}")
         print(world.facts(sb))
         for n in range(1, runs + 1):
@@ -113,6 +114,10 @@ def demo(accounts: int, runs: int) -> int:
         print("\n" + world.facts(sb))
         print(_dedup_quality(folder / "truth.json", erp.system))
         print(world.orders(sb, erp.name))
+        if "shop_orders" in flows:
+            from demo import shops
+
+            print(shops.summary(sb, roles.seats("shop"), erp.name, erp.label))
         from demo import orders, receipts
 
         if erp.system == "u8":  # the U8 world's own closing lines (seeded orders, receipts)

@@ -59,7 +59,7 @@ class World:
 WORLDS = {
     "u8": World("U8", "u8.db", "select count(*) from Customer",
                 "select count(*) from SO_SOMain where cCloser is null and cDefine12 is not null",
-                ship=lambda sb: f"U8 warehouse: {sb.u8_ship()}"),
+                ship=lambda sb: f"U8 warehouse: {sb.u8_ship(unplanned='two_stage')}"),  # shop orders in two packages
     "sap_s4": World("SAP S/4HANA", "sap_s4.db", "select count(*) from A_Customer",
                     "select count(*) from A_SalesOrder where PurchaseOrderByCustomer like 'HUB%' "
                     "and coalesce(OverallSDDocumentRejectionSts, '') != 'C'",

@@ -33,7 +33,7 @@ def bag(monkeypatch):
 def test_the_default_bindings_offer_every_dag(bag) -> None:
     parsed = bag("")
     assert parsed.import_errors == {}
-    assert set(parsed.dag_ids) == FLOWS | {"receipts", "hub_watchdog"}
+    assert set(parsed.dag_ids) == FLOWS | {"receipts", "hub_watchdog", "shop_orders"}
 
 
 def test_an_erp_without_receipts_gets_no_receipts_dag(bag) -> None:
@@ -42,11 +42,9 @@ def test_an_erp_without_receipts_gets_no_receipts_dag(bag) -> None:
     assert "receipts" not in parsed.dag_ids and FLOWS <= set(parsed.dag_ids)
 
 
-def test_shops_bound_offer_the_shop_orders_dag_and_none_without(bag) -> None:
-    assert "shop_orders" not in bag("").dag_ids          # no shop bound: the flow is not offered
-    parsed = bag("shops")
-    assert parsed.import_errors == {}
-    assert set(parsed.dag_ids) == FLOWS | {"receipts", "hub_watchdog", "shop_orders"}
+def test_no_shop_bound_no_shop_orders_dag(bag) -> None:
+    parsed = bag("sap-ecc")                              # the ECC deployment binds no shop
+    assert parsed.import_errors == {} and "shop_orders" not in parsed.dag_ids
 
 
 def test_a_bad_bindings_line_fails_the_dag_imports_with_file_and_line(bag, tmp_path: Path) -> None:
