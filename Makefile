@@ -56,7 +56,7 @@ demo: setup
 	$(PY) -m demo
 
 test: setup
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 tests
 
 up: setup
 	$(PY) -m demo --up

@@ -393,7 +393,8 @@ def _write_delivery(ctx: StepContext) -> StepCounts:
     return counts + write_in_chunks(ctx, connector, orders_stream, order_records, order_ledger.persist)
 
 
-def _shop_records(conn, seat: str, ids: list[str]) -> tuple[list[dict], dict[str, str]]:
+def _shop_records(conn, seat: str, ids: list[str], default_carrier: str | None = None
+                  ) -> tuple[list[dict], dict[str, str]]:
     """What the shop is told of each shipment of its orders: the platform's order id, the lines it
     ships (None: every line of the order, a whole shipment), the carrier and tracking number; and,
     per shipment, why nothing is reported (a return, no tracking number: 客户自提)."""
@@ -430,6 +431,11 @@ def _shop_records(conn, seat: str, ids: list[str]) -> tuple[list[dict], dict[str
         if not head.get("tracking_no"):
             nothing[hub_id] = f"no tracking number ({head.get('carrier') or 'no carrier'}): nothing to report"
             continue
+        carrier = head.get("carrier") or default_carrier
+        if not carrier:
+            nothing[hub_id] = ("the delivery names no carrier and the shop binding no default_carrier: "
+                               "the tracking number cannot be reported without its express company")
+            continue
         shipped = set(lines.loc[lines["shipment_hub_id"] == hub_id, "order_line_hub_id"].dropna())
         # the order's only shipment, shipping all of it, is the whole order; any other is a split
         # package, named by its lines (a line shipped in part is named in each package that carries it)
@@ -438,7 +444,7 @@ def _shop_records(conn, seat: str, ids: list[str]) -> tuple[list[dict], dict[str
         if not whole and not fresh:
             nothing[hub_id] = "every line of this package went to the shop with an earlier package's tracking number"
             continue
-        records.append({"_key": hub_id, "tid": str(tid_of.get(order)), "carrier": head.get("carrier"),
+        records.append({"_key": hub_id, "tid": str(tid_of.get(order)), "carrier": carrier,
                         "tracking_no": str(head["tracking_no"]),
                         "oids": None if whole else sorted(str(oid_of[h]) for h in fresh if h in oid_of.index)})
     return records, nothing
@@ -451,7 +457,7 @@ def _write_shop(ctx: StepContext, binding) -> StepCounts:
     seat = binding.name
     with ctx.engine.begin() as conn:
         ids = outbox.ids(conn, ENTITY, seat)
-        records, nothing = _shop_records(conn, seat, ids) if ids else ([], {})
+        records, nothing = _shop_records(conn, seat, ids, binding.options.get("default_carrier")) if ids else ([], {})
         outbox.mark(conn, ENTITY, seat, sorted(nothing))
         stage_write(conn, ctx.run_id, "shop_nothing", pd.DataFrame({"hub_id": list(nothing),
                                                                     "reason": list(nothing.values())}), seat)

@@ -16,6 +16,19 @@ os.environ.setdefault("AIRFLOW_CONFIG", str(ROOT / "airflow.cfg"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{ROOT / 'var' / 'airflow' / 'airflow.db'}")
+#: Test files that share one Airflow metadata DB, API server or the Celery broker: under pytest-xdist
+#: (make test: -n 2 --dist loadgroup) they run one after another on one worker; every other file runs
+#: whole on whichever worker is free, so its module-scoped worlds are built once.
+SHARED_AIRFLOW = {"test_console_access", "test_console_browser", "test_dag", "test_make_up", "test_scale_out",
+                  "test_shop_pushes", "test_production_profile"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        module = Path(str(item.fspath)).stem
+        item.add_marker(pytest.mark.xdist_group("airflow" if module in SHARED_AIRFLOW else module))
+
+
 PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
