@@ -11,9 +11,17 @@ invalid access_token (fs:25921745324); UNVERIFIED codes: "14" sign, "15" app key
 jingdong.pop.order.search: start_date, end_date, order_state (comma list), optional_fields, page
 (from 1), page_size (≤ 100, UNVERIFIED), sortType (1 newest first, the default here; 0 oldest
 first; UNVERIFIED), dateType (0 modified time, the default here; 1 order time; UNVERIFIED). No
-window limit is documented: none is enforced. jingdong.pop.order.get by order_id.
-jingdong.pop.order.shipment {order_id, logistics_id, waybill}: the whole order (JOS has no
-per-line send in this call); a repeat answers success false.
+window limit is documented: none is enforced. order_state filters the query itself: orderTotal
+counts the orders of the window in the asked states and the pages page through those (a total
+counts what the list gives). jingdong.pop.order.get by order_id.
+
+jingdong.pop.order.shipment {orderId (long), logiCoprId, logiNo, optional installId} (JD's Java
+SDK ``PopOrderShipmentRequest`` fs:67613720358, seven_jd fs:6165544553; order_id / logistics_id /
+waybill are 360buy.overseas.order.sop.delivery's names and are not read here): the whole order
+(JOS has no per-line send in this call). The answer's ``sopjosshipment_result`` is an object
+``{success, errorCode, chineseErrCode, englishErrCode}`` (OperatorResult fs:67610878901; clients
+read ``…sopjosshipment_result.success`` directly, fs:37557060528, fs:30294272085); a repeat
+answers success false (UNVERIFIED errorCodes).
 """
 
 from __future__ import annotations
@@ -27,10 +35,15 @@ from .shops_world import World, cst_text, parse_cst, yuan
 PLATFORM = "jd"
 MAX_PAGE_SIZE = 100
 TIMESTAMP_TOLERANCE_S = 600
-#: logistics_id values (UNVERIFIED ids; jingdong.foreign.order.logistics… lists them on the platform)
-COMPANIES = {"467": "顺丰速运", "1499": "中通快递", "463": "圆通速递", "1327": "韵达快递", "470": "申通快递"}
-STATES = {"unpaid": "WAIT_BUYER_PAY", "paid": "WAIT_SELLER_STOCK_OUT", "shipped": "WAIT_GOODS_RECEIVE_CONFIRM",
-          "completed": "FINISHED_L", "cancelled": "TRADE_CANCELED"}  # WAIT_BUYER_PAY: UNVERIFIED text
+#: logiCoprId values: 467 顺丰 and 465 邮政EMS as a client maps them (fs:37557060528); the others
+#: UNVERIFIED ids (the platform lists a vendor's carriers through its own call)
+COMPANIES = {"467": "顺丰速运", "465": "邮政EMS", "1499": "中通快递", "463": "圆通速递", "1327": "韵达快递",
+             "470": "申通快递"}
+#: order states as pop.order.search documents them (fs:47189090667, fs:29150772807: WAIT_SELLER_STOCK_OUT,
+#: WAIT_GOODS_RECEIVE_CONFIRM, WAIT_SELLER_DELIVERY, PAUSE, FINISHED_L, TRADE_CANCELED, LOCKED). None is
+#: unpaid, so the stand-in holds no unpaid JOS order (shops_seed) and has no text for one.
+STATES = {"paid": "WAIT_SELLER_STOCK_OUT", "shipped": "WAIT_GOODS_RECEIVE_CONFIRM",
+          "completed": "FINISHED_L", "cancelled": "TRADE_CANCELED"}
 
 
 def error(code: str, zh: str, en: str) -> dict[str, Any]:
@@ -85,7 +98,9 @@ def call(world: World, p: dict[str, str]) -> dict[str, Any]:
     if handler is None:
         return error("22", "无效方法", "Invalid method")
     key, result_key, result = handler(world, args)
-    return {f"{key}_responce": {"code": "0", result_key: json.dumps(result, ensure_ascii=False)}}
+    if key not in OBJECT_RESULTS:  # the list and detail results come as JSON text to parse again
+        result = json.dumps(result, ensure_ascii=False)
+    return {f"{key}_responce": {"code": "0", result_key: result}}
 
 
 def _search(world: World, a: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -96,12 +111,13 @@ def _search(world: World, a: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
                 {"apiResult": {"success": False, "code": "100", "chineseErrCode": "参数错误"}, "orderTotal": 0,
                  "orderInfoList": []})
     world.listed(PLATFORM, start, end)
-    total, docs = world.store.window(PLATFORM, start, end, (page - 1) * size, size,
-                                     ascending=str(a.get("sortType", "1")) == "0")
     wanted = {s.strip() for s in str(a.get("order_state") or "").split(",") if s.strip()}
+    # the filter is part of the query, so orderTotal counts what the pages give; a state text JOS
+    # does not know matches no order (UNVERIFIED: whether JOS refuses it instead)
+    states = {n for n, text in STATES.items() if text in wanted} if wanted else None
+    total, docs = world.store.window(PLATFORM, start, end, (page - 1) * size, size,
+                                     ascending=str(a.get("sortType", "1")) == "0", states=states)
     rows = [info(d) for d in docs]
-    if wanted:  # the filter applies to the page (UNVERIFIED whether JOS counts before or after it)
-        rows = [r for r in rows if r["orderState"] in wanted]
     return ("jingdong_pop_order_search", "searchorderinfo_result",
             {"apiResult": {"success": True, "code": "0", "chineseErrCode": "成功"}, "orderTotal": total,
              "orderInfoList": rows})
@@ -116,18 +132,27 @@ def _get(world: World, a: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
              "orderInfo": info(doc) if doc else None})
 
 
-def _shipment(world: World, a: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    doc = world.store.get(PLATFORM, str(a.get("order_id", "")))
-    key, rk = "jingdong_pop_order_shipment", "sopjosshipment_result"
-    if doc is None:
-        return key, rk, {"success": False, "errorCode": "10400001", "chineseErrCode": "订单不存在"}
-    if str(a.get("logistics_id")) not in COMPANIES or not a.get("waybill"):
-        return key, rk, {"success": False, "errorCode": "10400002", "chineseErrCode": "物流公司或运单号错误"}
-    outcome = world.ship(doc, str(a["waybill"]), str(a["logistics_id"]), None)
-    if outcome != "created":  # UNVERIFIED errorCode
-        return key, rk, {"success": False, "errorCode": "10400003", "chineseErrCode": "订单已出库或状态不允许出库"}
-    return key, rk, {"success": True, "errorCode": "", "chineseErrCode": "成功"}
+def _shipment_result(success: bool, code: str, zh: str, en: str) -> dict[str, Any]:
+    return {"success": success, "errorCode": code, "chineseErrCode": zh, "englishErrCode": en}
 
+
+def _shipment(world: World, a: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """{orderId, logiCoprId, logiNo} (fs:67613720358); the errorCodes are UNVERIFIED."""
+    key, rk = "jingdong_pop_order_shipment", "sopjosshipment_result"
+    order_id, company, waybill = str(a.get("orderId") or ""), str(a.get("logiCoprId") or ""), str(a.get("logiNo") or "")
+    doc = world.store.get(PLATFORM, order_id) if order_id.isdigit() else None  # orderId is a long
+    if doc is None:
+        return key, rk, _shipment_result(False, "10400001", "订单不存在", "order not found")
+    if company not in COMPANIES or not waybill:
+        return key, rk, _shipment_result(False, "10400002", "物流公司或运单号错误", "invalid logiCoprId or logiNo")
+    outcome = world.ship(doc, waybill, company, None)
+    if outcome != "created":
+        return key, rk, _shipment_result(False, "10400003", "订单已出库或状态不允许出库", "order state does not allow shipment")
+    return key, rk, _shipment_result(True, "", "成功", "success")
+
+
+#: methods whose result is an object, not JSON text (fs:37557060528, fs:30294272085)
+OBJECT_RESULTS = {"jingdong_pop_order_shipment"}
 
 METHODS = {
     "jingdong.pop.order.search": _search,

@@ -21,7 +21,8 @@ from . import shops_store
 
 PLATFORMS = ("taobao", "jd", "youzan", "doudian", "pdd")
 #: state shares (the rest are paid, not shipped yet); PDD lists only paid orders (UNVERIFIED
-#: whether its increment list can ever show an unpaid order), so it gets none.
+#: whether its increment list can ever show an unpaid order), so it gets none; nor does JOS, whose
+#: documented pop.order.search order_state values name no unpaid state (fs:47189090667, fs:29150772807).
 SHARES = {"unpaid": 0.06, "cancelled": 0.05, "shipped": 0.25, "completed": 0.09}
 UNKNOWN_SKU_SHARE = 0.03
 INCONSISTENT_SHARE = 0.01
@@ -95,7 +96,7 @@ def order(platform: str, i: int, rng: random.Random, pool: list[tuple[str, str, 
         if r < acc:
             state = name
             break
-    if platform == "pdd" and state == "unpaid":
+    if platform in ("pdd", "jd") and state == "unpaid":
         state = "paid"
     modified = now - rng.randint(60, 3 * 86400)
     created = modified - rng.randint(0, 2 * 86400)

@@ -53,16 +53,19 @@ class ShopStore:
         self.lock = threading.RLock()
 
     def window(self, platform: str, start: int, end: int, offset: int, limit: int,
-               ascending: bool = False) -> tuple[int, list[dict[str, Any]]]:
+               ascending: bool = False, states: set[str] | None = None) -> tuple[int, list[dict[str, Any]]]:
         """Orders modified in [start, end] (both ends included: UNVERIFIED which end each platform
-        includes, so a connector must dedupe at the boundary), newest first unless ``ascending``."""
+        includes, so a connector must dedupe at the boundary), newest first unless ``ascending``;
+        with ``states`` only orders in those (neutral) states, counted and paged alike."""
         order = "ASC" if ascending else "DESC"
+        where, args = "platform=? AND modified BETWEEN ? AND ?", [platform, start, end]
+        if states is not None:
+            where += f" AND state IN ({','.join('?' * len(states))})" if states else " AND 0"
+            args += sorted(states)
         with self.lock:
-            total = self.conn.execute("SELECT count(*) FROM orders WHERE platform=? AND modified BETWEEN ? AND ?",
-                                      (platform, start, end)).fetchone()[0]
-            rows = self.conn.execute(
-                f"SELECT doc FROM orders WHERE platform=? AND modified BETWEEN ? AND ? "
-                f"ORDER BY modified {order}, tid {order} LIMIT ? OFFSET ?", (platform, start, end, limit, offset)).fetchall()
+            total = self.conn.execute(f"SELECT count(*) FROM orders WHERE {where}", args).fetchone()[0]
+            rows = self.conn.execute(f"SELECT doc FROM orders WHERE {where} ORDER BY modified {order}, tid {order} "
+                                     f"LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
         return total, [json.loads(r[0]) for r in rows]
 
     def get(self, platform: str, tid: str) -> dict[str, Any] | None:

@@ -149,19 +149,66 @@ def test_pdd_window_sort_and_sign(box: Sandbox) -> None:
     assert pdd(box, "pdd.order.information.get", order_sn=sn)["order_info_get_response"]["order_info"]["order_sn"] == sn
 
 
-def test_jos_responce_keys_and_double_encoding(box: Sandbox) -> None:
+def jos(box: Sandbox, method: str, token: str | None = None, **args: Any) -> dict[str, Any]:
     c = box.credentials()["shops"]["jd"]
+    p = {"method": method, "app_key": c["app_key"], "access_token": token or c["access_token"],
+         "timestamp": fmt(datetime.now(CST)), "v": "2.0",
+         "360buy_param_json": json.dumps(args, ensure_ascii=False)}
+    p["sign"] = md5_sign(c["app_secret"], p)
+    return requests.post(f"{box.shops_url}/routerjson", data=p, timeout=30).json()
+
+
+def jos_search(box: Sandbox, **args: Any) -> dict[str, Any]:
+    raw = jos(box, "jingdong.pop.order.search", **args)
+    return json.loads(raw["jingdong_pop_order_search_responce"]["searchorderinfo_result"])
+
+
+def test_jos_responce_keys_and_double_encoding(box: Sandbox) -> None:
     now = datetime.now(CST)
-    args = {"start_date": fmt(now - timedelta(hours=5)), "end_date": fmt(now), "page": "1", "page_size": "50"}
-    p = {"method": "jingdong.pop.order.search", "app_key": c["app_key"], "access_token": c["access_token"],
-         "timestamp": fmt(now), "v": "2.0", "360buy_param_json": json.dumps(args)}
-    p["sign"] = md5_sign(c["app_secret"], p)
-    raw = requests.post(f"{box.shops_url}/routerjson", data=p, timeout=30).json()
-    result = json.loads(raw["jingdong_pop_order_search_responce"]["searchorderinfo_result"])
+    window = {"start_date": fmt(now - timedelta(hours=5)), "end_date": fmt(now), "page": "1", "page_size": "50"}
+    result = jos_search(box, **window)
     assert result["apiResult"]["success"] is True and result["orderTotal"] == len(result["orderInfoList"]) > 0
-    p["access_token"] = "stale"
-    p["sign"] = md5_sign(c["app_secret"], p)
-    assert requests.post(f"{box.shops_url}/routerjson", data=p, timeout=30).json()["error_response"]["code"] == "19"
+    assert jos(box, "jingdong.pop.order.search", token="stale", **window)["error_response"]["code"] == "19"
+
+
+def test_jos_order_total_counts_the_order_state_filter(box: Sandbox) -> None:
+    """orderTotal counts the filtered query, and paging by it gives exactly the filtered orders."""
+    now = datetime.now(CST)
+    window = {"start_date": fmt(now - timedelta(days=3)), "end_date": fmt(now)}
+    everything = jos_search(box, **window, page=1, page_size=100)
+    states = {o["orderState"] for o in everything["orderInfoList"]}
+    assert len(states) > 2 and states <= {"WAIT_SELLER_STOCK_OUT", "WAIT_GOODS_RECEIVE_CONFIRM", "FINISHED_L",
+                                          "TRADE_CANCELED"}  # the documented texts; JOS shows no unpaid order
+    asked = "WAIT_SELLER_STOCK_OUT,WAIT_GOODS_RECEIVE_CONFIRM,LOCKED"
+    first = jos_search(box, **window, order_state=asked, page=1, page_size=20)
+    rows = [o for page in range(1, -(-first["orderTotal"] // 20) + 1)
+            for o in jos_search(box, **window, order_state=asked, page=page, page_size=20)["orderInfoList"]]
+    assert 0 < first["orderTotal"] < everything["orderTotal"] and len(rows) == first["orderTotal"]
+    assert {o["orderState"] for o in rows} <= set(asked.split(","))
+    assert len({o["orderId"] for o in rows}) == len(rows)
+
+
+def test_jos_shipment_takes_the_documented_parameters(box: Sandbox) -> None:
+    """pop.order.shipment {orderId long, logiCoprId, logiNo} (JD's SDK PopOrderShipmentRequest);
+    sopjosshipment_result is an object; a repeat is refused and counted, never booked twice."""
+    tid = next(r["tid"] for r in box.shops("truth")["jd"] if r["state"] == "paid")
+
+    def ship(**args: Any) -> dict[str, Any]:
+        return jos(box, "jingdong.pop.order.shipment", **args)["jingdong_pop_order_shipment_responce"][
+            "sopjosshipment_result"]
+
+    other_api = ship(order_id=tid, logistics_id="467", waybill="SF7000000001")
+    assert other_api["success"] is False
+    first = ship(orderId=int(tid), logiCoprId="467", logiNo="SF7000000001")
+    assert first["success"] is True and set(first) == {"success", "errorCode", "chineseErrCode", "englishErrCode"}
+    again = ship(orderId=int(tid), logiCoprId="467", logiNo="SF7000000001")
+    assert again["success"] is False and again["errorCode"]
+    assert ship(orderId=int(tid), logiCoprId="99999", logiNo="X1")["success"] is False
+    sent = [s for s in box.shops("stats")["jd"]["shipments"] if s["tid"] == tid]
+    assert [(s["tracking_no"], s["company"], s["sends"]) for s in sent] == [("SF7000000001", "467", 2)]
+    detail = json.loads(jos(box, "jingdong.pop.order.get", order_id=tid)["jingdong_pop_order_get_responce"][
+        "orderDetailInfo"])
+    assert detail["orderInfo"]["orderState"] == "WAIT_GOODS_RECEIVE_CONFIRM" and detail["orderInfo"]["waybill"] == "SF7000000001"
 
 
 def doudian(box: Sandbox, method: str, params: dict[str, Any], token: str | None = None,

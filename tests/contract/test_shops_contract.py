@@ -26,17 +26,6 @@ PLATFORMS = {"taobao": "shop_taobao", "pdd": "shop_pdd", "jd": "shop_jd"}
 #: the connection extra key holding each platform's seller credential
 SESSION_KEY = {"taobao": "session", "pdd": "access_token", "jd": "access_token"}
 YUAN = re.compile(r"^-?\d+\.\d{2}$")
-#: the stand-in's JOS totals an unpaid order its list (filtered by jd.py's order_state) does not
-#: give; JOS's unpaid state text is UNVERIFIED, so the two disagree (see jd.py STATES)
-JOS_TOTAL = pytest.mark.xfail(strict=True, reason="stand-in JOS orderTotal counts an order outside the "
-                                                  "order_state filter jd.py sends (unpaid text UNVERIFIED)")
-
-
-#: the stand-in's pop.order.shipment reads {order_id, logistics_id, waybill} (360buy.overseas.order.sop.delivery's
-#: names); JD's own SDKs send {orderId (long), logiCoprId, logiNo} (fs:67613720358, fs:6165544553), as jd.py does
-JOS_SHIPMENT = pytest.mark.xfail(strict=True, reason="stand-in JOS pop.order.shipment expects order_id/logistics_id/"
-                                                     "waybill; JD's SDKs send orderId/logiCoprId/logiNo")
-
 
 def seat(target, key: str, **extra) -> ShopSeat:
     conn = target.conns[PLATFORMS[key]]
@@ -67,7 +56,7 @@ def by_platform(*marks_for_jd):
     return pytest.mark.parametrize("key", ["taobao", "pdd", pytest.param("jd", marks=list(marks_for_jd))])
 
 
-@by_platform(JOS_TOTAL)
+@by_platform()
 def test_a_window_read_gives_every_order_once_with_the_platforms_count(target, key):
     """trades.sold.increment.get / order.number.list.increment.get / pop.order.search: every order
     modified in the span, tid as text, once, the platform's own total, and the sandbox's truth."""
@@ -83,7 +72,7 @@ def test_a_window_read_gives_every_order_once_with_the_platforms_count(target, k
         assert set(tids) == held_in(target, key, start, end)
 
 
-@by_platform(JOS_TOTAL)
+@by_platform()
 def test_paging_backwards_under_churn_still_gives_every_order_once(target, key):
     """Orders change and arrive while a window is paged (POST /__sandbox/shops/churn): the read
     still holds every order of the window once, as the platform holds it at the end."""
@@ -157,7 +146,7 @@ def _paid_unshipped(target, key, s):
     pytest.skip(f"no paid, unshipped {key} order in the last day of the seed")
 
 
-@by_platform(JOS_SHIPMENT)
+@by_platform()
 def test_a_shipment_is_sent_once_and_its_repeat_is_unchanged(target, key):
     """logistics.offline.send / logistics.online.send / pop.order.shipment through the seat's
     connector: created, then the same tid + tracking number is unchanged, one send in stats."""
