@@ -11,7 +11,10 @@ youzan.trades.sold.get 4.0.0: start_update / end_update (``yyyy-MM-dd HH:mm:ss``
 page_size ≤ 100 (UNVERIFIED: no window or page cap is documented for 4.0.x; none enforced for the
 window), newest update first (UNVERIFIED): data {full_order_info_list, total_results}. Money is 元 text.
 youzan.trade.get 4.0.0 {tid}: data {full_order_info}. youzan.logistics.online.confirm (any version)
-{tid, out_stype (company), out_sid (tracking), oids (comma, optional: a partial send)}.
+{tid, out_stype (company), out_sid (tracking), oids (comma, optional: a partial send)}; its out_stype
+ids are the ones youzan.logistics.express.get lists (fs:30424223620). youzan.logistics.express.get
+(3.0.0, no parameters): ``{allExpress: [{display, name, id}]}`` (fs:22267300190, fs:30542592674,
+fs:134110456; 申通快递 is id 1 there, the other ids are UNVERIFIED).
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ def call(world: World, name: str, version: str, q: dict[str, str], body: bytes,
         total, docs = world.store.window(PLATFORM, start, end, (page - 1) * size, size)
         return 200, {"success": True, "code": 200, "message": "successful",
                      "data": {"full_order_info_list": [full_order(d) for d in docs], "total_results": total}}
+    if name == "youzan.logistics.express.get":
+        result = {"allExpress": [{"display": 1, "name": n, "id": int(i)} for i, n in COMPANIES.items()]}
+        return 200, ({"success": True, "code": 200, "message": "successful", "data": result} if v4
+                     else {"response": result})
     if name == "youzan.trade.get":
         world.bump(PLATFORM, "detail_calls")
         doc = world.store.get(PLATFORM, str(a.get("tid", "")))

@@ -267,7 +267,11 @@ def test_youzan_token_orders_and_shipment(box: Sandbox) -> None:
     paid = next(o["full_order_info"] for o in body["data"]["full_order_info_list"]
                 if o["full_order_info"]["order_info"]["status"] == "WAIT_SELLER_SEND_GOODS")
     assert "." in paid["pay_info"]["payment"]
-    args = {"tid": paid["order_info"]["tid"], "out_stype": "7", "out_sid": "SF99887766"}
+    express = requests.post(f"{box.shops_url}/api/youzan.logistics.express.get/3.0.0", params={"access_token": tok},
+                            json={}, timeout=10).json()["response"]["allExpress"]
+    sf = next(e for e in express if e["name"] == "顺丰速运")  # {display, name, id} (fs:22267300190)
+    assert isinstance(sf["id"], int) and {"申通快递", "中通快递"} <= {e["name"] for e in express}
+    args = {"tid": paid["order_info"]["tid"], "out_stype": str(sf["id"]), "out_sid": "SF99887766"}
     url = f"{box.shops_url}/api/youzan.logistics.online.confirm/3.0.0"
     assert requests.post(url, params={"access_token": tok}, json=args, timeout=10).json() == {"response": {"is_success": True}}
     assert "error_response" in requests.post(url, params={"access_token": tok}, json=args, timeout=10).json()

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import Pacer, ShopWindow, iso, loads, parse_shanghai, shanghai_text, tid_text
+from connectors.shops.platform import Paced, Pacer, ShopWindow, iso, loads, parse_shanghai, shanghai_text, tid_text
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError
 from hub.types import ConnectionInfo, Record, WriteResult
 
@@ -39,7 +39,11 @@ TOKEN_PATH = "/auth/token"
 LIST = ("youzan.trades.sold.get", "4.0.0")
 DETAIL = ("youzan.trade.get", "4.0.0")
 SHIP = ("youzan.logistics.online.confirm", "3.0.0")
+#: the shop's carrier list: {allExpress: [{id, name, display}]} (fs:22267300190, fs:30542592674, fs:134110456)
 EXPRESS = ("youzan.logistics.express.get", "3.0.0")
+#: express.get's {name: id} per (gateway, shop), asked once per process: the list changes rarely
+_EXPRESS: dict[tuple[str, str], dict[str, str]] = {}
+_EXPRESS_LOCK = threading.Lock()
 # UNVERIFIED: the page cap of trades.sold.get 4.0.x was not found; 50 stays under any cap seen.
 PAGE_SIZE = 50
 # UNVERIFIED: no published per-app QPS was found; a conservative default, the binding's qps overrides it
@@ -78,7 +82,7 @@ REFUND_TEXTS = {"NO_REFUND": "none", "CLOSED": "none", "SUCCESS": "refunded", "W
 TRACKING_KEYS = ("express_no", "out_sid", "logistics_no", "tracking_no", "nu")
 
 
-class Youzan:
+class Youzan(Paced):
     key = "youzan"
     max_window: timedelta | None = MAX_WINDOW
 
@@ -98,18 +102,9 @@ class Youzan:
         self._token: dict[str, Any] | None = None  # process memory only, never logged
         self._lock = threading.Lock()
         self.pace = Pacer(float(extra.get("qps") or DEFAULT_QPS))
-        self._express: dict[str, str] | None = None
         self.token_calls = 0
 
     # -- token ---------------------------------------------------------------------------------
-
-    @property
-    def qps(self) -> float | None:
-        return self.pace.qps
-
-    @qps.setter
-    def qps(self, value: float | None) -> None:
-        self.pace.qps = value
 
     def access_token(self) -> str:
         with self._lock:
@@ -153,7 +148,7 @@ class Youzan:
         raise AssertionError("unreachable")
 
     def _send(self, *args: Any, **kw: Any) -> Any:
-        return self.pace(lambda: self._send_once(*args, **kw))
+        return self.pace(lambda: self._send_once(*args, **kw), read=not (kw.get("write") or (len(args) > 2 and args[2])))
 
     def _send_once(self, api: tuple[str, str], params: dict[str, Any], write: bool) -> Any:
         name, version = api
@@ -234,22 +229,24 @@ class Youzan:
 
     # -- shipments -----------------------------------------------------------------------------
     def carrier_code(self, name: str) -> str | None:
-        """The out_stype id for a hub carrier name without a call: the connection's
-        extra.carrier_codes {name: id} (the shop's youzan.logistics.express.get ids), else carriers.yaml."""
+        """The out_stype id for a hub carrier name: the connection's extra.carrier_codes {name: id},
+        else carriers.yaml, else the id youzan.logistics.express.get gives that name (asked once per
+        process and shop). None: no one names it; a failed express.get call raises its error."""
         from connectors.shops.doudian import _carrier_codes
-        return _carrier_codes(self.conn).get(name) or carriers.code(self.key, name)
+        return _carrier_codes(self.conn).get(name) or carriers.code(self.key, name) or self._express().get(name)
 
-    def _carrier(self, name: str) -> str | None:
-        """carrier_code(), else the id youzan.logistics.express.get gives the same name."""
-        code = self.carrier_code(name)
-        if code is not None:
-            return code
-        if self._express is None:
-            # UNVERIFIED: the answer's shape; a list of {id, name} directly or under allExpress / express
+    def _express(self) -> dict[str, str]:
+        key = (self.http.base_url, self.grant_id)
+        with _EXPRESS_LOCK:
+            known = _EXPRESS.get(key)
+        if known is None:
             data = self.call(EXPRESS, {})
+            # UNVERIFIED beyond allExpress: a bare list or an "express" key is read the same way
             rows = data if isinstance(data, list) else (data or {}).get("allExpress") or (data or {}).get("express") or []
-            self._express = {str(r.get("name")): str(r.get("id")) for r in rows if isinstance(r, dict) and r.get("id")}
-        return self._express.get(name)
+            known = {str(r.get("name")): str(r.get("id")) for r in rows if isinstance(r, dict) and r.get("id") is not None}
+            with _EXPRESS_LOCK:
+                _EXPRESS[key] = known
+        return known
 
     def ship(self, record: Record) -> WriteResult:
         key, tid, tracking = str(record["_key"]), str(record["tid"]), str(record["tracking_no"])
@@ -261,7 +258,7 @@ class Youzan:
         except DataError as exc:
             return WriteResult(key, "failed", native_key=tid, error=str(exc), error_class="data")
         try:
-            company, why = self._carrier(carrier), "youzan.logistics.express.get does not name it either"
+            company, why = self.carrier_code(carrier), "youzan.logistics.express.get does not name it either"
         except DataError as exc:
             company, why = None, f"and youzan.logistics.express.get failed: {exc}"
         if company is None:
