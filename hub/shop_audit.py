@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import pandas as pd
 from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text, select
 
+from hub import store  # attribute use only: hub.model imports this module while hub.store may be loading
 from hub.model import metadata
-from hub.store import upsert, utcnow
 
 AGREES, DISAGREES = "agrees", "disagrees"
 
@@ -46,8 +46,8 @@ def save(conn, rows: Sequence[dict[str, Any]]) -> int:
     """Record windows audited (the latest verdict per shop and window start wins)."""
     if not rows:
         return 0
-    now = utcnow()
-    upsert(conn, shop_window_audit, [{**{c: r.get(c) for c in COLUMNS}, "checked_at": now} for r in rows],
+    now = store.utcnow()
+    store.upsert(conn, shop_window_audit, [{**{c: r.get(c) for c in COLUMNS}, "checked_at": now} for r in rows],
            keys=["seat", "window_start"])
     return len(rows)
 

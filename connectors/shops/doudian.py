@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import Pacer, ShopWindow, aware, iso, loads, parse_shanghai, shanghai_text, tid_text
+from connectors.shops.platform import Paced, Pacer, ShopWindow, aware, iso, loads, parse_shanghai, shanghai_text, tid_text
 from connectors.shops.signer import param_json, sign
 from hub.errors import (AmbiguousWriteError, ConfigurationError, DataError, HubError, QuotaExceededError)
 from hub.types import ConnectionInfo, Record, WriteResult
@@ -70,7 +70,7 @@ TOKEN_CODES = {30002, 30005, 30007}
 DECRYPT_QUOTA_CODES = {50002, 90000}
 
 
-class Doudian:
+class Doudian(Paced):
     key = "doudian"
     max_window: timedelta | None = MAX_WINDOW
 
@@ -92,14 +92,6 @@ class Doudian:
         self.token_calls: list[str] = []  # which token calls were made (create / refresh), for the audit
 
     # -- token ---------------------------------------------------------------------------------
-
-    @property
-    def qps(self) -> float | None:
-        return self.pace.qps
-
-    @qps.setter
-    def qps(self, value: float | None) -> None:
-        self.pace.qps = value
 
     def access_token(self) -> str:
         """A valid access token: created on first use, refreshed when less than the margin is left."""
@@ -148,7 +140,7 @@ class Doudian:
                                          f"of shop {self.shop_id})") from None
 
     def _send(self, *args: Any, **kw: Any) -> Any:
-        return self.pace(lambda: self._send_once(*args, **kw))
+        return self.pace(lambda: self._send_once(*args, **kw), read=not kw.get("write"))
 
     def _send_once(self, method: str, business: dict[str, Any], *, token: str | None, write: bool = False) -> dict[str, Any]:
         body = param_json({k: v for k, v in business.items() if v is not None})

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import (ShopWindow, iso, loads, page_numbers, parse_shanghai, shanghai_text,
+from connectors.shops.platform import (Paced, Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, shanghai_text,
                                        tid_text)
 from connectors.shops.signer import sign
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, TransientError
@@ -73,13 +73,17 @@ CONFIG_CODES = {"5", "12", "15", "19", "21", "24"}
 TRANSIENT_CODES = {"65"}
 # UNVERIFIED: JOS's rate-limit code was not found; any other code is raised with JOS's own text.
 
+# UNVERIFIED: the per-app QPS JOS grants varies by app; the binding's qps overrides it
+DEFAULT_QPS = 20
 
-class Jos:
+
+class Jos(Paced):
     key = "jd"
     max_window: timedelta | None = MAX_WINDOW
 
     def __init__(self, conn: ConnectionInfo, http: HttpClient) -> None:
         self.conn, self.http = conn, http
+        self.pace = Pacer(float(conn.extra.get("qps") or DEFAULT_QPS))
         self.app_key, self.secret = conn.login, conn.password
         self.token = str(conn.extra.get("access_token") or "")
         if not (self.app_key and self.secret and self.token):
@@ -87,7 +91,10 @@ class Jos:
                                      f"extra.access_token")
 
     # -- the call ------------------------------------------------------------------------------
-    def call(self, method: str, business: dict[str, Any], result: str, *, write: bool = False) -> dict[str, Any]:
+    def call(self, *args: Any, **kw: Any) -> dict[str, Any]:
+        return self.pace(lambda: self._call_once(*args, **kw), read=not kw.get("write"))
+
+    def _call_once(self, method: str, business: dict[str, Any], result: str, *, write: bool = False) -> dict[str, Any]:
         """One JOS call: the answer's ``<method with _>_responce`` object, and in it ``result``
         (parsed a second time when JOS sends it as JSON text)."""
         params = {"method": method, "app_key": self.app_key, "access_token": self.token, "v": VERSION,

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, tid_text
+from connectors.shops.platform import Paced, Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, tid_text
 from connectors.shops.signer import sign
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, RateLimitedError, TransientError
 from hub.types import ConnectionInfo, Record, WriteResult
@@ -45,7 +45,7 @@ DEFAULT_QPS = 20
 
 
 
-class Pdd:
+class Pdd(Paced):
     key = "pdd"
     max_window: timedelta | None = MAX_WINDOW
 
@@ -59,16 +59,8 @@ class Pdd:
                                      f"extra.access_token")
 
 
-    @property
-    def qps(self) -> float | None:
-        return self.pace.qps
-
-    @qps.setter
-    def qps(self, value: float | None) -> None:
-        self.pace.qps = value
-
     def call(self, *args: Any, **kw: Any) -> dict[str, Any]:
-        return self.pace(lambda: self._call_once(*args, **kw))
+        return self.pace(lambda: self._call_once(*args, **kw), read=not kw.get("write"))
 
     def _call_once(self, type_: str, business: dict[str, Any], key: str, *, write: bool = False) -> dict[str, Any]:
         params = {"type": type_, "client_id": self.client_id, "access_token": self.token,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
 from connectors.http import HttpClient
-from hub.errors import ConfigurationError, DataError, RateLimitedError
+from hub.errors import ConfigurationError, DataError, RateLimitedError, TransientError
 from hub.types import ConnectionInfo, Record, WriteResult
 
 #: the platforms speak Beijing time (+08:00, no DST)
@@ -49,7 +49,10 @@ class Pacer:
                 time.sleep(pause)
             self._next = max(self._next, time.monotonic()) + 1.0 / float(self.qps)
 
-    def __call__(self, send: Callable[[], T]) -> T:
+    def __call__(self, send: Callable[[], T], *, read: bool = False) -> T:
+        """``read``: a read may be sent again after any transient failure too (an answer cut in
+        half, which the HTTP helper hands on as text the platform module could not parse); a
+        write only after a refusal for rate, which the platform answered before doing anything."""
         for attempt in range(1, RATE_ATTEMPTS + 1):
             self.wait()
             try:
@@ -58,8 +61,26 @@ class Pacer:
                 self.refusals += 1
                 if attempt == RATE_ATTEMPTS:
                     raise
-                time.sleep(min(RATE_MAX_WAIT_S, RATE_BACKOFF_S * 2 ** (attempt - 1)))
+            except TransientError:
+                if not read or attempt == RATE_ATTEMPTS:
+                    raise
+            time.sleep(min(RATE_MAX_WAIT_S, RATE_BACKOFF_S * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
+
+
+class Paced:
+    """A platform whose calls go through its ``pace`` (a :class:`Pacer`); the seat's ``qps``
+    option is set on it as ``qps``."""
+
+    pace: Pacer
+
+    @property
+    def qps(self) -> float | None:
+        return self.pace.qps
+
+    @qps.setter
+    def qps(self, value: float | None) -> None:
+        self.pace.qps = value
 
 
 @dataclass

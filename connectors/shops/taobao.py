@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, shanghai_text, tid_text
+from connectors.shops.platform import Paced, Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, shanghai_text, tid_text
 from connectors.shops.signer import sign
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, RateLimitedError
 from hub.types import ConnectionInfo, Record, WriteResult
@@ -55,7 +55,7 @@ DEFAULT_QPS = 20
 
 
 
-class Taobao:
+class Taobao(Paced):
     key = "taobao"
     max_window: timedelta | None = MAX_WINDOW
 
@@ -72,16 +72,8 @@ class Taobao:
 
     # -- the call ------------------------------------------------------------------------------
 
-    @property
-    def qps(self) -> float | None:
-        return self.pace.qps
-
-    @qps.setter
-    def qps(self, value: float | None) -> None:
-        self.pace.qps = value
-
     def call(self, *args: Any, **kw: Any) -> dict[str, Any]:
-        return self.pace(lambda: self._call_once(*args, **kw))
+        return self.pace(lambda: self._call_once(*args, **kw), read=not kw.get("write"))
 
     def _call_once(self, method: str, business: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
         params = {"method": method, "app_key": self.app_key, "session": self.session, "format": "json",
