@@ -12,7 +12,7 @@ from connectors.http import HttpClient
 from connectors.seat import Seat
 from connectors.shops import carriers
 from connectors.shops.platform import Platform, ShopWindow, aware, split
-from hub.errors import AmbiguousWriteError, ConfigurationError, HubError, TransientError, failure_class_of
+from hub.errors import ConfigurationError, HubError, RateLimitedError, TransientError, failure_class_of
 from hub.types import Binding, Page, Record, WriteResult
 
 __all__ = ["ShopSeat", "ShopWindow"]
@@ -146,14 +146,15 @@ class ShopConnector:
                 continue
             try:
                 res = self.seat.impl.ship(rec)
-            except AmbiguousWriteError:
-                # the send may have applied: never "failed"; the task retries and the platform's
-                # repeat check (tid + tracking number already held) answers unchanged or created
-                raise
-            except TransientError as exc:
-                # refused before it applied (busy, rate limited, 5xx on a repeatable read): this
+            except RateLimitedError as exc:
+                # refused before it applied (the Pacer already waited and sent it again): this
                 # record failed, the rest of the chunk goes on; a later run sends it again
                 res = WriteResult(key, "failed", error=str(exc), error_class="transient")
+            except TransientError:
+                # the send may have applied (answer lost, cut or half a body: AmbiguousWriteError,
+                # MalformedResponse): never "failed"; the task retries and the platform's repeat
+                # check (tid + tracking number already held) answers unchanged or created
+                raise
             except HubError as exc:
                 res = WriteResult(key, "failed", error=str(exc), error_class=failure_class_of(exc))
             out.append(res)
