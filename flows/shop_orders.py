@@ -123,12 +123,13 @@ def _read_window(shop, a: datetime, b: datetime) -> tuple[dict[str, dict], dict[
     return got, audit, bad
 
 
-def _lines_and_head(seat: str, shop, order: dict[str, Any], tax_rates: dict[str, str], default_rate: str
-                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _lines_and_head(seat: str, shop, order: dict[str, Any], tax_rates: dict[str, str], default_rate: str,
+                    postage_sku: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A normalised shop order as one flat header row and its line rows. Fully refunded lines are
     left out, partly refunded ones reduced (amount pro rata to the fen); the header's goods total is
     what the buyer paid less postage and the refunds, so "total = Σ lines" is the platform's
-    "paid = Σ line payment + postage" check."""
+    "paid = Σ line payment + postage" check. With the binding's ``postage_sku`` (the ERP's 运费
+    item) the postage is one more line of that item and in the total."""
     tid = str(order["tid"])
     rows, refunded = [], Decimal(0)
     for ln in order.get("lines") or []:
@@ -150,6 +151,12 @@ def _lines_and_head(seat: str, shop, order: dict[str, Any], tax_rates: dict[str,
                      "modified": order.get("modified"), "system": seat})
     paid_total = money.dec(order.get("payment")) or Decimal(0)
     post_fee = money.dec(order.get("post_fee")) or Decimal(0)
+    if postage_sku and post_fee and rows:
+        rows.append({"line_key": f"{tid}:postage", "tid": tid, "outer_sku": postage_sku, "quantity": "1",
+                     "price": money.text(post_fee), "discount": "0", "payment": money.text(post_fee),
+                     "tax_rate": tax_rates.get(postage_sku, default_rate), "modified": order.get("modified"),
+                     "system": seat})
+        post_fee = Decimal(0)
     memo = "; ".join(f"{label}: {order[k]}" for k, label in (("buyer_memo", "买家留言"), ("seller_memo", "卖家备注"))
                      if order.get(k))
     created = str(order.get("created") or "")
@@ -203,12 +210,14 @@ def extract(ctx: StepContext) -> StepCounts:
         for order in shop.orders_by_id(extra) if extra else []:
             orders[str(order["tid"])] = order
         with ctx.engine.begin() as conn:
+            postage_sku = str(binding.options.get("postage_sku") or "") or None
             skus = {str(ln.get("outer_sku")) for o in orders.values() for ln in o.get("lines") or [] if ln.get("outer_sku")}
+            skus |= {postage_sku} if postage_sku else set()
             rates = _tax_rates(conn, skus)
             default_rate = str(binding.options.get("tax_rate") or DEFAULT_TAX_RATE)
             heads, lines = [], []
             for order in orders.values():
-                head, rows = _lines_and_head(seat, shop, order, rates, default_rate)
+                head, rows = _lines_and_head(seat, shop, order, rates, default_rate, postage_sku)
                 heads.append(json_safe(head))
                 lines.extend(rows)
             stage_write(conn, ctx.run_id, "extract", pd.DataFrame(heads), head_stage)
