@@ -23,6 +23,10 @@ SHARED_AIRFLOW = {"test_console_access", "test_console_browser", "test_dag", "te
                   "test_shop_pushes", "test_production_profile"}
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "xdist_group(name): run with the other tests of this group on one xdist worker")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         module = Path(str(item.fspath)).stem
