@@ -181,7 +181,7 @@ def extract(ctx: StepContext) -> StepCounts:
     the platform's own count; pushed orders not in a window fetched by id. The pending watermark
     is the end of the last window of an unbroken run of agreeing ones."""
     counts = StepCounts()
-    now = utcnow()
+    now = utcnow().replace(microsecond=0)  # the platforms take whole seconds and include both ends
     stages = _stages()
     for binding in roles.seats("shop"):
         seat, shop = binding.name, roles.adapter(binding)
@@ -190,7 +190,7 @@ def extract(ctx: StepContext) -> StepCounts:
             mark = watermarks.get(conn, FLOW, f"{seat}.orders")
             pushed = pushes.pending(conn, seat)
         since = timedelta(hours=float(binding.options.get("since_hours") or FIRST_READ.total_seconds() / 3600))
-        start = (datetime.fromisoformat(mark) - shop.overlap) if mark else now - since
+        start = ((datetime.fromisoformat(mark) - shop.overlap) if mark else now - since).replace(microsecond=0)
         end = now - LAG
         orders: dict[str, dict] = {}
         audits, broken, moved_to = [], False, None
