@@ -41,8 +41,6 @@ FLOW = "shop_orders"
 ENTITY = "sales_order"
 HEAD, LINES = "shop.order", "shop.line"
 NS = uuid.UUID("7e3f0c52-9a41-4d2b-b6e8-5c1d0f2a9b73")
-#: how far behind now a window closes: the platforms index a change a little after it happened
-LAG = timedelta(minutes=1)
 #: how far back the first run of a shop reads (binding option ``since_hours``)
 FIRST_READ = timedelta(hours=72)
 #: list passes per window before a disagreement is recorded (the first read and two re-reads)
@@ -129,13 +127,16 @@ def _lines_and_head(seat: str, shop, order: dict[str, Any], tax_rates: dict[str,
     left out, partly refunded ones reduced (amount pro rata to the fen); the header's goods total is
     what the buyer paid less postage and the refunds, so "total = Σ lines" is the platform's
     "paid = Σ line payment + postage" check. With the binding's ``postage_sku`` (the ERP's 运费
-    item) the postage is one more line of that item and in the total."""
+    item) the postage is one more line of that item and in the total. A cancelled order keeps its
+    lines as ordered: the ERP closes it whole, and an order without lines would not pass validation
+    (a full refund before shipment must still reach the ERP as a cancel)."""
     tid = str(order["tid"])
     rows, refunded = [], Decimal(0)
+    whole = order.get("state") == "cancelled"
     for ln in order.get("lines") or []:
         qty, paid = money.dec(ln.get("quantity")) or Decimal(0), money.dec(ln.get("payment")) or Decimal(0)
-        back = money.dec(ln.get("refunded_quantity")) or Decimal(0)
-        if ln.get("refund_status") == "refunded" and back == 0:
+        back = Decimal(0) if whole else money.dec(ln.get("refunded_quantity")) or Decimal(0)
+        if ln.get("refund_status") == "refunded" and back == 0 and not whole:
             back = qty
         keep = qty - back
         if keep <= 0:
@@ -191,7 +192,7 @@ def extract(ctx: StepContext) -> StepCounts:
             pushed = pushes.pending(conn, seat)
         since = timedelta(hours=float(binding.options.get("since_hours") or FIRST_READ.total_seconds() / 3600))
         start = ((datetime.fromisoformat(mark) - shop.overlap) if mark else now - since).replace(microsecond=0)
-        end = now - LAG
+        end = now - shop.lag
         orders: dict[str, dict] = {}
         audits, broken, moved_to = [], False, None
         bad_fragments: list = []

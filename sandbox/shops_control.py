@@ -5,6 +5,8 @@
 - GET stats: per platform orders, list/detail/shipment calls, shipments with sends per
   tid + tracking number, rate-limit refusals, pushes sent.
 - GET truth: every order's tid, state, modified time and paid amount per platform.
+- POST clock {platform, skew}: the platform's clock runs skew seconds ahead of ours (negative:
+  behind); its timestamps, its checks of ours and its list windows follow it.
 - POST push {platform, url, tids, duplicate, forged, stale}: shops_push.py.
 - POST pay {platform, tids}: unpaid orders are paid, modified now.
 - POST refund {platform, tid, oid?}: a refund before shipment (a line, or the whole order, which
@@ -49,7 +51,7 @@ class Control:
             return 200, {p: [{"tid": r["tid"], "state": r["state"], "modified": _iso(r["modified"]),
                               "paid": yuan(r["paid_fen"])} for r in rows]
                          for p, rows in self.world.store.truth().items()}
-        if method != "POST" or name not in ("churn", "push", "pay", "refund", "tokens", "limits"):
+        if method != "POST" or name not in ("churn", "clock", "push", "pay", "refund", "tokens", "limits"):
             return 404, {"ok": False, "error": f"no such sandbox endpoint {method} {path}"}
         try:
             data = json.loads(body or b"{}")
@@ -64,6 +66,11 @@ class Control:
             self.world.churn[data["platform"]] = max(0, int(data.get("n", 1)))
         return 200, {"ok": True, "churn": dict(self.world.churn)}
 
+    def _clock(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self.world.lock:
+            self.world.skew[data["platform"]] = int(data.get("skew", 0))
+        return 200, {"ok": True, "skew": dict(self.world.skew)}
+
     def _push(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return 200, shops_push.send(self.world, data)
 
@@ -72,7 +79,7 @@ class Control:
         for tid in data.get("tids") or []:
             doc = self.world.store.get(data["platform"], str(tid))
             if doc and doc["state"] == "unpaid":
-                doc["state"], doc["paid_at"] = "paid", self.world.now()
+                doc["state"], doc["paid_at"] = "paid", self.world.now(data["platform"])
                 self.world.touch(doc)
                 paid.append(doc["tid"])
         return 200, {"ok": True, "paid": paid}

@@ -116,7 +116,7 @@ def call(world: World, path: str, q: dict[str, str], body: bytes) -> dict[str, A
     if q.get("app_key") != creds["app_key"] or q.get("method") != method:
         return error(BAD_PARAM, "app_key or method does not match the path")
     ts = parse_cst(q.get("timestamp"))
-    if ts is None or abs(ts - world.now()) > TIMESTAMP_TOLERANCE_S:
+    if ts is None or abs(ts - world.now("doudian")) > TIMESTAMP_TOLERANCE_S:
         return error(BAD_PARAM, "timestamp missing or off by more than 10 minutes")
     if not doudian_ok(creds["app_secret"], creds["app_key"], method, param_json, q.get("timestamp", ""),
                       q.get("v", ""), q.get("sign_method"), q.get("sign", "")):

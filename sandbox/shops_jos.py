@@ -82,7 +82,7 @@ def call(world: World, p: dict[str, str]) -> dict[str, Any]:
     if p.get("app_key") != creds["app_key"]:
         return error("15", "无效app_key", "Invalid app_key")
     ts = parse_cst(p.get("timestamp"))
-    if ts is None or abs(ts - world.now()) > TIMESTAMP_TOLERANCE_S:
+    if ts is None or abs(ts - world.now("jd")) > TIMESTAMP_TOLERANCE_S:
         return error("16", "时间戳错误", "Invalid timestamp")
     if p.get("sign", "") != router_md5(creds["app_secret"], p):
         return error("14", "签名无效", "Invalid signature")

@@ -85,7 +85,7 @@ def call(world: World, p: dict[str, str]) -> dict[str, Any]:
     if p.get("client_id") != creds["app_key"]:
         return error(10015, "client_id不存在")
     ts = p.get("timestamp", "")
-    if not ts.isdigit() or abs(int(ts) - world.now()) > TIMESTAMP_TOLERANCE_S:
+    if not ts.isdigit() or abs(int(ts) - world.now("pdd")) > TIMESTAMP_TOLERANCE_S:
         return error(10017, "timestamp已过期或无效")
     if p.get("sign", "") != router_md5(creds["app_secret"], p):
         return error(10016, "签名错误")

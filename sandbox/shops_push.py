@@ -65,7 +65,7 @@ def send(world: World, opts: dict[str, Any]) -> dict[str, Any]:
         if doc is None:
             sent.append({"tid": str(tid), "error": "no such order"})
             continue
-        at = world.now() - (STALE_S if opts.get("stale") else 0)
+        at = world.now(platform) - (STALE_S if opts.get("stale") else 0)
         body, headers = build(world, doc, at)
         if opts.get("forged"):
             key = "Event-Sign" if platform == "youzan" else "event-sign"

@@ -138,7 +138,8 @@ def order(platform: str, i: int, rng: random.Random, pool: list[tuple[str, str, 
         "lines": lines, "packages": [], "version": 1, "closed_reason": None,
     }
     if state == "cancelled":
-        if rng.random() < 0.5:
+        never_paid = rng.random() < 0.5
+        if never_paid and platform != "pdd":  # PDD lists paid orders only: its cancellations are refunds
             doc["paid_at"], doc["closed_reason"] = None, "unpaid_timeout"
         else:  # refunded in full before shipment
             doc["closed_reason"] = "refunded"
@@ -154,6 +155,8 @@ def order(platform: str, i: int, rng: random.Random, pool: list[tuple[str, str, 
         ln = rng.choice(lines)  # a partial refund: one line's refund agreed or pending
         ln["refund_status"] = rng.choice(("refunded", "refunding"))
         ln["refunded_qty"] = 1 if ln["refund_status"] == "refunded" else 0
+        if all(x["refund_status"] == "refunded" and x["refunded_qty"] >= x["qty"] for x in lines):
+            doc["state"], doc["closed_reason"] = "cancelled", "refunded"  # nothing left to ship: closed
     return doc
 
 

@@ -117,7 +117,7 @@ def call(world: World, p: dict[str, str]) -> dict[str, Any]:
     if p.get("app_key") != creds["app_key"]:
         return error(29, "Invalid App Key")
     ts = parse_cst(p.get("timestamp"))
-    if ts is None or abs(ts - world.now()) > TIMESTAMP_TOLERANCE_S:
+    if ts is None or abs(ts - world.now("taobao")) > TIMESTAMP_TOLERANCE_S:
         return error(31, "Invalid Timestamp")
     if p.get("sign", "") != top_sign(creds["app_secret"], p):
         return error(25, "Invalid signature")

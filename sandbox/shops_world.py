@@ -64,6 +64,10 @@ class RateLimit:
         return True
 
 
+#: how late the stand-in indexes a change: its modified time may lie this far before it is listed
+INDEX_LAG_S = 30
+
+
 class World:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -76,6 +80,7 @@ class World:
         self.refresh_tokens = {p: TokenStore() for p in TOKEN_TTL_S}
         self.token_ttl = dict(TOKEN_TTL_S)
         self.churn: dict[str, int] = {}
+        self.skew: dict[str, int] = {}   # seconds a platform's clock is ahead of ours (negative: behind)
         self.rng = random.Random(7)
         self._pool: list[tuple[str, str, int]] | None = None
         self.added = 0
@@ -90,8 +95,9 @@ class World:
         with self.lock:
             self.counters[platform][key] += n
 
-    def now(self) -> int:
-        return int(time.time())
+    def now(self, platform: str | None = None) -> int:
+        """The platform's clock, in whole seconds: ours plus its skew (POST clock)."""
+        return int(time.time()) + self.skew.get(platform or "", 0)
 
     def admit(self, platform: str) -> bool:
         """The app's rate limit; a refusal is counted."""
@@ -103,20 +109,21 @@ class World:
 
     # --- the boundary bug -------------------------------------------------------------------
     def listed(self, platform: str, start: int, end: int) -> None:
-        """A list call of [start, end]: counted, and while churn is on for the platform, orders in
-        the window are modified (moved later inside it) and new ones added, re-sorting it."""
+        """A list call of [start, end]: counted, and while churn is on for the platform, two orders
+        of the window change and a new one arrives as it is paged (the boundary bug). A change is
+        stamped with the platform's clock, indexed up to INDEX_LAG_S late: an order moves out of the
+        window (the pages behind it shift), or, in a window that reaches that close to now, later
+        inside it (the window re-sorts); a reader paging forward skips an order either way."""
         self.bump(platform, "list_calls")
         with self.lock:
             if self.churn.get(platform, 0) <= 0:
                 return
             self.churn[platform] -= 1
-        top = min(end, self.now())
-        if top <= start:
-            return
-        for tid in self.rng.sample(tids := self.store.tids_between(platform, start, top), min(2, len(tids))):
+        now = self.now(platform)
+        for tid in self.rng.sample(tids := self.store.tids_between(platform, start, min(end, now)), min(2, len(tids))):
             doc = self.store.get(platform, tid)
-            if doc and doc["modified"] < top:
-                doc["modified"] = self.rng.randint(doc["modified"] + 1, top)
+            if doc and doc["modified"] < now:
+                doc["modified"] = self.rng.randint(max(doc["modified"] + 1, now - INDEX_LAG_S), now)
                 doc["seller_memo"] = f"改价/备注 v{doc['version'] + 1}"
                 doc["version"] += 1
                 self.store.put(doc)
@@ -125,9 +132,9 @@ class World:
         with self.lock:
             self.added += 1
             serial = 9_000_000 + self.added
-        doc = shops_seed.order(platform, serial, self.rng, self._pool, top)
-        doc.update(state="paid", packages=[], closed_reason=None, paid_at=top - 1,
-                   modified=self.rng.randint(start, top))
+        modified = self.rng.randint(now - INDEX_LAG_S, now)
+        doc = shops_seed.order(platform, serial, self.rng, self._pool, modified)
+        doc.update(state="paid", packages=[], closed_reason=None, paid_at=modified - 1, modified=modified)
         doc["created"] = min(doc["created"], doc["modified"])
         for ln in doc["lines"]:
             ln["refund_status"], ln["refunded_qty"] = "none", 0
@@ -136,7 +143,7 @@ class World:
 
     def touch(self, doc: dict[str, Any]) -> dict[str, Any]:
         """The order changed now: a new modified time and version, written."""
-        doc["modified"] = max(self.now(), doc["modified"] + 1)
+        doc["modified"] = max(self.now(doc["platform"]), doc["modified"] + 1)
         doc["version"] += 1
         self.store.put(doc)
         return doc
@@ -159,7 +166,7 @@ class World:
         self.bump(doc["platform"], "shipment_calls")
         if self.store.sends(doc["platform"], doc["tid"], tracking_no) or \
                 any(p["tracking_no"] == tracking_no for p in doc["packages"]):
-            self.store.ship(doc["platform"], doc["tid"], tracking_no, company, oids, self.now())
+            self.store.ship(doc["platform"], doc["tid"], tracking_no, company, oids, self.now(doc["platform"]))
             return "repeat"
         if doc["state"] not in ("paid", "shipped"):
             return "refused"
@@ -172,7 +179,7 @@ class World:
             return "shipped"
         if any(o not in live for o in wanted):
             return "refused"
-        self.store.ship(doc["platform"], doc["tid"], tracking_no, company, oids, self.now())
+        self.store.ship(doc["platform"], doc["tid"], tracking_no, company, oids, self.now(doc["platform"]))
         doc["packages"].append({"oids": wanted, "company": company, "tracking_no": tracking_no})
         if all(o in packed or o in wanted for o in live):
             doc["state"] = "shipped"

@@ -110,11 +110,11 @@ def isolate_hub(folder: Path, monkeypatch) -> None:
     store.engine_for.cache_clear()
 
 
-def start_sandbox(folder: Path, accounts: int, monkeypatch, seed: int = 42):
+def start_sandbox(folder: Path, accounts: int, monkeypatch, seed: int = 42, shop_orders: int | None = None):
     from sandbox.harness import Sandbox
 
     folder.mkdir(parents=True, exist_ok=True)
-    sb = Sandbox(folder, accounts=accounts, seed=seed).seed().start()
+    sb = Sandbox(folder, accounts=accounts, seed=seed, shop_orders=shop_orders).seed().start()
     for key, value in sb.connections().items():
         monkeypatch.setenv(key, value)
     return sb

@@ -73,6 +73,7 @@ DECRYPT_QUOTA_CODES = {50002, 90000}
 class Doudian(Paced):
     key = "doudian"
     max_window: timedelta | None = MAX_WINDOW
+    page_size: int = PAGE_SIZE  # the platform's most; the seat's page_size option may lower it
 
     def __init__(self, conn: ConnectionInfo, http: HttpClient, *, clock: Callable[[], float] = time.time) -> None:
         self.conn, self.http, self.clock = conn, http, clock
@@ -182,13 +183,13 @@ class Doudian(Paced):
         page back (an order changing while we page moves to page 0, already behind us, or out of the
         window); the whole window is read again while the platform's total moves under us."""
         for _ in range(3):
-            first = self._list(start, end, FIRST_PAGE, PAGE_SIZE)
+            first = self._list(start, end, FIRST_PAGE, self.page_size)
             total = int(first.get("total") or 0)
             found: dict[str, Record] = {}
             bad: list[tuple[str, str]] = []
-            pages = max(1, -(-total // PAGE_SIZE))
+            pages = max(1, -(-total // self.page_size))
             for page in range(FIRST_PAGE + pages - 1, FIRST_PAGE - 1, -1):
-                got = first if page == FIRST_PAGE else self._list(start, end, page, PAGE_SIZE)
+                got = first if page == FIRST_PAGE else self._list(start, end, page, self.page_size)
                 for raw in got.get("shop_order_list") or []:
                     try:
                         order = self._normalise(raw)

@@ -80,6 +80,7 @@ DEFAULT_QPS = 20
 class Jos(Paced):
     key = "jd"
     max_window: timedelta | None = MAX_WINDOW
+    page_size: int = PAGE_SIZE  # the platform's most; the seat's page_size option may lower it
 
     def __init__(self, conn: ConnectionInfo, http: HttpClient) -> None:
         self.conn, self.http = conn, http
@@ -150,13 +151,13 @@ class Jos(Paced):
         return ShopWindow(list(found.values()), total, bad)
 
     def _pass(self, start: datetime, end: datetime) -> tuple[dict[str, Record], int, list[tuple[str, str]], bool]:
-        first = self._list(start, end, 1, PAGE_SIZE)
+        first = self._list(start, end, 1, self.page_size)
         total = int(first.get("orderTotal") or 0)
         found: dict[str, Record] = {}
         bad: list[tuple[str, str]] = []
         seen: set[str] = set()
-        for page in page_numbers(total, PAGE_SIZE) if total else []:
-            got = first if page == 1 and total <= PAGE_SIZE else self._list(start, end, page, PAGE_SIZE)
+        for page in page_numbers(total, self.page_size) if total else []:
+            got = first if page == 1 and total <= self.page_size else self._list(start, end, page, self.page_size)
             for raw in _again(got.get("orderInfoList")) or []:
                 raw = _again(raw)
                 ident = str(raw.get("orderId") or repr(raw)[:200]) if isinstance(raw, dict) else repr(raw)[:200]
@@ -169,7 +170,7 @@ class Jos(Paced):
                 have = found.get(order["tid"])
                 if have is None or order["modified"] >= have["modified"]:
                     found[order["tid"]] = order
-        after = int(self._list(start, end, 1, 1).get("orderTotal") or 0) if total > PAGE_SIZE else total
+        after = int(self._list(start, end, 1, 1).get("orderTotal") or 0) if total > self.page_size else total
         return found, total, bad, after == total and len(seen) == total
 
     def _info(self, tid: str) -> dict[str, Any]:

@@ -48,6 +48,7 @@ DEFAULT_QPS = 20
 class Pdd(Paced):
     key = "pdd"
     max_window: timedelta | None = MAX_WINDOW
+    page_size: int = PAGE_SIZE  # the platform's most; the seat's page_size option may lower it
 
     def __init__(self, conn: ConnectionInfo, http: HttpClient) -> None:
         self.conn, self.http = conn, http
@@ -84,12 +85,12 @@ class Pdd(Paced):
         return int(self._list(start, end, 1, 1).get("total_count") or 0)
 
     def window(self, start: datetime, end: datetime) -> ShopWindow:
-        first = self._list(start, end, 1, PAGE_SIZE)
+        first = self._list(start, end, 1, self.page_size)
         total = int(first.get("total_count") or 0)
         found: dict[str, Record] = {}
         bad: list[tuple[str, str]] = []
-        for page in page_numbers(total, PAGE_SIZE) if total else []:
-            got = first if page == 1 and total <= PAGE_SIZE else self._list(start, end, page, PAGE_SIZE)
+        for page in page_numbers(total, self.page_size) if total else []:
+            got = first if page == 1 and total <= self.page_size else self._list(start, end, page, self.page_size)
             for raw in got.get("order_sn_list") or []:
                 try:
                     order = normalise(raw)

@@ -73,6 +73,7 @@ class Paced:
     option is set on it as ``qps``."""
 
     pace: Pacer
+    page_size: int
 
     @property
     def qps(self) -> float | None:

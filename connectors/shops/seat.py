@@ -21,6 +21,8 @@ PLATFORMS = ("taobao", "jd", "youzan", "doudian", "pdd")
 #: the window where the platform documents none (JOS, 有赞): configurable by window_minutes
 DEFAULT_WINDOW = timedelta(minutes=60)
 DEFAULT_OVERLAP = timedelta(minutes=10)
+#: how far behind now the last window closes: a platform indexes a change a little after it happened
+DEFAULT_LAG = timedelta(minutes=1)
 
 
 class ShopSeat(Seat):
@@ -47,7 +49,9 @@ class ShopSeat(Seat):
                                      f"{self.window.total_seconds() / 60:g} exceeds {self.platform}'s documented "
                                      f"limit of {limit.total_seconds() / 60:g} minutes")
         self.overlap = _minutes(opts, "overlap_minutes", DEFAULT_OVERLAP, binding, zero_ok=True)
+        self.lag = _minutes(opts, "lag_minutes", DEFAULT_LAG, binding, zero_ok=True)
         self.qps = opts.get("qps")
+        self.page_size = _page_size(opts, cls.page_size, binding)
         self._impl: Platform | None = None
 
     # -- the platform, built once -------------------------------------------------------------
@@ -59,6 +63,7 @@ class ShopSeat(Seat):
             self._impl = self._module.PLATFORM(conn, http)
             if self.qps is not None and hasattr(self._impl, "qps"):
                 self._impl.qps = float(self.qps)
+            self._impl.page_size = self.page_size
         return self._impl
 
     # -- reads ---------------------------------------------------------------------------------
@@ -159,6 +164,21 @@ class ShopConnector:
                 res = WriteResult(key, "failed", error=str(exc), error_class=failure_class_of(exc))
             out.append(res)
         return out
+
+
+def _page_size(opts: Mapping[str, Any], most: int, binding: Binding) -> int:
+    """Orders per list page: the platform's most unless the binding asks for fewer (smaller pages
+    are more calls, each answered sooner)."""
+    if opts.get("page_size") in (None, ""):
+        return most
+    try:
+        value = int(opts["page_size"])
+    except (TypeError, ValueError):
+        value = 0
+    if not 1 <= value <= most:
+        raise ConfigurationError(f"{binding.where}: shop binding {binding.name!r}: page_size {opts['page_size']!r} "
+                                 f"must be a whole number from 1 to {most} ({binding.system}'s most)")
+    return value
 
 
 def _minutes(opts: Mapping[str, Any], key: str, default: timedelta, binding: Binding,

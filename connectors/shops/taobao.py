@@ -58,6 +58,7 @@ DEFAULT_QPS = 20
 class Taobao(Paced):
     key = "taobao"
     max_window: timedelta | None = MAX_WINDOW
+    page_size: int = PAGE_SIZE  # the platform's most; the seat's page_size option may lower it
 
     def __init__(self, conn: ConnectionInfo, http: HttpClient) -> None:
         self.conn, self.http = conn, http
@@ -102,13 +103,13 @@ class Taobao(Paced):
         return int(self._list(start, end, 1, 1).get("total_results") or 0)
 
     def window(self, start: datetime, end: datetime) -> ShopWindow:
-        first = self._list(start, end, 1, PAGE_SIZE)
+        first = self._list(start, end, 1, self.page_size)
         total = int(first.get("total_results") or 0)
         tids: list[str] = []
         seen: set[str] = set()
         bad: list[tuple[str, str]] = []
-        for page in page_numbers(total, PAGE_SIZE) if total else []:
-            got = first if page == 1 and total <= PAGE_SIZE else self._list(start, end, page, PAGE_SIZE)
+        for page in page_numbers(total, self.page_size) if total else []:
+            got = first if page == 1 and total <= self.page_size else self._list(start, end, page, self.page_size)
             for t in ((got.get("trades") or {}).get("trade") or []):
                 try:
                     tid = tid_text(t.get("tid"))

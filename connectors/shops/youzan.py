@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Sequence
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
 from connectors.shops.platform import Paced, Pacer, ShopWindow, iso, loads, parse_shanghai, shanghai_text, tid_text
-from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError
+from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, RateLimitedError
 from hub.types import ConnectionInfo, Record, WriteResult
 
 # -- what 有赞 is (data) ----------------------------------------------------------------------------
@@ -60,6 +60,8 @@ TOKEN_MARGIN = 60                     # renew this many seconds before the expir
 OK_CODE = 200
 #: gateway codes that mean the token is not accepted (fs:65776416470)
 TOKEN_CODES = {4201, 4203}
+#: UNVERIFIED: the gateway's "请求过于频繁" code (the stand-in's reading; docs/shops.md): paced and retried
+RATE_CODES = {429}
 #: order_info.status → normalised state. Seen: WAIT_BUYER_PAY, WAIT_SELLER_SEND_GOODS,
 #: WAIT_BUYER_CONFIRM_GOODS, TRADE_BUYER_SIGNED, TRADE_CLOSED (fs:59306382519), TRADE_SUCCESS
 #: (fs:18681361211).
@@ -85,6 +87,7 @@ TRACKING_KEYS = ("express_no", "out_sid", "logistics_no", "tracking_no", "nu")
 class Youzan(Paced):
     key = "youzan"
     max_window: timedelta | None = MAX_WINDOW
+    page_size: int = PAGE_SIZE  # the platform's most; the seat's page_size option may lower it
 
     def __init__(self, conn: ConnectionInfo, http: HttpClient, *, clock: Callable[[], float] = time.time) -> None:
         self.conn, self.http, self.clock = conn, http, clock
@@ -163,6 +166,8 @@ class Youzan(Paced):
             text = f"youzan {name}: gateway error {gw.get('err_code')} {gw.get('err_msg') or ''}".strip()
             if _int(gw.get("err_code")) in TOKEN_CODES:
                 raise _TokenRefused(text)
+            if _int(gw.get("err_code")) in RATE_CODES:
+                raise RateLimitedError(text)
             raise ConfigurationError(text)
         # 3.x APIs (logistics.online.confirm 3.0.0) may answer in the {response} / {error_response}
         # envelope on the same youzanyun gateway (UNVERIFIED; the sandbox's reading of fs:34101235081)
@@ -188,13 +193,13 @@ class Youzan(Paced):
         """Orders updated in [start, end). The sort order is not documented: pages are read last to
         first and the window read again while the platform's total moves under us."""
         for _ in range(3):
-            first = self._list(start, end, FIRST_PAGE, PAGE_SIZE)
+            first = self._list(start, end, FIRST_PAGE, self.page_size)
             total = int(first.get("total_results") or 0)
             found: dict[str, Record] = {}
             bad: list[tuple[str, str]] = []
-            pages = max(1, -(-total // PAGE_SIZE))
+            pages = max(1, -(-total // self.page_size))
             for page in range(pages, FIRST_PAGE - 1, -1):
-                got = first if page == FIRST_PAGE else self._list(start, end, page, PAGE_SIZE)
+                got = first if page == FIRST_PAGE else self._list(start, end, page, self.page_size)
                 for item in got.get("full_order_info_list") or []:
                     raw = (item or {}).get("full_order_info") if isinstance(item, dict) else None
                     try:
