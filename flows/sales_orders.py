@@ -128,6 +128,8 @@ def validate(ctx: StepContext) -> StepCounts:
 # --- resolve ---------------------------------------------------------------------------------------
 
 def _with_ids(heads: pd.DataFrame, lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if "_key" not in heads.columns:  # a run that read no CRM order stages an empty frame without columns
+        heads = heads.assign(_key=pd.Series(dtype=object))
     heads = heads.assign(hub_id=heads["_key"].map(order_hub_id))
     if lines.empty:
         return heads, pd.DataFrame(columns=["hub_id", "order_hub_id", *SALES_ORDER_LINE_FIELDS])
