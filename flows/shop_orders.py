@@ -92,6 +92,11 @@ def _modified(order: dict[str, Any]) -> datetime | None:
         return None
 
 
+def _nameless(bad: list) -> bool:
+    """An unreadable fragment without an order id: the window cannot be shown complete."""
+    return any(not u.tid for u in bad)
+
+
 def _read_window(shop, a: datetime, b: datetime) -> tuple[dict[str, dict], dict[str, Any], list]:
     """One window read whole, re-read while the platform's count disagrees with what came back.
     Orders modified again while the window was paged have moved on (the platform no longer counts
@@ -112,11 +117,12 @@ def _read_window(shop, a: datetime, b: datetime) -> tuple[dict[str, dict], dict[
                 got[tid] = order
         count = int(w.count)
         held = sum(1 for o in got.values() if (m := _modified(o)) is not None and a <= m <= b)
-        if held == count and not bad:
+        held += len({u.tid for u in bad if u.tid and u.tid not in got})   # quarantined under its id
+        if held == count and not _nameless(bad):
             break
     audit = {"window_start": a, "window_end": b, "platform_count": count, "read": len(got), "held": held, "reads": attempt,
              "found_late": len(late), "late_ids": ",".join(sorted(late)) or None,
-             "verdict": shop_audit.AGREES if held == count and not bad else shop_audit.DISAGREES,
+             "verdict": shop_audit.AGREES if held == count and not _nameless(bad) else shop_audit.DISAGREES,
              "missing_ids": None}
     return got, audit, bad
 
@@ -228,8 +234,8 @@ def extract(ctx: StepContext) -> StepCounts:
             if bad_fragments:
                 counts.quarantined += quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity=ENTITY, system=seat,
                                                      stage="extract", items=[
-                    (quarantine.page_key("orders", str(i)), {"fragment": str(frag)[:2000]}, [str(why)])
-                    for i, (frag, why) in enumerate(bad_fragments)])
+                    (u.tid or quarantine.page_key("orders", str(i)), {"fragment": u.fragment}, [u.reason])
+                    for i, u in enumerate(bad_fragments) if not (u.tid and u.tid in orders)])
             if moved_to is not None:
                 watermarks.set_pending(conn, ctx.run_id, FLOW, f"{seat}.orders", moved_to.isoformat())
         counts.read += len(orders)

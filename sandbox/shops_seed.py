@@ -25,6 +25,8 @@ PLATFORMS = ("taobao", "jd", "youzan", "doudian", "pdd")
 #: documented pop.order.search order_state values name no unpaid state (fs:47189090667, fs:29150772807).
 SHARES = {"unpaid": 0.06, "cancelled": 0.05, "shipped": 0.25, "completed": 0.09}
 UNKNOWN_SKU_SHARE = 0.03
+#: 天猫 orders paid but held by the platform (PAID_FORBID_CONSIGN: 拼团中, 发货强管控)
+FORBID_CONSIGN_SHARE = 0.03
 INCONSISTENT_SHARE = 0.01
 FULL_WIDTH = str.maketrans(string.ascii_letters + string.digits + " ",
                            "".join(chr(ord(c) + 0xFEE0) for c in string.ascii_letters + string.digits) + "\u3000")
@@ -151,6 +153,8 @@ def order(platform: str, i: int, rng: random.Random, pool: list[tuple[str, str, 
         groups = [oids[:1], oids[1:]] if split else [oids]
         doc["packages"] = [{"oids": g, "company": rng.choice(CARRIERS), "tracking_no": f"SF{rng.randint(10**11, 10**12)}"}
                            for g in groups]
+    elif platform == "taobao" and state == "paid" and rng.random() < FORBID_CONSIGN_SHARE:
+        doc["forbid_consign"] = True  # TOP's PAID_FORBID_CONSIGN: paid, held by the platform
     elif state == "paid" and rng.random() < 0.06:
         ln = rng.choice(lines)  # a partial refund: one line's refund agreed or pending
         ln["refund_status"] = rng.choice(("refunded", "refunding"))

@@ -55,6 +55,8 @@ def status(doc: dict[str, Any]) -> str:
         return "TRADE_CLOSED_BY_TAOBAO" if doc["closed_reason"] == "unpaid_timeout" else "TRADE_CLOSED"
     if state == "paid" and doc["packages"]:
         return "SELLER_CONSIGNED_PART"
+    if state == "paid" and doc.get("forbid_consign"):
+        return "PAID_FORBID_CONSIGN"  # 拼团中 / 发货强管控: paid, not to be shipped yet
     return {"unpaid": "WAIT_BUYER_PAY", "paid": "WAIT_SELLER_SEND_GOODS", "shipped": "WAIT_BUYER_CONFIRM_GOODS",
             "completed": "TRADE_FINISHED"}[state]
 

@@ -171,3 +171,25 @@ def test_once_the_churn_stops_every_window_agrees_and_every_run_adds_up(world):
             assert line["adds_up"], (rep["flow"], system, line)
         for system, held in rep.get("targets", {}).items():
             assert not held["duplicates"], (rep["flow"], system, held)
+
+
+def test_an_order_the_platform_holds_waits_in_quarantine_under_its_id_and_its_window_agrees(world):
+    """TOP's PAID_FORBID_CONSIGN (paid, not to be shipped): not sent, quarantined by tid with the
+    reason; the audit counts it as held, so its window still agrees and the watermark moves on."""
+    sb, reports, _, _, first_read = world
+    held_on_platform = [t for (t,) in query(sb.folder / "shops.db",
+                                            "select tid from orders where platform='taobao' and "
+                                            "json_extract(doc, '$.forbid_consign') and modified >= ?",
+                                            int(first_read.timestamp()) + 600)]
+    assert held_on_platform, "the seed holds no PAID_FORBID_CONSIGN order in the span: the test proves nothing"
+    with store.engine().begin() as conn:
+        q = model.quarantine.c
+        reasons = {str(k): r for k, r in conn.execute(select(q.record_key, q.reasons).where(
+            q.flow == "shop_orders", q.system == "shop_taobao", q.status == "open"))}
+    stored = _stored("shop_taobao")
+    u8 = {po for (po,) in query(sb.u8_db, "select cDefine11 from SO_SOMain")}
+    for tid in held_on_platform:
+        assert tid in reasons and "PAID_FORBID_CONSIGN" in " ".join(reasons[tid]), (tid, reasons.get(tid))
+        assert tid not in stored and tid not in u8, tid
+    first = next(r for r in reports if r["flow"] == "shop_orders")
+    assert first["shop_audit"]["shop_taobao"]["agree"] > 0

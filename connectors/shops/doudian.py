@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import Paced, Pacer, ShopWindow, aware, iso, loads, parse_shanghai, shanghai_text, tid_text
+from connectors.shops.platform import Paced, Pacer, ShopWindow, Unreadable, aware, iso, loads, parse_shanghai, shanghai_text, tid_text
 from connectors.shops.signer import param_json, sign
 from hub.errors import (AmbiguousWriteError, ConfigurationError, DataError, HubError, QuotaExceededError)
 from hub.types import ConnectionInfo, Record, WriteResult
@@ -186,7 +186,7 @@ class Doudian(Paced):
             first = self._list(start, end, FIRST_PAGE, self.page_size)
             total = int(first.get("total") or 0)
             found: dict[str, Record] = {}
-            bad: list[tuple[str, str]] = []
+            bad: list[Unreadable] = []
             pages = max(1, -(-total // self.page_size))
             for page in range(FIRST_PAGE + pages - 1, FIRST_PAGE - 1, -1):
                 got = first if page == FIRST_PAGE else self._list(start, end, page, self.page_size)
@@ -194,7 +194,7 @@ class Doudian(Paced):
                     try:
                         order = self._normalise(raw)
                     except DataError as exc:
-                        bad.append((repr(raw)[:200], str(exc)))
+                        bad.append(Unreadable.of(raw, lambda r: r.get("order_id"), exc))
                         continue
                     found[order["tid"]] = order
             again = int(self._list(start, end, FIRST_PAGE, 1).get("total") or 0)

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import (Paced, Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, shanghai_text,
+from connectors.shops.platform import (Paced, Pacer, ShopWindow, Unreadable, iso, loads, page_numbers, parse_shanghai, shanghai_text,
                                        tid_text)
 from connectors.shops.signer import sign
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, TransientError
@@ -154,7 +154,7 @@ class Jos(Paced):
         first = self._list(start, end, 1, self.page_size)
         total = int(first.get("orderTotal") or 0)
         found: dict[str, Record] = {}
-        bad: list[tuple[str, str]] = []
+        bad: list[Unreadable] = []
         seen: set[str] = set()
         for page in page_numbers(total, self.page_size) if total else []:
             got = first if page == 1 and total <= self.page_size else self._list(start, end, page, self.page_size)
@@ -165,7 +165,7 @@ class Jos(Paced):
                 try:
                     order = normalise(raw)
                 except DataError as exc:
-                    bad.append((ident, str(exc)))
+                    bad.append(Unreadable.of(raw, lambda r: r.get("orderId"), exc))
                     continue
                 have = found.get(order["tid"])
                 if have is None or order["modified"] >= have["modified"]:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import Paced, Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, tid_text
+from connectors.shops.platform import Paced, Pacer, ShopWindow, Unreadable, iso, loads, page_numbers, parse_shanghai, tid_text
 from connectors.shops.signer import sign
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, RateLimitedError, TransientError
 from hub.types import ConnectionInfo, Record, WriteResult
@@ -88,14 +88,14 @@ class Pdd(Paced):
         first = self._list(start, end, 1, self.page_size)
         total = int(first.get("total_count") or 0)
         found: dict[str, Record] = {}
-        bad: list[tuple[str, str]] = []
+        bad: list[Unreadable] = []
         for page in page_numbers(total, self.page_size) if total else []:
             got = first if page == 1 and total <= self.page_size else self._list(start, end, page, self.page_size)
             for raw in got.get("order_sn_list") or []:
                 try:
                     order = normalise(raw)
                 except DataError as exc:
-                    bad.append((str(raw.get("order_sn") or repr(raw)[:200]), str(exc)))
+                    bad.append(Unreadable.of(raw, lambda r: r.get("order_sn"), exc))
                     continue
                 have = found.get(order["tid"])
                 if have is None or order["modified"] >= have["modified"]:

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence, TypeVar
 
 from connectors.http import HttpClient
 from hub.errors import ConfigurationError, DataError, RateLimitedError, TransientError
@@ -84,6 +84,24 @@ class Paced:
         self.pace.qps = value
 
 
+class Unreadable(NamedTuple):
+    """An order the connector could not normalise: quarantined under its id when the fragment
+    names one (the audit then counts it as held: stored with its reason, nothing lost), else as
+    a fragment of the window (which then cannot agree)."""
+
+    tid: str | None
+    fragment: str
+    reason: str
+
+    @classmethod
+    def of(cls, raw: Any, ident: Callable[[Any], Any], exc: Exception) -> "Unreadable":
+        try:
+            tid: str | None = tid_text(ident(raw))
+        except Exception:  # noqa: BLE001 - no readable id: the fragment stands for itself
+            tid = None
+        return cls(tid, repr(raw)[:2000], str(exc))
+
+
 @dataclass
 class ShopWindow:
     """Orders modified in one window, with the platform's own total for it (the audit compares
@@ -91,7 +109,7 @@ class ShopWindow:
 
     orders: list[Record]
     count: int
-    bad: list[tuple[str, str]] = field(default_factory=list)
+    bad: list[Unreadable] = field(default_factory=list)
 
 
 class Platform(Protocol):

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import Paced, Pacer, ShopWindow, iso, loads, page_numbers, parse_shanghai, shanghai_text, tid_text
+from connectors.shops.platform import Paced, Pacer, ShopWindow, Unreadable, iso, loads, page_numbers, parse_shanghai, shanghai_text, tid_text
 from connectors.shops.signer import sign
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, RateLimitedError
 from hub.types import ConnectionInfo, Record, WriteResult
@@ -30,6 +30,9 @@ LIST_FIELDS = "tid,modified"
 DETAIL_FIELDS = ("tid,status,created,modified,pay_time,post_fee,payment,discount_fee,total_fee,buyer_nick,"
                  "buyer_message,seller_memo,receiver_name,receiver_mobile,receiver_phone,receiver_state,"
                  "receiver_city,receiver_district,receiver_town,receiver_address,orders")
+#: paid but held by the platform (TOP's trade status list, fs:6039083273: "拼团中订单或者发货强管控的
+#: 订单，已付款但禁止发货"): not an order the ERP may ship yet, so it waits in quarantine under its tid
+HELD = {"PAID_FORBID_CONSIGN": "已付款但禁止发货"}
 #: trade.status → normalised state (TOP trade status list; TRADE_CLOSED: refunded in full after payment)
 STATES = {
     "TRADE_NO_CREATE_PAY": "unpaid", "WAIT_BUYER_PAY": "unpaid", "PAY_PENDING": "unpaid",
@@ -107,14 +110,14 @@ class Taobao(Paced):
         total = int(first.get("total_results") or 0)
         tids: list[str] = []
         seen: set[str] = set()
-        bad: list[tuple[str, str]] = []
+        bad: list[Unreadable] = []
         for page in page_numbers(total, self.page_size) if total else []:
             got = first if page == 1 and total <= self.page_size else self._list(start, end, page, self.page_size)
             for t in ((got.get("trades") or {}).get("trade") or []):
                 try:
                     tid = tid_text(t.get("tid"))
                 except DataError as exc:
-                    bad.append((repr(t)[:200], str(exc)))
+                    bad.append(Unreadable.of(t, lambda r: r.get("tid"), exc))
                     continue
                 if tid not in seen:
                     seen.add(tid)
@@ -122,7 +125,7 @@ class Taobao(Paced):
         orders, more_bad = self._details(tids)
         return ShopWindow(orders, total, bad + more_bad)
 
-    def _details(self, tids: Sequence[str]) -> tuple[list[Record], list[tuple[str, str]]]:
+    def _details(self, tids: Sequence[str]) -> tuple[list[Record], list[Unreadable]]:
         out, bad = [], []
         for tid in tids:
             trade = self.call(DETAIL, {"tid": tid, "fields": DETAIL_FIELDS}).get("trade")
@@ -131,7 +134,7 @@ class Taobao(Paced):
                     raise DataError(f"taobao {DETAIL} {tid}: no trade in the answer")
                 out.append(normalise(trade))
             except DataError as exc:
-                bad.append((tid, str(exc)))
+                bad.append(Unreadable(tid, repr(trade)[:2000], str(exc)))
         return out, bad
 
     def by_id(self, tids: Sequence[str]) -> list[Record]:
@@ -222,6 +225,9 @@ def normalise(trade: dict[str, Any]) -> Record:
             "refunded_quantity": str(qty if refund == "refunded" else 0),
         })
     status = str(trade.get("status") or "")
+    if status in HELD:
+        raise DataError(f"taobao trade {tid}: {status} ({HELD[status]}): held on the platform, not to be shipped; "
+                        f"read again once the platform releases it", field="status")
     if status not in STATES:
         raise DataError(f"taobao trade {tid}: unknown status {status!r}", field="status")
     post_fee = money.yuan(trade.get("post_fee"), field="post_fee")

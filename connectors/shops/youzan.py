@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from connectors.http import HttpClient
 from connectors.shops import carriers, money
-from connectors.shops.platform import Paced, Pacer, ShopWindow, iso, loads, parse_shanghai, shanghai_text, tid_text
+from connectors.shops.platform import Paced, Pacer, ShopWindow, Unreadable, iso, loads, parse_shanghai, shanghai_text, tid_text
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, HubError, RateLimitedError
 from hub.types import ConnectionInfo, Record, WriteResult
 
@@ -196,7 +196,7 @@ class Youzan(Paced):
             first = self._list(start, end, FIRST_PAGE, self.page_size)
             total = int(first.get("total_results") or 0)
             found: dict[str, Record] = {}
-            bad: list[tuple[str, str]] = []
+            bad: list[Unreadable] = []
             pages = max(1, -(-total // self.page_size))
             for page in range(pages, FIRST_PAGE - 1, -1):
                 got = first if page == FIRST_PAGE else self._list(start, end, page, self.page_size)
@@ -207,7 +207,7 @@ class Youzan(Paced):
                             raise DataError("list item without full_order_info")
                         order = normalise(raw)
                     except DataError as exc:
-                        bad.append((repr(item)[:200], str(exc)))
+                        bad.append(Unreadable.of(raw, lambda r: ((r or {}).get("order_info") or {}).get("tid"), exc))
                         continue
                     found[order["tid"]] = order
             if int(self._list(start, end, FIRST_PAGE, 1).get("total_results") or 0) == total:
