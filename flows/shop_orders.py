@@ -28,7 +28,7 @@ import pandas as pd
 from flows import order_documents, roles
 from flows.engine import Flow
 from flows.steps import json_safe, read_outcomes, save_outcomes, with_known_hashes
-from hub import model, money, outbox, pushes, quarantine, shop_audit, watermarks, xref
+from hub import model, money, outbox, pii, pushes, quarantine, shop_audit, watermarks, xref
 from hub.model import SALES_ORDER_LINE_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
@@ -170,9 +170,18 @@ def _lines_and_head(seat: str, shop, order: dict[str, Any], tax_rates: dict[str,
     head = {"tid": tid, "seat": seat, "system": seat, "erp_customer": shop.erp_customer, "state": order.get("state"),
             "platform_status": order.get("status"), "order_date": created[:10] or None,
             "goods_total": money.text(paid_total - post_fee - refunded), "memo": memo or None,
-            "ship_to": json.dumps(order.get("consignee"), ensure_ascii=False) if order.get("consignee") else None,
+            "ship_to": _ship_to(order.get("consignee")),
             "modified": order.get("modified"), "payment": order.get("payment"), "post_fee": order.get("post_fee")}
     return head, rows
+
+
+def _ship_to(consignee: dict[str, Any] | None) -> str | None:
+    """The consignee as the platform gave it (masked or ciphertext); one the platform decrypted
+    for us (decrypt_pii) is sealed with Airflow's Fernet key first, never stored in the clear."""
+    if not consignee:
+        return None
+    text = json.dumps(consignee, ensure_ascii=False)
+    return pii.seal(text) if consignee.get("decrypted") else text
 
 
 def _tax_rates(conn, skus: set[str]) -> dict[str, str]:

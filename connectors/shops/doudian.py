@@ -34,6 +34,7 @@ from connectors.http import HttpClient
 from connectors.shops import carriers, money
 from connectors.shops.platform import Paced, Pacer, ShopWindow, Unreadable, aware, iso, loads, parse_shanghai, shanghai_text, tid_text
 from connectors.shops.signer import param_json, sign
+from hub import pii
 from hub.errors import (AmbiguousWriteError, ConfigurationError, DataError, HubError, QuotaExceededError)
 from hub.types import ConnectionInfo, Record, WriteResult
 
@@ -86,6 +87,8 @@ class Doudian(Paced):
         if not (self.app_key and self.secret and self.shop_id):
             raise ConfigurationError(f"{conn.conn_id}: doudian needs login (app_key), password (app_secret) and "
                                      f"extra.shop_id")
+        if self.decrypt_pii:
+            pii.require_key()  # decrypted consignees are sealed at rest: refuse here, not mid-run
         # the token lives in this process only: never written, never logged (HttpClient redacts it)
         self._token: dict[str, Any] | None = None
         self._lock = threading.Lock()
@@ -245,7 +248,7 @@ class Doudian(Paced):
                 c["phone"] = got.get("phone", c["phone"])
                 if "address_detail" in got:
                     c["address"] = (c.get("_region") or "") + got["address_detail"]
-                c["encrypted"] = False
+                c["encrypted"], c["decrypted"] = False, True  # the flow seals it before storing (hub.pii)
 
     # -- shipments -----------------------------------------------------------------------------
     def carrier_code(self, name: str) -> str | None:

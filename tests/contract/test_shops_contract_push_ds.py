@@ -229,16 +229,50 @@ def test_a_shipment_of_an_unknown_carrier_or_a_refunded_order_fails_with_the_rea
     assert refused.status == "failed" and refused.error
 
 
-def test_doudian_pii_is_decrypted_only_when_asked(target):
+@pytest.fixture
+def fernet_key(monkeypatch):
+    """Airflow's Fernet key, as a deployment that decrypts buyer data must set it."""
+    from airflow.models.crypto import get_fernet
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    get_fernet.cache_clear()
+    yield
+    get_fernet.cache_clear()
+
+
+def test_doudian_pii_is_decrypted_only_when_asked_and_stored_sealed(target, fernet_key):
     """Buyer PII comes as ciphertext (encrypted: true); order.batchDecrypt runs only with
-    extra.decrypt_pii true, and then the consignee is plain text."""
+    extra.decrypt_pii true; the plain consignee then is sealed with Airflow's Fernet key before
+    the hub stores it (shop_orders' ship_to), never kept in the clear."""
+    import json
+
+    from flows.shop_orders import _ship_to
+    from hub import pii
+
     orders = platform(target, "doudian").window(*window_bounds()).orders[:3]
     assert all(o["consignee"]["encrypted"] for o in orders)
+    assert not pii.is_sealed(_ship_to(orders[0]["consignee"]))          # ciphertext is stored as given
     plain = platform(target, "doudian", decrypt_pii=True).by_id([o["tid"] for o in orders])
     for a, b in zip(orders, plain):
         assert b["consignee"]["encrypted"] is False
         assert b["consignee"]["name"] != a["consignee"]["name"] and "#" not in b["consignee"]["name"]
         assert "_cipher" not in b["consignee"]
+        stored = _ship_to(b["consignee"])
+        assert pii.is_sealed(stored) and b["consignee"]["name"] not in stored
+        assert json.loads(pii.open_sealed(stored))["name"] == b["consignee"]["name"]
+
+
+def test_doudian_decrypt_without_a_fernet_key_is_refused(target, monkeypatch):
+    from airflow.models.crypto import get_fernet
+
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "")
+    get_fernet.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="fernet key"):
+            platform(target, "doudian", decrypt_pii=True)
+    finally:
+        get_fernet.cache_clear()
 
 
 def test_the_platforms_pushes_verify_and_forged_or_stale_ones_are_refused(target, key):
