@@ -128,8 +128,6 @@ def validate(ctx: StepContext) -> StepCounts:
 # --- resolve ---------------------------------------------------------------------------------------
 
 def _with_ids(heads: pd.DataFrame, lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if "_key" not in heads.columns:  # a run that read no CRM order stages an empty frame without columns
-        heads = heads.assign(_key=pd.Series(dtype=object))
     heads = heads.assign(hub_id=heads["_key"].map(order_hub_id))
     if lines.empty:
         return heads, pd.DataFrame(columns=["hub_id", "order_hub_id", *SALES_ORDER_LINE_FIELDS])
@@ -150,13 +148,13 @@ def _current_erp(conn, hub_ids: list[str]) -> pd.DataFrame:
 def resolve_step(ctx: StepContext) -> StepCounts:
     """Skip what did not change; say why drafts and early cancellations are not sent."""
     with ctx.engine.begin() as conn:
-        heads, lines = _with_ids(stage_read(conn, ctx.run_id, "validate", HEAD),
-                                 stage_read(conn, ctx.run_id, "validate", LINES))
+        heads = stage_read(conn, ctx.run_id, "validate", HEAD)
         counts = StepCounts(read=len(heads))
-        if heads.empty:
+        if heads.empty:  # a run that read no CRM order (its staged frame has no columns either)
             for name in ("resolve", "skipped"):
                 stage_write(conn, ctx.run_id, name, heads, HEAD)
             return counts
+        heads, lines = _with_ids(heads, stage_read(conn, ctx.run_id, "validate", LINES))
         hashes = order_documents.order_hashes(heads, lines)
         label = roles.erp().label
         batch = with_known_hashes(conn, ENTITY, "crm", heads, heads["hub_id"].map(hashes))

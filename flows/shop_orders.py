@@ -92,11 +92,6 @@ def _modified(order: dict[str, Any]) -> datetime | None:
         return None
 
 
-def _nameless(bad: list) -> bool:
-    """An unreadable fragment without an order id: the window cannot be shown complete."""
-    return any(not u.tid for u in bad)
-
-
 def _read_window(shop, a: datetime, b: datetime) -> tuple[dict[str, dict], dict[str, Any], list]:
     """One window read whole, re-read while the platform's count disagrees with what came back.
     Orders modified again while the window was paged have moved on (the platform no longer counts
@@ -105,6 +100,7 @@ def _read_window(shop, a: datetime, b: datetime) -> tuple[dict[str, dict], dict[
     late: set[str] = set()
     bad: list = []
     count = held = 0
+    agrees = False
     for attempt in range(1, READS + 1):
         w = shop.orders(a, b)
         bad = list(w.bad)
@@ -118,11 +114,12 @@ def _read_window(shop, a: datetime, b: datetime) -> tuple[dict[str, dict], dict[
         count = int(w.count)
         held = sum(1 for o in got.values() if (m := _modified(o)) is not None and a <= m <= b)
         held += len({u.tid for u in bad if u.tid and u.tid not in got})   # quarantined under its id
-        if held == count and not _nameless(bad):
+        agrees = held == count and not any(not u.tid for u in bad)         # a nameless fragment: never complete
+        if agrees:
             break
     audit = {"window_start": a, "window_end": b, "platform_count": count, "read": len(got), "held": held, "reads": attempt,
              "found_late": len(late), "late_ids": ",".join(sorted(late)) or None,
-             "verdict": shop_audit.AGREES if held == count and not _nameless(bad) else shop_audit.DISAGREES,
+             "verdict": shop_audit.AGREES if agrees else shop_audit.DISAGREES,
              "missing_ids": None}
     return got, audit, bad
 

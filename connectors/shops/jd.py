@@ -150,7 +150,7 @@ class Jos(Paced):
                           f"({len(found)} orders found, total {total})")]
         return ShopWindow(list(found.values()), total, bad)
 
-    def _pass(self, start: datetime, end: datetime) -> tuple[dict[str, Record], int, list[tuple[str, str]], bool]:
+    def _pass(self, start: datetime, end: datetime) -> tuple[dict[str, Record], int, list[Unreadable], bool]:
         first = self._list(start, end, 1, self.page_size)
         total = int(first.get("orderTotal") or 0)
         found: dict[str, Record] = {}

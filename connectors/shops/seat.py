@@ -135,7 +135,7 @@ class ShopConnector:
         end = datetime.now().astimezone()
         for a, b in self.seat.windows(cursor, end):
             w = self.seat.impl.window(a, b)
-            yield Page(w.orders, cursor=b, bad=[(u.tid or f"{a.isoformat()}", u.fragment) for u in w.bad])
+            yield Page(w.orders, cursor=b, bad=[(u.tid or a.isoformat(), u.fragment) for u in w.bad])
 
     def write(self, stream: str, records: Sequence[Record]) -> list[WriteResult]:
         if not self.writable:

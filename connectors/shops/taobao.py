@@ -202,6 +202,12 @@ def _error(method: str, err: dict[str, Any]) -> HubError:
 def normalise(trade: dict[str, Any]) -> Record:
     """A TOP trade (fullinfo) as the normalised shop order; money stays 元 text to the fen."""
     tid = tid_text(trade.get("tid"))
+    status = str(trade.get("status") or "")
+    if status in HELD:
+        raise DataError(f"taobao trade {tid}: {status} ({HELD[status]}): held on the platform, not to be shipped; "
+                        f"read again once the platform releases it", field="status")
+    if status not in STATES:
+        raise DataError(f"taobao trade {tid}: unknown status {status!r}", field="status")
     lines = []
     for o in ((trade.get("orders") or {}).get("order") or []):
         qty = int(o.get("num") or 0)
@@ -224,12 +230,6 @@ def normalise(trade: dict[str, Any]) -> Record:
             # UNVERIFIED: TOP reports no refunded quantity per line; a refunded line counts whole
             "refunded_quantity": str(qty if refund == "refunded" else 0),
         })
-    status = str(trade.get("status") or "")
-    if status in HELD:
-        raise DataError(f"taobao trade {tid}: {status} ({HELD[status]}): held on the platform, not to be shipped; "
-                        f"read again once the platform releases it", field="status")
-    if status not in STATES:
-        raise DataError(f"taobao trade {tid}: unknown status {status!r}", field="status")
     post_fee = money.yuan(trade.get("post_fee"), field="post_fee")
     total = sum((Decimal(ln["price"]) * int(ln["quantity"]) for ln in lines), Decimal("0.00"))
     modified = parse_shanghai(trade.get("modified"), "modified")
