@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -16,10 +17,23 @@ import requests
 from sandbox.faults import KINDS
 
 
+LISTEN_PORTS = range(20000, 32000)  # below Linux's ephemeral range (32768-60999)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on, drawn below the kernel's ephemeral range: a port the
+    kernel handed out with ``bind(0)`` is soon given again to some outgoing connection, and on a
+    busy test run a stand-in then fails to bind (seen in CI as "sandbox did not start")."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(LISTEN_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {LISTEN_PORTS}")
 
 
 class Sandbox:
@@ -94,7 +108,24 @@ class Sandbox:
                        check=True, stdout=subprocess.DEVNULL)
         return self
 
-    def start(self, timeout: float = 60.0) -> "Sandbox":
+    def start(self, timeout: float = 60.0, attempts: int = 3) -> "Sandbox":
+        """Serve, and serve again on fresh ports when a port was taken between choosing and
+        binding it (another process's listener)."""
+        for attempt in range(attempts):
+            if self._serve(timeout):
+                return self
+            if attempt + 1 < attempts and "address already in use" in self._log_tail().lower():
+                for name in ("crm_port", "u8_port", "registry_port", "sap_port", "ecc_port", "shops_port"):
+                    setattr(self, name, free_port())
+                continue
+            break
+        raise RuntimeError(f"sandbox did not start; see {self.folder / 'serve.log'}:\n{self._log_tail()}")
+
+    def _log_tail(self, size: int = 2000) -> str:
+        data = (self.folder / "serve.log").read_bytes() if (self.folder / "serve.log").exists() else b""
+        return data[-size:].decode("utf-8", "replace")
+
+    def _serve(self, timeout: float) -> bool:
         log = open(self.folder / "serve.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--dir", str(self.folder),
                                       "--crm-port", str(self.crm_port), "--u8-port", str(self.u8_port),
@@ -107,11 +138,11 @@ class Sandbox:
         while time.time() < deadline:
             line = self.proc.stdout.readline()
             if "sandbox ready" in line:
-                return self
+                return True
             if not line and self.proc.poll() is not None:
                 break
         self.stop()
-        raise RuntimeError(f"sandbox did not start; see {self.folder / 'serve.log'}")
+        return False
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,10 @@ import pyodbc
 import pytest
 import requests
 
+from sandbox.harness import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNTS = 2500
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sandbox:
@@ -93,7 +88,7 @@ def sbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     directory = tmp_path_factory.mktemp("sandbox")
     subprocess.run([sys.executable, "-m", "sandbox", "seed", "--dir", str(directory),
                     "--accounts", str(ACCOUNTS), "--seed", "11"], cwd=ROOT, check=True, capture_output=True)
-    crm_port, u8_port = _free_port(), _free_port()
+    crm_port, u8_port = free_port(), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "serve", "--dir", str(directory),
          "--crm-port", str(crm_port), "--u8-port", str(u8_port), "--fault-slow-seconds", "0.3"],
