@@ -26,6 +26,7 @@ from hub import model, money, xref
 from hub.model import SALES_ORDER_FIELDS, SALES_ORDER_LINE_FIELDS
 from hub.store import chunks, select_in, stage_write
 from mappings import engine
+from quality import readiness
 
 HEADER_HASH = ("order_no", "customer_key", "status", "order_date", "total", "memo", "erp_code")
 LINE_HASH = ("native_key", "line_no", "product_key", "quantity", "unit_price", "discount", "tax_rate", "amount",
@@ -100,6 +101,26 @@ def _customer_names(conn, keys: list[str], crm: str) -> dict[str, str]:
     return dict(zip(rows["native_key"], rows["name"]))
 
 
+def _not_ready(conn, heads: pd.DataFrame, crm: str, names: dict[str, str]) -> dict[str, str]:
+    """Order hub id → why its CRM customer is not ready for orders, for the orders whose customer is not."""
+    keys = heads["customer_key"].dropna().astype(str).unique().tolist()
+    if not keys:
+        return {}
+    hub_of = xref.lookup(conn, "customer", crm, keys).drop_duplicates("native_key").set_index("native_key")["hub_id"]
+    missing = readiness.missing_for_orders(conn, hub_of.tolist())
+    if not missing:
+        return {}
+    more = _customer_names(conn, [k for k in keys if k not in names], crm)
+    out: dict[str, str] = {}
+    for hub_id, key in zip(heads["hub_id"], heads["customer_key"].astype(str)):
+        reasons = missing.get(hub_of.get(key))
+        if reasons:
+            who = names.get(key) or more.get(key) or key
+            out[hub_id] = (f"customer {who} ({key}) is not ready for orders: {'; '.join(reasons)} "
+                           f"(complete it in the CRM; customer_master takes it in)")
+    return out
+
+
 def _held_by_erp(conn, entity: str, codes: pd.Series, erp: str) -> pd.Series:
     """ERP code → itself for the codes xref holds for the ERP seat (a shop order names the ERP's
     own customer and product codes: the shop's configured customer, the SKU's 商家编码)."""
@@ -111,10 +132,12 @@ def _held_by_erp(conn, entity: str, codes: pd.Series, erp: str) -> pd.Series:
 
 
 def prerequisites(conn, heads: pd.DataFrame, lines: pd.DataFrame, crm: str, erp: str,
-                  label: str) -> tuple[pd.Series, pd.Series, dict[str, str]]:
+                  label: str, ready_before_orders: bool = False) -> tuple[pd.Series, pd.Series, dict[str, str]]:
     """(customer number per order hub id, product number per line hub id, hub id → why it waits);
     ``crm`` / ``erp`` are the seats' xref keys, ``label`` the ERP's name in the reasons. An order
-    whose ``source`` is another seat (a shop) names the ERP's codes directly."""
+    whose ``source`` is another seat (a shop) names the ERP's codes directly. With
+    ``ready_before_orders`` (the ERP seat's binding option) a CRM order also waits until its customer
+    is complete (quality.readiness: legal data, 开票档案, a reachable contact), naming what is missing."""
     source = heads["source"] if "source" in heads.columns else pd.Series(None, index=heads.index, dtype=object)
     direct = source.notna() & (source != crm)
     direct_ids = set(heads.loc[direct, "hub_id"])
@@ -141,6 +164,9 @@ def prerequisites(conn, heads: pd.DataFrame, lines: pd.DataFrame, crm: str, erp:
                 continue
             who = f"{names[key]} ({key})" if key in names else key
             waits.setdefault(hub_id, []).append(f"customer {who} is not in {label} yet (customer_master creates or links it)")
+    if ready_before_orders:
+        for hub_id, reasons in _not_ready(conn, heads.loc[~direct], crm, names).items():
+            waits.setdefault(hub_id, []).append(reasons)
     if not lines.empty:
         missing = lines[lines["hub_id"].map(product_code).isna()]
         for order, part in missing.groupby("order_hub_id"):

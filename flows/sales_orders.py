@@ -218,8 +218,9 @@ def publish(ctx: StepContext) -> StepCounts:
         heads = _plan(heads, lines, sent)
         sending = heads[heads["op"].isin(["add", "replace"])]
         sending_lines = lines[lines["order_hub_id"].isin(sending["hub_id"])]
-        customer_code, product_code, waits = order_documents.prerequisites(conn, sending, sending_lines, "crm",
-                                                                           erp.system, erp.label)
+        customer_code, product_code, waits = order_documents.prerequisites(
+            conn, sending, sending_lines, "crm", erp.system, erp.label,
+            ready_before_orders=bool(roles.seat("erp").options.get("ready_before_orders")))
     ready = ~sending["hub_id"].isin(waits)
     bodies, refused = order_documents.payloads(sending[ready], sending_lines[~sending_lines["order_hub_id"].isin(waits)],
                                                customer_code, product_code, erp.mapping("sales_order.out"),

@@ -11,6 +11,6 @@ from quality import uscc
 
 
 def derive(entity: str, df: pd.DataFrame) -> pd.DataFrame:
-    if entity == "customer" and "uscc" in df.columns:
+    if entity in ("customer", "customer_readiness") and "uscc" in df.columns:
         df["uscc_check_ok"] = uscc.valid_mask(df["uscc"].astype(object).where(df["uscc"].notna(), None))
     return df
