@@ -101,24 +101,17 @@ def _customer_names(conn, keys: list[str], crm: str) -> dict[str, str]:
     return dict(zip(rows["native_key"], rows["name"]))
 
 
-def _not_ready(conn, heads: pd.DataFrame, crm: str, names: dict[str, str]) -> dict[str, str]:
-    """Order hub id → why its CRM customer is not ready for orders, for the orders whose customer is not."""
-    keys = heads["customer_key"].dropna().astype(str).unique().tolist()
+def unready_customers(conn, heads: pd.DataFrame, crm: str) -> dict[str, str]:
+    """CRM customer key → what keeps it from taking orders (quality.readiness: legal data, 开票档案,
+    a reachable contact), for the CRM orders' customers that are not complete; shop orders
+    (``source`` another seat) sell to the shop's configured ERP customer and are not judged."""
+    source = heads["source"] if "source" in heads.columns else pd.Series(None, index=heads.index, dtype=object)
+    keys = heads.loc[source.isna() | (source == crm), "customer_key"].dropna().astype(str).unique().tolist()
     if not keys:
         return {}
     hub_of = xref.lookup(conn, "customer", crm, keys).drop_duplicates("native_key").set_index("native_key")["hub_id"]
     missing = readiness.missing_for_orders(conn, hub_of.tolist())
-    if not missing:
-        return {}
-    more = _customer_names(conn, [k for k in keys if k not in names], crm)
-    out: dict[str, str] = {}
-    for hub_id, key in zip(heads["hub_id"], heads["customer_key"].astype(str)):
-        reasons = missing.get(hub_of.get(key))
-        if reasons:
-            who = names.get(key) or more.get(key) or key
-            out[hub_id] = (f"customer {who} ({key}) is not ready for orders: {'; '.join(reasons)} "
-                           f"(complete it in the CRM; customer_master takes it in)")
-    return out
+    return {key: "; ".join(missing[hub_of[key]]) for key in keys if key in hub_of.index and hub_of[key] in missing}
 
 
 def _held_by_erp(conn, entity: str, codes: pd.Series, erp: str) -> pd.Series:
@@ -132,12 +125,12 @@ def _held_by_erp(conn, entity: str, codes: pd.Series, erp: str) -> pd.Series:
 
 
 def prerequisites(conn, heads: pd.DataFrame, lines: pd.DataFrame, crm: str, erp: str,
-                  label: str, ready_before_orders: bool = False) -> tuple[pd.Series, pd.Series, dict[str, str]]:
+                  label: str, unready: dict[str, str] | None = None) -> tuple[pd.Series, pd.Series, dict[str, str]]:
     """(customer number per order hub id, product number per line hub id, hub id → why it waits);
     ``crm`` / ``erp`` are the seats' xref keys, ``label`` the ERP's name in the reasons. An order
-    whose ``source`` is another seat (a shop) names the ERP's codes directly. With
-    ``ready_before_orders`` (the ERP seat's binding option) a CRM order also waits until its customer
-    is complete (quality.readiness: legal data, 开票档案, a reachable contact), naming what is missing."""
+    whose ``source`` is another seat (a shop) names the ERP's codes directly. ``unready`` (CRM
+    customer key → what it lacks, :func:`unready_customers`) holds a CRM order until its customer is
+    complete, naming what is missing."""
     source = heads["source"] if "source" in heads.columns else pd.Series(None, index=heads.index, dtype=object)
     direct = source.notna() & (source != crm)
     direct_ids = set(heads.loc[direct, "hub_id"])
@@ -164,9 +157,13 @@ def prerequisites(conn, heads: pd.DataFrame, lines: pd.DataFrame, crm: str, erp:
                 continue
             who = f"{names[key]} ({key})" if key in names else key
             waits.setdefault(hub_id, []).append(f"customer {who} is not in {label} yet (customer_master creates or links it)")
-    if ready_before_orders:
-        for hub_id, reasons in _not_ready(conn, heads.loc[~direct], crm, names).items():
-            waits.setdefault(hub_id, []).append(reasons)
+    if unready:
+        more = _customer_names(conn, [k for k in unready if k not in names], crm)
+        for hub_id, key in zip(heads.loc[~direct, "hub_id"], heads.loc[~direct, "customer_key"].astype(str)):
+            if key in unready:
+                who = names.get(key) or more.get(key) or key
+                waits.setdefault(hub_id, []).append(f"customer {who} ({key}) is not ready for orders: {unready[key]} "
+                                                    f"(complete it in the CRM; customer_master takes it in)")
     if not lines.empty:
         missing = lines[lines["hub_id"].map(product_code).isna()]
         for order, part in missing.groupby("order_hub_id"):

@@ -17,6 +17,7 @@ import logging
 import uuid
 
 import pandas as pd
+from sqlalchemy import select
 
 from flows import order_documents, roles
 from flows.engine import Flow
@@ -27,7 +28,7 @@ from hub import model, outbox, quarantine, watermarks, xref
 from hub.model import SALES_ORDER_FIELDS, SALES_ORDER_LINE_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import select_in, stage_read, stage_write
+from hub.store import select_in, stage_read, stage_write, upsert, utcnow
 from mappings import engine
 from quality.orders import order_facts
 
@@ -36,6 +37,8 @@ log = logging.getLogger("flows.sales_orders")
 FLOW = "sales_orders"
 ENTITY, LINE_ENTITY = "sales_order", "sales_order_line"
 HEADER_SPEC, LINE_SPEC = "crm_order_to_sales_order", "crm_order_product_to_sales_order_line"
+#: the CRM account's tenant fields (its ``missing_for_orders`` shows why a customer cannot take orders)
+ACCOUNT_SPEC = "customer_to_crm_account"
 HEAD, LINES = "crm.order", "crm.orderProduct"   # staging keys: the CRM gives this flow two streams
 NS = uuid.UUID("2d4b7a90-1c3e-4f5a-8b6d-0e9f8a7b6c5d")
 OPEN, CLOSED = "open", "closed"   # xref native_version of a U8 order the hub created
@@ -218,9 +221,9 @@ def publish(ctx: StepContext) -> StepCounts:
         heads = _plan(heads, lines, sent)
         sending = heads[heads["op"].isin(["add", "replace"])]
         sending_lines = lines[lines["order_hub_id"].isin(sending["hub_id"])]
+        unready = order_documents.unready_customers(conn, sending, "crm") if _ready_before_orders() else {}
         customer_code, product_code, waits = order_documents.prerequisites(
-            conn, sending, sending_lines, "crm", erp.system, erp.label,
-            ready_before_orders=bool(roles.seat("erp").options.get("ready_before_orders")))
+            conn, sending, sending_lines, "crm", erp.system, erp.label, unready=unready)
     ready = ~sending["hub_id"].isin(waits)
     bodies, refused = order_documents.payloads(sending[ready], sending_lines[~sending_lines["order_hub_id"].isin(waits)],
                                                customer_code, product_code, erp.mapping("sales_order.out"),
@@ -254,6 +257,7 @@ def publish(ctx: StepContext) -> StepCounts:
             outbox.mark_each(conn, ENTITY, _erp(), outbox.FAILED, refused)
         stage_write(conn, ctx.run_id, "publish", todo[["hub_id", "order_no", "op", "erp_number", "erp_hash", "doc_key", "body"]])
         stage_write(conn, ctx.run_id, "publish_waiting", pd.DataFrame({"hub_id": list(waits), "reason": list(waits.values())}))
+        stage_write(conn, ctx.run_id, "unready", pd.DataFrame({"account_key": list(unready), "missing": list(unready.values())}))
     counts.written = len(todo)
     counts.skipped = counts.read - counts.written - counts.quarantined
     log.info("publish: %d to %s, %d waiting, %d refused", len(todo), roles.erp().label, len(waits), len(refused))
@@ -333,6 +337,8 @@ def write_back(ctx: StepContext) -> StepCounts:
                        for h, number, body, key in zip(part["hub_id"], part["erp_number"], part["body"], part["doc_key"])]
             counts += write_in_chunks(ctx, connector, erp.order_stream, records, _persist(ctx, todo, phase, closed))
     counts += _write_crm(ctx)
+    if _ready_before_orders():
+        counts += _show_readiness(ctx)
     with ctx.engine.begin() as conn:
         result = outcomes(conn, ctx.run_id)
     save_outcomes(ctx, result)
@@ -398,6 +404,39 @@ def _write_crm(ctx: StepContext) -> StepCounts:
 
     ledger = Ledger(ctx, ENTITY, "crm", on_ok=holds, quarantine_key=lambda rec: rec["id"])
     return counts + write_in_chunks(ctx, crm(), "order", records, ledger.persist)
+
+
+def _ready_before_orders() -> bool:
+    """The ERP seat's binding option: a CRM order waits until its customer is complete (华测)."""
+    return bool(roles.seat("erp").options.get("ready_before_orders"))
+
+
+def _show_readiness(ctx: StepContext) -> StepCounts:
+    """What keeps a customer from taking orders, into its CRM account's tenant field (``missing_for_orders``
+    of customer_to_crm_account.yaml) while an order of it waits for that; emptied once none does.
+    Written only when it changes (``crm_readiness``); a failed PATCH is sent again by the next run."""
+    spec = engine.load_spec(ACCOUNT_SPEC)
+    field = dict(spec.write_back).get("missing_for_orders")
+    if not field:
+        return StepCounts()
+    r = model.crm_readiness.c
+    with ctx.engine.begin() as conn:
+        now = stage_read(conn, ctx.run_id, "unready")
+        want = dict(zip(now["account_key"].astype(str), now["missing"])) if not now.empty else {}
+        shown = dict(conn.execute(select(r.account_key, r.shown)).all())
+    todo = {k: v for k, v in want.items() if shown.get(k) != v}
+    todo |= {k: "" for k, v in shown.items() if v and k not in want}
+    counts = StepCounts(read=len(todo))
+    if not todo:
+        return counts
+    records = [{"_key": k, "id": k, field: v} for k, v in sorted(todo.items())]
+
+    def holds(conn, ok) -> None:
+        upsert(conn, model.crm_readiness, [{"account_key": rec["_key"], "shown": rec[field], "run_id": ctx.run_id,
+                                            "updated_at": utcnow()} for rec, _ in ok], keys=["account_key"])
+
+    ledger = Ledger(ctx, "customer_readiness", "crm", on_ok=holds, done=False, failed_status=None)
+    return counts + write_in_chunks(ctx, crm(), spec.stream, records, ledger.persist)
 
 
 def _crm_now_holds(conn, run_id: str, erp_codes: dict[str, str]) -> None:

@@ -189,6 +189,17 @@ stage = Table(
 #: Transactional outbox: a golden record that changed waits here until every target
 #: system holds it. Enqueued in the same transaction as the change, so a crash between
 #: load and write-back loses nothing: the next run finds the entry still pending.
+#: What the CRM account shows of why its customer cannot take orders (the tenant field
+#: ``missing_for_orders`` of customer_to_crm_account.yaml), as the hub last wrote it: sales_orders
+#: writes the field only when this changes (``shown`` "" once no order of it waits for readiness).
+crm_readiness = Table(
+    "crm_readiness", metadata,
+    Column("account_key", String(100), primary_key=True),
+    Column("shown", Text),
+    Column("run_id", String(250)),
+    Column("updated_at", DateTime(timezone=True)),
+)
+
 outbox = Table(
     "outbox", metadata,
     Column("entity", String(40), primary_key=True),

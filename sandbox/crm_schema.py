@@ -25,6 +25,7 @@ OBJECTS: dict[str, dict[str, FieldKind]] = {
         "url": "text", "comment": "text", "uscc__c": "text", "invoiceTitle__c": "text",
         "taxNumber__c": "text", "invoiceAddress__c": "text", "invoicePhone__c": "text",
         "invoiceBank__c": "text", "invoiceBankAccount__c": "text", "erpCode__c": "text", "hubId__c": "text",
+        "missingForOrders__c": "text",
     },
     "contact": {
         **_COMMON,

@@ -123,6 +123,28 @@ def test_an_order_of_an_incomplete_customer_waits_naming_what_is_missing(world):
     assert held > 0 and sent > 0, (held, sent)
 
 
+def test_the_crm_account_shows_what_keeps_its_customer_from_taking_orders(world):
+    from flows.sales_orders import order_hub_id
+
+    sb, _ = world
+    waiting = _waiting()
+    orders = {str(o["id"]): o for o in _crm(sb, 'select * from "order"')}
+    accounts = {str(a["id"]): a for a in _crm(sb, "select * from account")}
+    shown = 0
+    for t in _orders_to_send(sb):
+        reason = waiting.get(order_hub_id(t["crm_id"])) or ""
+        account = accounts[str(orders[t["crm_id"]]["accountId"])]
+        if "not ready for orders" in reason:
+            field = account["missingForOrders__c"] or ""
+            assert field and field in reason, (field, reason)  # the same words the waiting order names
+            shown += 1
+    assert shown > 0
+    nobody_waits = {a for a in accounts if not any(
+        "not ready for orders" in (waiting.get(order_hub_id(o)) or "") for o, row in orders.items()
+        if str(row["accountId"]) == a)}
+    assert not any(accounts[a]["missingForOrders__c"] for a in nobody_waits)
+
+
 def test_an_order_goes_once_the_salesperson_completes_the_profile_in_the_crm(world):
     from flows.sales_orders import order_hub_id
 
@@ -151,4 +173,10 @@ def test_an_order_goes_once_the_salesperson_completes_the_profile_in_the_crm(wor
     assert pos.count(chosen["po"]) == 1
     still = _waiting()
     assert order_hub_id(chosen["crm_id"]) not in still
+    now = {str(a["id"]): a for a in _crm(sb, "select * from account")}
+    assert not now[str(account["id"])]["missingForOrders__c"], "the account still says it lacks its profile"
+    # a second run with nothing changed writes no account again
+    patched = {k: v["updatedAt"] for k, v in now.items()}
+    run_flow("sales_orders", "so-4")
+    assert patched == {str(a["id"]): a["updatedAt"] for a in _crm(sb, "select * from account")}
     assert others <= set(still), "orders of customers nobody completed went anyway"
