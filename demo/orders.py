@@ -57,4 +57,9 @@ def summary(folder: Path) -> str:
     if why:
         lines.append("  waiting for: " + ", ".join(f"{k} ({n})" for k, n in why.most_common()))
     lines.append(f"U8 dispatch lists: {dispatches}; shipment records in the CRM: {on_crm}")
+    serials = {sn for (text,) in _rows(folder / "u8.db", "select cInvSN from DispatchLists where cInvSN is not null")
+               for sn in text.split(",")}
+    assets = Counter(s for (s,) in _rows(folder / "crm.db", 'select assetStatus__c from "asset__c"'))
+    lines.append(f"serial numbers U8 shipped: {len(serials)}; assets in the CRM: {sum(assets.values())} ("
+                 + ", ".join(f"{k} {n}" for k, n in assets.most_common()) + ")")
     return "\n".join(lines)

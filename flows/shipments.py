@@ -28,11 +28,11 @@ from typing import Callable
 import pandas as pd
 from sqlalchemy import delete
 
-from flows import roles
+from flows import assets, roles
 from flows.engine import Flow
 from flows.ledger import Ledger
 from flows.steps import (crm_write_outcomes, json_safe, quarantine_errors, read_outcomes, save_outcomes,
-                         upsert_canonical, with_known_hashes, write_in_chunks)
+                         upsert_canonical, with_known_hashes, write_in_chunks, write_to_crm)
 from hub import model, money, outbox, quarantine, watermarks, xref
 from hub.model import SHIPMENT_FIELDS, SHIPMENT_LINE_FIELDS
 from hub.runlog import StepCounts
@@ -203,6 +203,7 @@ def load(ctx: StepContext) -> StepCounts:
             outbox.enqueue(conn, DELIVERY, ctx.run_id, from_crm["order_hub_id"].dropna().unique().tolist(), ["crm"])
             for seat, part in heads[of_shop.notna()].groupby(of_shop[of_shop.notna()]):
                 outbox.enqueue(conn, ENTITY, ctx.run_id, part["hub_id"].tolist(), [str(seat)])
+            assets.record(conn, ctx.run_id, heads, lines, pd.Series(of_shop.isna().to_numpy(), index=heads["hub_id"]))
         log.info("watermarks moved: %s", watermarks.commit_pending(conn, ctx.run_id, FLOW))
     return counts
 
@@ -303,7 +304,7 @@ def publish(ctx: StepContext) -> StepCounts:
 # --- write back ------------------------------------------------------------------------------------
 
 def write_back(ctx: StepContext) -> StepCounts:
-    counts = _write_shipments(ctx) + _write_delivery(ctx)
+    counts = _write_shipments(ctx) + _write_delivery(ctx) + assets.write(ctx)   # assets link their delivery
     for binding in roles.seats("shop"):
         counts += _write_shop(ctx, binding)
     with ctx.engine.begin() as conn:
@@ -323,29 +324,7 @@ def _write_shipments(ctx: StepContext) -> StepCounts:
     counts = StepCounts(read=len(todo))
     if todo.empty:
         return counts
-    mapped = engine.apply(spec, todo)
-    if len(mapped.errors):
-        with ctx.engine.begin() as conn:
-            counts.quarantined += quarantine_errors(conn, ctx, FLOW, ENTITY, "crm", "write", todo, mapped.errors, "hub_id")
-            outbox.mark(conn, ENTITY, "crm", todo.loc[mapped.errors["_row"].unique(), "hub_id"].tolist(), outbox.FAILED,
-                        "mapping to the CRM failed")
-    records = []
-    for payload, (hub_id, crm_id) in zip(frame_records(mapped.frame.drop(columns=["_row"])),
-                                         todo.loc[mapped.frame["_row"], ["hub_id", "crm_id"]].itertuples(index=False)):
-        rec = {k: v for k, v in payload.items() if v is not None} | {"_key": hub_id, "_linked": not isinstance(crm_id, str)}
-        if isinstance(crm_id, str):
-            rec["id"] = crm_id
-        records.append(rec)
-    hashes = todo.set_index("hub_id")["content_hash"]
-
-    def holds(conn, ok) -> None:
-        xref.save(conn, ENTITY, "crm", pd.DataFrame([{"hub_id": rec["_key"], "native_key": res.native_key,
-                                                      "native_version": None, "content_hash": hashes[rec["_key"]]}
-                                                     for rec, res in ok]))
-
-    ledger = Ledger(ctx, ENTITY, "crm", on_ok=holds, results="crm_results", row=lambda rec, res: {
-        "hub_id": rec["_key"], "result": "linked" if res.status == "updated" and rec["_linked"] else res.status})
-    return counts + write_in_chunks(ctx, crm(), spec.stream, records, ledger.persist)
+    return counts + write_to_crm(ctx, ENTITY, spec, todo, crm(), "crm_results")
 
 
 def _write_delivery(ctx: StepContext) -> StepCounts:

@@ -105,6 +105,48 @@ def quarantine_errors(conn, ctx: StepContext, flow: str, entity: str, system: st
     return quarantine.add(conn, run_id=ctx.run_id, flow=flow, entity=entity, system=system, stage=stage, items=items)
 
 
+def crm_records(mapped, todo: pd.DataFrame) -> list[dict[str, Any]]:
+    """The CRM write records of a mapped frame: nulls left out (a patch never blanks a field),
+    ``_key`` the hub id, ``id`` the CRM's where known, else ``_linked`` (the connector looks the
+    record up by its natural key before a create)."""
+    records = []
+    for payload, (hub_id, crm_id) in zip(frame_records(mapped.frame.drop(columns=["_row"])),
+                                         todo.loc[mapped.frame["_row"], ["hub_id", "crm_id"]].itertuples(index=False)):
+        rec = {k: v for k, v in payload.items() if v is not None} | {"_key": hub_id, "_linked": not isinstance(crm_id, str)}
+        if isinstance(crm_id, str):
+            rec["id"] = crm_id
+        records.append(rec)
+    return records
+
+
+def write_to_crm(ctx: StepContext, entity: str, spec, todo: pd.DataFrame, connector: Connector,
+                 results: str) -> StepCounts:
+    """Map ``todo`` (canonical rows with ``hub_id``, ``crm_id`` where known and ``content_hash``) by
+    ``spec`` and create or patch them in the CRM, chunk by chunk through the write ledger: a row
+    that does not map is quarantined, a written one's xref keeps the CRM id and the hash (so the
+    next run sends it only when it changes), and every result is staged in ``results``."""
+    from flows.ledger import Ledger
+
+    counts = StepCounts()
+    mapped = engine.apply(spec, todo)
+    if len(mapped.errors):
+        with ctx.engine.begin() as conn:
+            counts.quarantined += quarantine_errors(conn, ctx, ctx.flow, entity, "crm", "write", todo, mapped.errors, "hub_id")
+            outbox.mark(conn, entity, "crm", todo.loc[mapped.errors["_row"].unique(), "hub_id"].tolist(), outbox.FAILED,
+                        "mapping to the CRM failed")
+    records = crm_records(mapped, todo)
+    hashes = todo.set_index("hub_id")["content_hash"]
+
+    def holds(conn, ok) -> None:
+        xref.save(conn, entity, "crm", pd.DataFrame([{"hub_id": rec["_key"], "native_key": res.native_key,
+                                                      "native_version": None, "content_hash": hashes[rec["_key"]]}
+                                                     for rec, res in ok]))
+
+    ledger = Ledger(ctx, entity, "crm", on_ok=holds, results=results, row=lambda rec, res: {
+        "hub_id": rec["_key"], "result": "linked" if res.status == "updated" and rec["_linked"] else res.status})
+    return counts + write_in_chunks(ctx, connector, spec.stream, records, ledger.persist)
+
+
 Persist = Callable[[Any, list[dict[str, Any]], list[WriteResult]], StepCounts]
 
 

@@ -92,6 +92,25 @@ SHIPMENT_LINE_FIELDS: tuple[str, ...] = ("shipment_hub_id", "order_line_hub_id",
 shipment = _canonical("shipment", SHIPMENT_FIELDS)
 shipment_line = _canonical("shipment_line", SHIPMENT_LINE_FIELDS)
 
+#: One serial number on one delivery line (U8 DispatchLists.cInvSN split): the history an asset in
+#: the CRM is derived from. A delivery re-read replaces its lines' rows; a return (红字发货单) is a row
+#: with ``is_return`` set. ``asset_hub_id`` is the serial's asset, one per ERP product and serial.
+asset_event = Table(
+    "asset_event", metadata,
+    Column("shipment_line_hub_id", String(40), primary_key=True),
+    Column("serial", String(100), primary_key=True),
+    Column("asset_hub_id", String(40), nullable=False),
+    Column("product_code", String(60)),
+    Column("shipment_hub_id", String(40), nullable=False),
+    Column("order_hub_id", String(40)),
+    Column("order_line_hub_id", String(40)),
+    Column("ship_date", String(10)),
+    Column("is_return", String(5)),
+    Column("run_id", String(250)),
+    Index("ix_asset_event_asset", "asset_hub_id"),
+    Index("ix_asset_event_shipment", "shipment_hub_id"),
+)
+
 xref = Table(
     "xref", metadata,
     Column("entity", String(40), primary_key=True),

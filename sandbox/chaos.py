@@ -47,6 +47,7 @@ AFTER_SHIP = ("shipments", "receipts")
 RETRIES = 3            # the DAGs' task retries (flows/settings.py TASK_RETRIES)
 KILL_AFTER_WRITES = 3  # the kill lands once this many writes reached the stand-ins
 SLOW_SECONDS = 0.5
+RETURNED = 3           # serial-numbered units the customers send back after the warehouse ships
 AS_OF = "2025-06-30"   # the seeded world's today (overdue plans), as the demo sets it
 
 #: What the targets hold, per world: (label, database, SQL giving one row of numbers).
@@ -55,6 +56,8 @@ HOLDINGS: tuple[tuple[str, str, str], ...] = (
     ("crm product", "crm", "select count(*) from product"),
     ("crm order with a U8 code", "crm", "select count(*) from \"order\" where coalesce(erpCode__c, '') != ''"),
     ("crm shipment__c", "crm", "select count(*) from shipment__c"),
+    ("crm asset__c", "crm", "select count(*) from asset__c"),
+    ("crm asset__c returned", "crm", "select count(*) from asset__c where assetStatus__c = '已退回'"),
     ("crm paymentApplication (回款)", "crm", "select count(*) from paymentApplication"),
     ("crm paymentPlan overdue", "crm", "select count(*) from paymentPlan where overdue__c = 1"),
     ("u8 Customer", "u8", "select count(*) from Customer"),
@@ -74,6 +77,7 @@ MONEY: tuple[tuple[str, str, str], ...] = (
 UNIQUE: tuple[tuple[str, str, str, str], ...] = (
     ("crm product productCode__c", "crm", "product", "productCode__c"),
     ("crm shipment__c dispatchCode__c", "crm", "shipment__c", "dispatchCode__c"),
+    ("crm asset__c serialNumber__c", "crm", "asset__c", "serialNumber__c"),
     ("crm paymentApplication hubId__c", "crm", "paymentApplication", "hubId__c"),
     ("crm order hubId__c", "crm", "order", "hubId__c"),
     ("u8 Customer cCusRegCode (USCC)", "u8", "Customer", "cCusRegCode"),
@@ -180,11 +184,21 @@ class World:
         for flow in BEFORE_SHIP:
             self._say_run(self.run(flow, f"{self.name}-1b-{flow}"), say)
         self.sb.u8_ship()
+        self.sb.u8_return(self._first_serials(RETURNED))   # a customer sends units back: 退货单 in U8
         for flow in AFTER_SHIP:
             self._say_run(self.run(flow, f"{self.name}-1-{flow}", kill=chaotic), say)
         self.faults(0.0, seed)
         for flow in (*BEFORE_SHIP, *AFTER_SHIP):
             self._say_run(self.run(flow, f"{self.name}-2-{flow}"), say)
+
+    def _first_serials(self, n: int) -> list[str]:
+        """The first ``n`` serial numbers U8 shipped (by delivery line)."""
+        con = sqlite3.connect(self.sb.u8_db)
+        try:
+            rows = con.execute("select cInvSN from DispatchLists where cInvSN is not null order by AutoID").fetchall()
+        finally:
+            con.close()
+        return [sn for (text,) in rows for sn in text.split(",")][:n]
 
     def _say_run(self, fr: FlowRun, say: Callable[[str], None]) -> None:
         kill = f", killed after {fr.killed_after} writes and its write step run again" if fr.killed_after else ""

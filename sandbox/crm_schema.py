@@ -57,6 +57,13 @@ OBJECTS: dict[str, dict[str, FieldKind]] = {
         "carrier__c": "text", "trackingNo__c": "text", "serialNumbers__c": "text", "items__c": "text",
         "hubId__c": "text",
     },
+    # 资产 (a serial-numbered device at a customer): the sandbox tenant's custom object, one per serial.
+    "asset__c": {
+        **_COMMON,
+        "name": "text", "serialNumber__c": "text", "account__c": "ref", "product__c": "ref", "order__c": "ref",
+        "shipment__c": "ref", "warrantyStart__c": "text", "warrantyEnd__c": "text", "assetStatus__c": "text",
+        "hubId__c": "text",
+    },
     # 回款计划 (payment plan instalments) and 回款 (receipts applied to them): the sandbox tenant's
     # apiKeys; mappings/specs/crm_payment_plan_to_plan.yaml names them for the hub.
     "paymentPlan": {
@@ -75,7 +82,8 @@ OBJECTS: dict[str, dict[str, FieldKind]] = {
 
 #: Reference fields and the object (table) they point to; a write naming nothing is refused.
 REFS: dict[str, str] = {"accountId": "account", "ownerId": "sandbox_user", "orderId": "order",
-                        "productId": "product", "order__c": "order", "paymentPlanId": "paymentPlan"}
+                        "productId": "product", "order__c": "order",
+                        "account__c": "account", "product__c": "product", "shipment__c": "shipment__c", "paymentPlanId": "paymentPlan"}
 
 #: Fields the server maintains; a client may not write them.
 SYSTEM_FIELDS = frozenset({"id", "createdAt", "updatedAt", "createdBy", "updatedBy"})
@@ -83,6 +91,7 @@ SYSTEM_FIELDS = frozenset({"id", "createdAt", "updatedAt", "createdBy", "updated
 #: Fields that must be present and non-empty on create, per object.
 REQUIRED = {"account": ("accountName",), "contact": ("contactName", "accountId"), "product": ("productName",),
             "order": ("accountId",), "orderProduct": ("orderId", "productId"), "shipment__c": ("name",),
+            "asset__c": ("name", "serialNumber__c", "account__c"),
             "paymentPlan": ("accountId",), "paymentApplication": ("accountId", "amount")}
 
 #: Secondary indexes: the scroll/incremental order first, then lookups a connector does.
@@ -93,6 +102,7 @@ INDEXES = {
     "order": (("updatedAt", "id"), ("accountId",), ("po",)),
     "orderProduct": (("updatedAt", "id"), ("orderId",)),
     "shipment__c": (("updatedAt", "id"), ("dispatchCode__c",), ("order__c",)),
+    "asset__c": (("updatedAt", "id"), ("serialNumber__c",), ("account__c",)),
     "paymentPlan": (("updatedAt", "id"), ("accountId",), ("orderNo__c",)),
     "paymentApplication": (("updatedAt", "id"), ("hubId__c",), ("paymentPlanId",)),
 }

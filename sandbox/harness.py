@@ -248,6 +248,12 @@ class Sandbox:
         resp.raise_for_status()
         return resp.json()
 
+    def u8_return(self, serials: list[str]) -> dict[str, Any]:
+        """A customer returns these serial-numbered units: U8 books a 退货单 per delivery (sandbox/u8_orders.py)."""
+        resp = requests.post(f"{self.u8_url}/__sandbox/u8/return", json={"serials": serials}, timeout=120)
+        resp.raise_for_status()
+        return resp.json()
+
     def sap_ship(self) -> dict[str, Any]:
         """The S/4HANA warehouse creates outbound deliveries for open sales orders (sandbox/sap_s4_app.py)."""
         resp = requests.post(f"{self.sap_url}/__sandbox/sap/ship", timeout=120)

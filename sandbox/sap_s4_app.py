@@ -45,7 +45,7 @@ from .sap_edm import ROOT, EntitySet, Service, all_services
 from .sap_odata import NOT_FOUND, ODataError, bad, key_text, parse_key, to_json
 from .sap_s4_docs import Documents
 from .sap_s4_store import DEFAULT_PAGE_SIZE, Query, Store
-from .sap_s4_schema import STORED
+from .sap_s4_schema import NAVIGATION_ONLY, STORED
 
 SID, CLIENT = "S4H", "100"
 SESSION_COOKIE = f"SAP_SESSIONID_{SID}_{CLIENT}"
@@ -375,6 +375,9 @@ def create_sap_s4_app(directory: Path, faults: Faults) -> ASGIApp:
             if name in svc.sets:
                 raise ODataError(501, "SANDBOX/501", f"Entity set {name} is not served by the sandbox")
             raise ODataError(404, NOT_FOUND, f"Resource not found for segment '{name}'")
+        if name in NAVIGATION_ONLY:
+            raise ODataError(501, "SANDBOX/501", f"Entity set {name} is not addressable: read it through its "
+                                                  "navigation (sap:addressable=\"false\")")
         es = store.sets[name]
         user = docs_user(request)
         if method in ("POST",) and key is None and len(segments) == 1:

@@ -589,3 +589,22 @@ class Documents:
                 "PickingStatus": "C", "SDProcessStatus": "B", "GoodsMovementType": "601",
                 "ReferenceSDDocument": it["SalesOrder"], "ReferenceSDDocumentItem": it["SalesOrderItem"],
                 "ReferenceSDDocumentCategory": "C"})
+            self._serials(number, str(n * 10), it["Material"], qty, now)
+
+    def _serials(self, delivery: str, item: str, material: str, qty: Decimal, now: int) -> None:
+        """A serialised material's units get serial numbers at goods issue: the item's serial number
+        list (A_SerialNmbrDelivery, one per item) and one object per unit (A_MaintenanceItemObject).
+        The sandbox serialises the instruments (product group 01…) shipped in whole units."""
+        st = self.store
+        group = st.conn.execute('SELECT "ProductGroup" FROM "A_Product" WHERE "Product" = ?', (material,)).fetchone()
+        if not group or not str(group[0] or "").startswith("01") or qty != qty.to_integral_value() or qty <= 0:
+            return
+        objects = st.next_number("objk", 1)
+        st.insert(st.sets["A_SerialNmbrDelivery"], {
+            "DeliveryDocument": delivery, "DeliveryDocumentItem": item, "MaintenanceItemObjectList": objects,
+            "DeliveryDate": day_ms(now), "SDDocumentCategory": "J"})
+        for k in range(1, int(qty) + 1):
+            serial = st.next_number("sernr", 1)
+            st.insert(st.sets["A_MaintenanceItemObject"], {
+                "MaintenanceItemObject": k, "MaintenanceItemObjectList": objects, "Material": material,
+                "SerialNumber": f"S4{serial:010d}"})

@@ -26,8 +26,12 @@ STORED: dict[str, tuple[str, ...]] = {
     "API_PRODUCT_SRV": ("A_Product", "A_ProductDescription", "A_ProductSales", "A_ProductSalesTax"),
     "API_SALES_ORDER_SRV": ("A_SalesOrder", "A_SalesOrderItem", "A_SalesOrderHeaderPartner",
                             "A_SalesOrderHeaderPrElement", "A_SalesOrderItemPrElement"),
-    "API_OUTBOUND_DELIVERY_SRV;v=0002": ("A_OutbDeliveryHeader", "A_OutbDeliveryItem"),
+    "API_OUTBOUND_DELIVERY_SRV;v=0002": ("A_OutbDeliveryHeader", "A_OutbDeliveryItem", "A_SerialNmbrDelivery",
+                                         "A_MaintenanceItemObject"),
 }
+#: Stored sets the edmx marks ``sap:addressable="false"``: reached through a navigation only
+#: (a delivery item's serial numbers: to_SerialDeliveryItem/to_MaintenanceItemObject).
+NAVIGATION_ONLY = frozenset({"A_SerialNmbrDelivery", "A_MaintenanceItemObject"})
 #: Indexes for the lookups the app and the warehouse make (keys are primary keys already).
 INDEXES = (("A_SalesOrder", "PurchaseOrderByCustomer"), ("A_OutbDeliveryItem", "ReferenceSDDocument"),
            ("A_SalesOrder", "LastChangeDateTime"), ("A_BusinessPartner", "LastChangeDate"))

@@ -39,6 +39,9 @@ LINKS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("A_SalesOrderItem", "to_SalesOrder"): [("SalesOrder", "SalesOrder")],
     ("A_SalesOrderItem", "to_PricingElement"): [("SalesOrder", "SalesOrder"), ("SalesOrderItem", "SalesOrderItem")],
     ("A_OutbDeliveryHeader", "to_DeliveryDocumentItem"): [("DeliveryDocument", "DeliveryDocument")],
+    ("A_OutbDeliveryItem", "to_SerialDeliveryItem"): [("DeliveryDocument", "DeliveryDocument"),
+                                                       ("DeliveryDocumentItem", "DeliveryDocumentItem")],
+    ("A_SerialNmbrDelivery", "to_MaintenanceItemObject"): [("MaintenanceItemObjectList", "MaintenanceItemObjectList")],
     # an address's communication data is keyed by the address (and the person, '' for an organisation)
     **{("A_BusinessPartnerAddress", nav): [("AddressID", "AddressID"), ("Person", "Person")]
        for nav in ("to_PhoneNumber", "to_MobilePhoneNumber", "to_EmailAddress", "to_FaxNumber")},

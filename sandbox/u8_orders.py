@@ -333,6 +333,56 @@ class SaleOrderStore:
             written += 1
         return written
 
+    def take_back(self, serials: list[str]) -> dict[str, int]:
+        """A customer's return of serial-numbered units: one 退货单 (a DispatchList with bReturnFlag 1,
+        red: negative quantities) per delivery that shipped them, each line carrying the returned
+        serials in cInvSN, the order line's shipped quantity (iFHQuantity) reduced."""
+        wanted, counts = set(serials), {"returns": 0, "rows": 0}
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT l.DLID, l.iSOsID, l.irowno, l.cInvCode, l.cInvName, l.iQuotedPrice, l.iUnitPrice, "
+                "l.iTaxUnitPrice, l.iTaxRate, l.cInvSN FROM DispatchLists l JOIN DispatchList h ON h.DLID = l.DLID "
+                "WHERE h.bReturnFlag = 0 AND l.cInvSN IS NOT NULL ORDER BY l.DLID, l.AutoID").fetchall()
+            by_dispatch: dict[int, list[tuple[tuple, list[str]]]] = {}
+            for r in rows:
+                hit = [sn for sn in str(r[9]).split(",") if sn in wanted]
+                if hit:
+                    wanted -= set(hit)
+                    by_dispatch.setdefault(r[0], []).append((r, hit))
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for dlid, lines in by_dispatch.items():
+                    head = self.conn.execute(
+                        "SELECT cSTCode, cBusType, cDepCode, cPersonCode, cSOCode, cCusCode, cCusName, iTaxRate, "
+                        "cDLCode FROM DispatchList WHERE DLID = ?", (dlid,)).fetchone()
+                    red, now = self._take("dl"), _now()
+                    self._insert("DispatchList", {
+                        "DLID": red, "cDLCode": f"{red:010d}", "cVouchType": "05", "cSTCode": head[0], "dDate": now[:10],
+                        "cBusType": head[1], "cDepCode": head[2], "cPersonCode": head[3], "cSOCode": head[4],
+                        "cCusCode": head[5], "cCusName": head[6], "cexch_name": "人民币", "iExchRate": 1,
+                        "iTaxRate": head[7], "cMaker": "demo", "cVerifier": "demo", "dverifydate": now[:10],
+                        "bReturnFlag": 1, "dcreatesystime": now, "cMemo": f"发货单 {head[8]} 退货"})
+                    for r, hit in lines:
+                        qty = -Decimal(len(hit))
+                        total = _fen(qty * Decimal(str(r[7])))
+                        money = _fen(total / (1 + Decimal(str(r[8])) / 100))
+                        dls = self._take("dls")
+                        self._insert("DispatchLists", {
+                            "AutoID": dls, "iDLsID": dls, "DLID": red, "irowno": r[2], "cWhCode": "01", "cInvCode": r[3],
+                            "cInvName": r[4], "iQuantity": str(qty), "iQuotedPrice": r[5], "iUnitPrice": r[6],
+                            "iTaxUnitPrice": r[7], "iMoney": str(money), "iTax": str(total - money), "iSum": str(total),
+                            "iTaxRate": r[8], "iSOsID": r[1], "cSoCode": head[4], "cInvSN": ",".join(hit),
+                            "bQAChecked": 0, "bQAChecking": 0, "bQANeedCheck": 0, "bQAUrgency": 0, "bcosting": 1})
+                        self.conn.execute("UPDATE SO_SODetails SET iFHQuantity = iFHQuantity + ? WHERE iSOsID = ?",
+                                          (str(qty), r[1]))
+                        counts["rows"] += 1
+                    counts["returns"] += 1
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        return counts | {"unknown": len(wanted)}
+
     @staticmethod
     def _partial(ordered: Decimal, k: int, n: int) -> Decimal:
         """The first stage of a split delivery: half of the first row (whole units when whole),
@@ -357,11 +407,16 @@ class WarehouseControl:
         return json.loads(path.read_text(encoding="utf-8")).get("ship", {}) if path.exists() else {}
 
     def control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]] | None:
-        if path != "/__sandbox/u8/ship":
+        if path not in ("/__sandbox/u8/ship", "/__sandbox/u8/return"):
             return None
         if method != "POST":
             return 405, {"ok": False, "error": "POST only"}
         asked = json.loads(body or b"{}") if body else {}
+        if path.endswith("/return"):
+            serials = asked.get("serials") if isinstance(asked, dict) else None
+            if not isinstance(serials, list) or not all(isinstance(x, str) for x in serials):
+                return 400, {"ok": False, "error": "serials: a list of serial numbers"}
+            return 200, {"ok": True, **self.store.take_back(serials)}
         counts = self.store.ship(self._plan(), unplanned=asked.get("unplanned") if isinstance(asked, dict) else None)
         self.shipped += counts["dispatches"]
         return 200, {"ok": True, **counts}

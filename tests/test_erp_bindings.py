@@ -23,6 +23,12 @@ HELD_ORDERS = {
     "sap_ecc": ("sap_ecc.db", "select count(*) from vbak where bstkd like 'HUB%'"),
 }
 
+#: The serial numbers each ERP stand-in shipped (ECC's deliveries carry none the hub reads).
+SHIPPED_SERIALS = {
+    "u8": ("u8.db", "select cInvSN from DispatchLists where cInvSN is not null"),
+    "sap_s4": ("sap_s4.db", "select SerialNumber from A_MaintenanceItemObject"),
+}
+
 
 def _offered() -> list[str]:
     """The flows of ORDER the bound seats take part in (as the DAG files decide)."""
@@ -77,5 +83,19 @@ def test_every_offered_flow_adds_up_and_a_second_run_writes_nothing(world) -> No
         sent = conn.execute(select(func.count()).select_from(model.xref).where(
             x.entity == "sales_order", x.system == erp.name, x.native_version == "open")).scalar()
     assert held == sent
+    serials = {name: SHIPPED_SERIALS[name] for name in SHIPPED_SERIALS if name == erp.system}
+    for db, sql in serials.values():   # every serial the ERP shipped is one asset in the CRM
+        con = sqlite3.connect(Path(sb.folder) / db)
+        try:
+            shipped = {sn for (text,) in con.execute(sql) for sn in str(text).split(",")}
+        finally:
+            con.close()
+        con = sqlite3.connect(Path(sb.folder) / "crm.db")
+        try:
+            assets = [sn for (sn,) in con.execute("select serialNumber__c from asset__c")]
+        finally:
+            con.close()
+        assert sorted(assets) == sorted(shipped)
+        assert shipped or erp.system == "u8"   # 16 U8 accounts ship no serialised unit; tests/test_assets.py has them
     labels = {o for rep in first.values() for t in rep["systems"].values() for o in t["outcomes"]}
     assert any(erp.label in o for o in labels), labels   # outcomes name the bound ERP

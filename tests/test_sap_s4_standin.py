@@ -227,6 +227,18 @@ def test_ship_creates_deliveries_referencing_the_order(sb: Sandbox, client: Clie
         assert head["OverallTotalDeliveryStatus"] == "C"
     dl = client.get(f"{DL}/A_OutbDeliveryHeader", **{"$expand": "to_DeliveryDocumentItem", "$top": 1}).json()["d"]["results"][0]
     assert dl["to_DeliveryDocumentItem"]["results"][0]["DeliveryDocument"] == dl["DeliveryDocument"]
+    # a serialised material's units carry serial numbers, reached through the item only (not addressable)
+    nav = "to_SerialDeliveryItem/to_MaintenanceItemObject"
+    items = client.get(f"{DL}/A_OutbDeliveryItem", **{"$expand": nav, "$filter": f"ReferenceSDDocument eq '{orders[1]['SalesOrder']}'"}
+                       ).json()["d"]["results"]
+    serials: dict[str, list[str]] = {}   # over every delivery of the order (a split one ships 2 + 2)
+    for it in items:
+        if it["to_SerialDeliveryItem"]:
+            serials.setdefault(it["Material"], []).extend(
+                o["SerialNumber"] for o in it["to_SerialDeliveryItem"]["to_MaintenanceItemObject"]["results"])
+    assert {m: len(v) for m, v in serials.items()} == {"0101001": 4} and len(set(serials["0101001"])) == 4
+    assert all(it["to_SerialDeliveryItem"] is None for it in items if it["Material"] == "0201001")
+    _error(client.get(f"{DL}/A_SerialNmbrDelivery"), 501)
 
 
 def test_lost_answer_after_the_write_and_an_expired_token(sb: Sandbox, client: Client) -> None:

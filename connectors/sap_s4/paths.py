@@ -12,6 +12,8 @@ A mapping names an S/4 field by a path:
   one long text over numbered fields (an organisation's name over four lines of 40);
 - ``ReferenceSDDocument|ReferenceSDDocumentItem`` (reads): the parts joined with ``/`` as one
   value, the form of a two-part key (see :func:`join_key`).
+- ``to_SerialDeliveryItem/to_MaintenanceItemObject[*]/SerialNumber`` (reads): ``[*]`` takes every
+  entry of that navigation, the values joined with ``,`` (a delivery item's serial numbers).
 
 Reads derive ``$select`` and ``$expand`` from the paths (a navigation is selected whole:
 ``$select=to_X`` is the form every V2 server takes, where ``to_X/Prop`` is not always served)
@@ -41,6 +43,7 @@ class Step:
 
     nav: str
     select: tuple[tuple[str, str], ...] = ()
+    every: bool = False         # ``[*]``: all entries (reads only)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ def parse(text: str) -> Path:
         if not m:
             raise ValueError(f"field path {text!r}: {seg!r} is not a navigation property")
         select = ()
+        if m.group(2) == "*":
+            steps.append(Step(m.group(1), (), True))
+            continue
         if m.group(2):
             try:
                 select = tuple(tuple(p.split("=", 1)) for p in m.group(2).split(","))  # type: ignore[misc]
@@ -147,11 +153,17 @@ def split_key(value: str, keys: Sequence[str]) -> dict[str, str]:
 
 def resolve(entity: Mapping[str, Any], path: Path) -> Any:
     """The value ``path`` names in an answered entity (None where an entry is missing)."""
-    node: Mapping[str, Any] | None = entity
+    nodes: list[Mapping[str, Any]] = [entity]
     for step in path.steps:
-        node = pick(node, step) if node is not None else None
-    if node is None:
-        return None
+        nodes = ([e for n in nodes for e in entries(n.get(step.nav))] if step.every
+                 else [p for n in nodes if (p := pick(n, step)) is not None])
+    if any(step.every for step in path.steps):
+        values = [_value(n, path) for n in nodes]
+        return ",".join(str(v) for v in values if v not in (None, "")) or None
+    return _value(nodes[0], path) if nodes else None
+
+
+def _value(node: Mapping[str, Any], path: Path) -> Any:
     if path.joint == "|":
         return join_key([from_wire(node.get(p)) for p in path.props])
     if path.joint == "+":
@@ -191,8 +203,8 @@ def tree(record: Mapping[str, Any]) -> Node:
             node.lists[name] = [tree(v) for v in value if isinstance(v, Mapping)]
             continue
         path = parse(name)
-        if path.joint:
-            raise ValueError(f"{name!r}: a joined path can only be read")
+        if path.joint or any(step.every for step in path.steps):
+            raise ValueError(f"{name!r}: a joined or [*] path can only be read")
         target = node
         for step in path.steps:
             target = target.navs.setdefault(step, Node({}, {}, {}))
