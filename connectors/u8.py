@@ -38,6 +38,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "Ap_CloseBills": ("ID", ""),  # read by its header's iID (lookup)
     "SaleBillVouch": ("SBVID", "ufts"),
     "SaleBillVouchs": ("AutoID", "ufts"),
+    "CurrentStock": ("AutoID", "ufts"),   # 现存量: one row per warehouse, item and batch
 }
 
 

@@ -34,6 +34,7 @@ MAPPINGS = {
     "invoice.in": "u8_invoice_to_item",
     "payer.in": "u8_customer_to_payer",
     "receipt.out": "receipt_to_u8_accept",
+    "stock.in": "u8_current_stock_to_stock",
 }
 #: Write phases per operation (see the module docstring).
 LIFECYCLE = {"add": ("add",), "replace": ("close", "add"), "cancel": ("close",)}

@@ -62,4 +62,9 @@ def summary(folder: Path) -> str:
     assets = Counter(s for (s,) in _rows(folder / "crm.db", 'select assetStatus__c from "asset__c"'))
     lines.append(f"serial numbers U8 shipped: {len(serials)}; assets in the CRM: {sum(assets.values())} ("
                  + ", ".join(f"{k} {n}" for k, n in assets.most_common()) + ")")
+    levels = _rows(folder / "u8.db", "select count(distinct cInvCode || '@' || cWhCode) from CurrentStock")[0][0]
+    shown, short = _rows(folder / "crm.db", 'select (select count(*) from "stock__c"), (select count(*) from "orderProduct" '
+                                            "where coalesce(stockShortage__c, '') != '')")[0]
+    lines.append(f"U8 stock levels (product × warehouse): {levels}; stock records in the CRM: {shown} (products the CRM "
+                 f"holds); CRM order lines flagged short of stock: {short}")
     return "\n".join(lines)

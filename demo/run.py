@@ -1,7 +1,7 @@
 """``make demo`` / ``make up`` (``python -m demo [--up]``): the whole hub on the embedded default profile.
 
 Seeds the sandbox, starts it on loopback, exports the Airflow connections that reach it,
-then either runs every flow (customer_master, product_master, sales_orders, shipments,
+then either runs every flow (customer_master, product_master, shop_orders, sales_orders, shipments, stock,
 receipts) in that order, twice, through Airflow (``airflow dags test``) and prints the
 reports, or (``--up``) starts ``airflow standalone`` to watch it in the UI.
 
@@ -25,7 +25,7 @@ from hub import bindings, config, report, store
 from demo.worlds import WORLDS
 from sandbox.harness import Sandbox
 
-FLOWS = ["customer_master", "product_master", "shop_orders", "sales_orders", "shipments", "receipts"]
+FLOWS = ["customer_master", "product_master", "shop_orders", "sales_orders", "shipments", "stock", "receipts"]
 
 
 def offered() -> list[str]:

@@ -112,7 +112,8 @@ def crm_records(mapped, todo: pd.DataFrame) -> list[dict[str, Any]]:
     records = []
     for payload, (hub_id, crm_id) in zip(frame_records(mapped.frame.drop(columns=["_row"])),
                                          todo.loc[mapped.frame["_row"], ["hub_id", "crm_id"]].itertuples(index=False)):
-        rec = {k: v for k, v in payload.items() if v is not None} | {"_key": hub_id, "_linked": not isinstance(crm_id, str)}
+        rec = money.json_numbers({k: v for k, v in payload.items() if v is not None})   # Decimal → exact JSON number
+        rec |= {"_key": hub_id, "_linked": not isinstance(crm_id, str)}
         if isinstance(crm_id, str):
             rec["id"] = crm_id
         records.append(rec)

@@ -18,9 +18,9 @@ from hub.store import aware, utcnow
 
 #: Minutes without a successful run after which a flow is stale: a few of its schedule's
 #: intervals (customer_master and sales_orders run every 15 min, product_master every 30,
-#: receipts hourly, registry_refresh daily).
+#: stock every 10, receipts hourly, registry_refresh daily).
 DEFAULT_STALE_MINUTES: dict[str, int] = {"customer_master": 60, "product_master": 120, "sales_orders": 60,
-                                         "shipments": 60, "receipts": 180, "registry_refresh": 2 * 24 * 60}
+                                         "shipments": 60, "stock": 40, "receipts": 180, "registry_refresh": 2 * 24 * 60}
 FALLBACK_STALE_MINUTES = 60
 #: Flows expected to run even before their first run (so a never-started one stands out);
 #: ``HUB_FLOWS`` adds the others a deployment schedules.

@@ -84,6 +84,13 @@ SALES_ORDER_LINE_FIELDS: tuple[str, ...] = ("order_hub_id", "native_key", "line_
 sales_order = _canonical("sales_order", SALES_ORDER_FIELDS)
 sales_order_line = _canonical("sales_order_line", SALES_ORDER_LINE_FIELDS)
 
+#: Canonical stock (现存量): one ERP stock row (U8 CurrentStock: warehouse, item, batch), quantities as
+#: exact decimal text; what the CRM is shown is summed per product and warehouse (flows/stock.py).
+STOCK_FIELDS: tuple[str, ...] = ("product_code", "warehouse_code", "batch", "on_hand", "reserved", "frozen",
+                                 "available")
+stock = _canonical("stock", STOCK_FIELDS)
+stock_source = _source("stock_source", STOCK_FIELDS)
+
 #: Canonical shipment (发货单) and its lines (ERP → CRM); a line points at the order line it ships.
 SHIPMENT_FIELDS: tuple[str, ...] = ("code", "order_hub_id", "order_code", "customer_code", "ship_date",
                                     "carrier", "tracking_no", "is_return", "memo")

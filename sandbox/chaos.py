@@ -43,7 +43,7 @@ from sandbox.harness import Sandbox
 ROOT = Path(__file__).resolve().parent.parent
 #: Flows in the demo's order; the U8 warehouse ships between the two halves.
 BEFORE_SHIP = ("customer_master", "product_master", "sales_orders")
-AFTER_SHIP = ("shipments", "receipts")
+AFTER_SHIP = ("shipments", "stock", "receipts")
 RETRIES = 3            # the DAGs' task retries (flows/settings.py TASK_RETRIES)
 KILL_AFTER_WRITES = 3  # the kill lands once this many writes reached the stand-ins
 SLOW_SECONDS = 0.5
@@ -58,6 +58,8 @@ HOLDINGS: tuple[tuple[str, str, str], ...] = (
     ("crm shipment__c", "crm", "select count(*) from shipment__c"),
     ("crm asset__c", "crm", "select count(*) from asset__c"),
     ("crm asset__c returned", "crm", "select count(*) from asset__c where assetStatus__c = '已退回'"),
+    ("crm stock__c", "crm", "select count(*) from stock__c"),
+    ("crm orderProduct short of stock", "crm", "select count(*) from orderProduct where coalesce(stockShortage__c, '') != ''"),
     ("crm paymentApplication (回款)", "crm", "select count(*) from paymentApplication"),
     ("crm paymentPlan overdue", "crm", "select count(*) from paymentPlan where overdue__c = 1"),
     ("u8 Customer", "u8", "select count(*) from Customer"),
@@ -78,6 +80,7 @@ UNIQUE: tuple[tuple[str, str, str, str], ...] = (
     ("crm product productCode__c", "crm", "product", "productCode__c"),
     ("crm shipment__c dispatchCode__c", "crm", "shipment__c", "dispatchCode__c"),
     ("crm asset__c serialNumber__c", "crm", "asset__c", "serialNumber__c"),
+    ("crm stock__c stockKey__c", "crm", "stock__c", "stockKey__c"),
     ("crm paymentApplication hubId__c", "crm", "paymentApplication", "hubId__c"),
     ("crm order hubId__c", "crm", "order", "hubId__c"),
     ("u8 Customer cCusRegCode (USCC)", "u8", "Customer", "cCusRegCode"),

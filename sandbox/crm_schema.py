@@ -49,7 +49,7 @@ OBJECTS: dict[str, dict[str, FieldKind]] = {
         **_COMMON,
         "orderId": "ref", "productId": "ref", "quantity": "number", "unitPrice": "number",
         "discount__c": "number", "taxRate__c": "number", "amount": "number",
-        "specialPriceApproval__c": "text", "shippedQuantity__c": "number",
+        "specialPriceApproval__c": "text", "shippedQuantity__c": "number", "stockShortage__c": "text",
     },
     "shipment__c": {
         **_COMMON,
@@ -63,6 +63,12 @@ OBJECTS: dict[str, dict[str, FieldKind]] = {
         "name": "text", "serialNumber__c": "text", "account__c": "ref", "product__c": "ref", "order__c": "ref",
         "shipment__c": "ref", "warrantyStart__c": "text", "warrantyEnd__c": "text", "assetStatus__c": "text",
         "hubId__c": "text",
+    },
+    # 库存 (a product's stock in one warehouse, from the ERP): the sandbox tenant's custom object.
+    "stock__c": {
+        **_COMMON,
+        "name": "text", "stockKey__c": "text", "product__c": "ref", "warehouse__c": "text", "onHand__c": "number",
+        "reserved__c": "number", "available__c": "number", "stockAsOf__c": "text", "hubId__c": "text",
     },
     # 回款计划 (payment plan instalments) and 回款 (receipts applied to them): the sandbox tenant's
     # apiKeys; mappings/specs/crm_payment_plan_to_plan.yaml names them for the hub.
@@ -92,6 +98,7 @@ SYSTEM_FIELDS = frozenset({"id", "createdAt", "updatedAt", "createdBy", "updated
 REQUIRED = {"account": ("accountName",), "contact": ("contactName", "accountId"), "product": ("productName",),
             "order": ("accountId",), "orderProduct": ("orderId", "productId"), "shipment__c": ("name",),
             "asset__c": ("name", "serialNumber__c", "account__c"),
+            "stock__c": ("name", "stockKey__c", "product__c"),
             "paymentPlan": ("accountId",), "paymentApplication": ("accountId", "amount")}
 
 #: Secondary indexes: the scroll/incremental order first, then lookups a connector does.
@@ -103,6 +110,7 @@ INDEXES = {
     "orderProduct": (("updatedAt", "id"), ("orderId",)),
     "shipment__c": (("updatedAt", "id"), ("dispatchCode__c",), ("order__c",)),
     "asset__c": (("updatedAt", "id"), ("serialNumber__c",), ("account__c",)),
+    "stock__c": (("updatedAt", "id"), ("stockKey__c",)),
     "paymentPlan": (("updatedAt", "id"), ("accountId",), ("orderNo__c",)),
     "paymentApplication": (("updatedAt", "id"), ("hubId__c",), ("paymentPlanId",)),
 }

@@ -159,6 +159,33 @@ def _products(n: int, rng: random.Random) -> tuple[list[dict[str, Any]], list[di
     return rows, truth
 
 
+def current_stock(inventory: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """U8 现存量 (CurrentStock) of the goods (not services): one row per warehouse and batch, as U8
+    keeps it. Most goods lie in 01 主仓 only, some in 02 分仓 too, some in two batches; a few are
+    frozen in part (fStopQuantity) and a few are below zero (an account that allows 负库存).
+    fAvaQuantity (可用量) = on hand − to be shipped (fOutQuantity) − frozen; the stand-in keeps it so
+    as orders reserve and deliveries take stock (sandbox/u8_orders.py). Drawn from its own random
+    stream, so the rest of the seed is what it was without it."""
+    rng = random.Random("u8-current-stock")
+    rows, auto = [], 1
+    for inv in inventory:
+        if inv.get("bService"):
+            continue
+        places = [("01", "")]
+        if rng.random() < 0.3:
+            places.append(("02", ""))
+        if rng.random() < 0.1:
+            places.append(("01", f"B{rng.randint(2023, 2025)}{rng.randint(1, 12):02d}"))
+        for wh, batch in places:
+            qty = -rng.randint(1, 3) if rng.random() < 0.05 else rng.randint(0, 120)
+            stop = rng.randint(1, 5) if qty > 5 and rng.random() < 0.05 else 0
+            rows.append({"AutoID": auto, "cWhCode": wh, "cInvCode": inv["cInvCode"], "cBatch": batch,
+                         "iQuantity": qty, "fOutQuantity": 0, "fInQuantity": 0, "fStopQuantity": stop,
+                         "fAvaQuantity": qty - stop})
+            auto += 1
+    return rows
+
+
 def _crm_products(inventory: list[dict[str, Any]], truth: list[dict[str, Any]], rng: random.Random,
                   unit_names: dict[str, str], class_names: dict[str, str]) -> list[dict[str, Any]]:
     """Products the CRM users typed in themselves: most with the U8 code, a few without one."""
@@ -353,6 +380,11 @@ def write(data: Orders, directory: Path) -> None:
             cols = list(data.inventory[0])
             u8.executemany(f'INSERT INTO Inventory ({", ".join(chr(34) + c + chr(34) for c in cols)}) '
                            f'VALUES ({", ".join("?" * len(cols))})', ([r[c] for c in cols] for r in data.inventory))
+        stock = current_stock(data.inventory)
+        if stock:
+            cols = list(stock[0])
+            u8.executemany(f'INSERT INTO CurrentStock ({", ".join(chr(34) + c + chr(34) for c in cols)}) '
+                           f'VALUES ({", ".join("?" * len(cols))})', ([r[c] for c in cols] for r in stock))
         u8.commit()
     finally:
         u8.close()

@@ -193,6 +193,7 @@ class SaleOrderStore:
                              iNatUnitPrice=r.get("iUnitPrice"), iNatMoney=r.get("iMoney"), iNatTax=r.get("iTax"),
                              iNatSum=r.get("iSum"), iNatDisCount=r.get("iDisCount"), iFHQuantity=0, iFHMoney=0)
                     self._insert("SO_SODetails", {k: (str(v) if isinstance(v, Decimal) else v) for k, v in r.items()})
+                    self._stock(r["cInvCode"], Decimal(0), Decimal(str(r.get("iQuantity") or 0)))
                 if biz_id:
                     self.conn.execute("INSERT INTO sandbox_bizid (biz_id, code, created) VALUES (?, ?, ?)",
                                       (biz_id, code, now))
@@ -201,6 +202,26 @@ class SaleOrderStore:
                 self.conn.execute("ROLLBACK")
                 raise
             return code
+
+    def _stock(self, inv: str, on_hand: Decimal, reserved: Decimal) -> None:
+        """Move 现存量 of ``inv`` in 01 主仓 (its unbatched row; made when missing, services have none):
+        on hand (iQuantity) and to be shipped (fOutQuantity), 可用量 kept as on hand − to ship − frozen.
+        Inside the caller's transaction."""
+        if not on_hand and not reserved:
+            return
+        if self.conn.execute("SELECT 1 FROM Inventory WHERE cInvCode = ? AND bService = 1", (inv,)).fetchone():
+            return
+        row = self.conn.execute("SELECT AutoID FROM CurrentStock WHERE cInvCode = ? AND cWhCode = '01' AND cBatch = '' "
+                                "ORDER BY AutoID LIMIT 1", (inv,)).fetchone()
+        if row is None:
+            auto = (self.conn.execute("SELECT MAX(AutoID) FROM CurrentStock").fetchone()[0] or 0) + 1
+            self._insert("CurrentStock", {"AutoID": auto, "cWhCode": "01", "cInvCode": inv, "iQuantity": 0,
+                                          "fOutQuantity": 0, "fStopQuantity": 0, "fAvaQuantity": 0})
+            row = (auto,)
+        self.conn.execute(
+            "UPDATE CurrentStock SET iQuantity = COALESCE(iQuantity, 0) + ?, fOutQuantity = COALESCE(fOutQuantity, 0) + ?, "
+            "fAvaQuantity = COALESCE(iQuantity, 0) + ? - COALESCE(fOutQuantity, 0) - ? - COALESCE(fStopQuantity, 0) "
+            "WHERE AutoID = ?", (str(on_hand), str(reserved), str(on_hand), str(reserved), row[0]))
 
     def _insert(self, table: str, values: dict[str, Any]) -> None:
         cols = list(values)
@@ -248,6 +269,12 @@ class SaleOrderStore:
                 return
             now = _now()
             self.conn.execute("BEGIN IMMEDIATE")
+            for inv, ordered, shipped in self.conn.execute(
+                    "SELECT cInvCode, iQuantity, iFHQuantity FROM SO_SODetails WHERE cSOCode = ? AND cSCloser IS NULL",
+                    (code,)).fetchall():
+                left = Decimal(str(ordered)) - Decimal(str(shipped or 0))
+                if left > 0:
+                    self._stock(inv, Decimal(0), -left)   # what was still to ship is no longer reserved
             self.conn.execute("UPDATE SO_SOMain SET cCloser = ?, dclosedate = ?, dclosesystime = ? WHERE cSOCode = ?",
                               (person, now[:10], now, code))
             self.conn.execute("UPDATE SO_SODetails SET cSCloser = ?, dbclosedate = ? WHERE cSOCode = ? "
@@ -330,6 +357,7 @@ class SaleOrderStore:
                 "bQANeedCheck": 0, "bQAUrgency": 0, "bcosting": 1})
             self.conn.execute("UPDATE SO_SODetails SET iFHQuantity = ?, iFHMoney = COALESCE(iFHMoney, 0) + ? "
                               "WHERE iSOsID = ?", (str(shipped + qty), str(total), r[0]))
+            self._stock(r[2], -qty, -qty)   # goods out of the warehouse, no longer to be shipped
             written += 1
         return written
 
@@ -375,6 +403,7 @@ class SaleOrderStore:
                             "bQAChecked": 0, "bQAChecking": 0, "bQANeedCheck": 0, "bQAUrgency": 0, "bcosting": 1})
                         self.conn.execute("UPDATE SO_SODetails SET iFHQuantity = iFHQuantity + ? WHERE iSOsID = ?",
                                           (str(qty), r[1]))
+                        self._stock(r[3], -qty, Decimal(0))   # the units are back on the shelf
                         counts["rows"] += 1
                     counts["returns"] += 1
                 self.conn.execute("COMMIT")

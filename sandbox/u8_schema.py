@@ -26,7 +26,7 @@ SCHEMA_FILE = Path(__file__).with_name("u8_schema.json")
 TABLES: tuple[str, ...] = (
     "Customer", "Inventory", "InventoryClass", "ComputationUnit",
     "SO_SOMain", "SO_SODetails", "DispatchList", "DispatchLists",
-    "SaleBillVouch", "SaleBillVouchs", "Ap_CloseBill", "Ap_CloseBills",
+    "SaleBillVouch", "SaleBillVouchs", "Ap_CloseBill", "Ap_CloseBills", "CurrentStock",
 )
 
 #: First rowversion handed out.  Above 2**32 on purpose: SQL Server rowversion is 8 bytes and

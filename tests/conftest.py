@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,27 @@ def start_sandbox(folder: Path, accounts: int, monkeypatch, seed: int = 42, shop
     for key, value in sb.connections().items():
         monkeypatch.setenv(key, value)
     return sb
+
+
+@contextmanager
+def ordered_world(tmp_path_factory, name: str, accounts: int = 60):
+    """A module's world up to the orders: its own hub and sandbox, customers, products and orders
+    through their flows (U8 holds the hub's orders, nothing shipped yet); cleaned up after."""
+    from hub import store
+    from tests.flowkit import run_flow
+
+    mp = pytest.MonkeyPatch()
+    folder = tmp_path_factory.mktemp(name)
+    isolate_hub(folder, mp)
+    sb = start_sandbox(folder / "sandbox", accounts, mp)
+    try:
+        for flow in ("customer_master", "product_master", "sales_orders"):
+            run_flow(flow, f"{flow}-1")
+        yield sb
+    finally:
+        sb.stop()
+        mp.undo()
+        store.engine_for.cache_clear()
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from datetime import date
 import pytest
 import yaml
 
-from hub import store
-from tests.conftest import ROOT, isolate_hub, start_sandbox
+from tests.conftest import ROOT, ordered_world
 from tests.flowkit import run_flow, step
 from tests.orderkit import rows
 
@@ -35,26 +34,18 @@ def _plus_months(day: date, months: int) -> date:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    folder = tmp_path_factory.mktemp("assets")
-    isolate_hub(folder, mp)
-    sb = start_sandbox(folder / "sandbox", 60, mp)
-    for flow in ("customer_master", "product_master", "sales_orders"):
-        run_flow(flow, f"{flow}-1")
-    sb.u8_ship()
-    heard = _Heard()
-    logging.getLogger("connectors.xiaoshouyi").addHandler(heard)
-    sb.faults(0.35, kinds=["lost"], seed=7, systems=("crm",))   # CRM writes applied, their answers lost
-    try:
-        reports = [run_flow("shipments", "sh-lost")]
-    finally:
-        sb.faults(0.0, systems=("crm",))
-        logging.getLogger("connectors.xiaoshouyi").removeHandler(heard)
-    reports.append(run_flow("shipments", "sh-1"))
-    yield sb, reports, heard.lines
-    sb.stop()
-    mp.undo()
-    store.engine_for.cache_clear()
+    with ordered_world(tmp_path_factory, "assets") as sb:
+        sb.u8_ship()
+        heard = _Heard()
+        logging.getLogger("connectors.xiaoshouyi").addHandler(heard)
+        sb.faults(0.35, kinds=["lost"], seed=7, systems=("crm",))   # CRM writes applied, their answers lost
+        try:
+            reports = [run_flow("shipments", "sh-lost")]
+        finally:
+            sb.faults(0.0, systems=("crm",))
+            logging.getLogger("connectors.xiaoshouyi").removeHandler(heard)
+        reports.append(run_flow("shipments", "sh-1"))
+        yield sb, reports, heard.lines
 
 
 class _Heard(logging.Handler):

@@ -19,7 +19,7 @@ def test_chaos_ends_with_the_clean_worlds_records(tmp_path):
     out = proc.stdout
     assert proc.returncode == 0, out[-6000:] + proc.stderr[-3000:]
     assert "verdict: exactly once" in out
-    assert out.count("killed after") == 5, out          # every flow's write step was killed once
+    assert out.count("killed after") == 6, out          # every flow's write step was killed once (six flows)
     served = next(line for line in out.splitlines() if line.startswith("faults served"))
     for kind in ("lost", "truncated", "malformed", "500", "429"):
         assert f"{kind} " in served, served

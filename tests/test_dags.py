@@ -33,13 +33,14 @@ def bag(monkeypatch):
 def test_the_default_bindings_offer_every_dag(bag) -> None:
     parsed = bag("")
     assert parsed.import_errors == {}
-    assert set(parsed.dag_ids) == FLOWS | {"receipts", "hub_watchdog", "shop_orders"}
+    assert set(parsed.dag_ids) == FLOWS | {"receipts", "hub_watchdog", "shop_orders", "stock"}
 
 
 def test_an_erp_without_receipts_gets_no_receipts_dag(bag) -> None:
     parsed = bag("sap")
     assert parsed.import_errors == {}
     assert "receipts" not in parsed.dag_ids and FLOWS <= set(parsed.dag_ids)
+    assert "stock" not in parsed.dag_ids   # no stock read for S/4 yet: the flow is not offered
 
 
 def test_no_shop_bound_no_shop_orders_dag(bag) -> None:
@@ -53,7 +54,7 @@ def test_a_bad_bindings_line_fails_the_dag_imports_with_file_and_line(bag, tmp_p
                       "erp:\n  system: sapp\n  connections: {api: sap}\n", encoding="utf-8")
     parsed = bag(str(broken))
     failed = {Path(f).stem: why for f, why in parsed.import_errors.items()}
-    assert set(failed) == FLOWS | {"receipts", "shop_orders"}  # the watchdog names no seat: it still parses
+    assert set(failed) == FLOWS | {"receipts", "shop_orders", "stock"}  # the watchdog names no seat: it still parses
     assert all(f"{broken}:5: erp: unknown system 'sapp'" in why for why in failed.values()), failed
     assert not FLOWS & set(parsed.dag_ids)
 
