@@ -60,11 +60,26 @@ def summary(folder: Path) -> str:
     serials = {sn for (text,) in _rows(folder / "u8.db", "select cInvSN from DispatchLists where cInvSN is not null")
                for sn in text.split(",")}
     assets = Counter(s for (s,) in _rows(folder / "crm.db", 'select assetStatus__c from "asset__c"'))
-    lines.append(f"serial numbers U8 shipped: {len(serials)}; assets in the CRM: {sum(assets.values())} ("
-                 + ", ".join(f"{k} {n}" for k, n in assets.most_common()) + ")")
+    states = ", ".join(f"{k} {n}" for k, n in assets.most_common())
+    lines.append(f"serial numbers U8 shipped: {len(serials)}; assets in the CRM: {sum(assets.values())}"
+                 + (f" ({states})" if states else ""))
     levels = _rows(folder / "u8.db", "select count(distinct cInvCode || '@' || cWhCode) from CurrentStock")[0][0]
     shown, short = _rows(folder / "crm.db", 'select (select count(*) from "stock__c"), (select count(*) from "orderProduct" '
                                             "where coalesce(stockShortage__c, '') != '')")[0]
     lines.append(f"U8 stock levels (product × warehouse): {levels}; stock records in the CRM: {shown} (products the CRM "
                  f"holds); CRM order lines flagged short of stock: {short}")
+    lines.append(_readiness())
     return "\n".join(lines)
+
+
+def _readiness() -> str:
+    """How many golden customers would be held from their first order (the ERP seat's option
+    ready_before_orders, off in this demo) and for what (quality/readiness.py)."""
+    from quality import readiness
+
+    with store.engine().begin() as conn:
+        ids = [h for (h,) in conn.execute(select(model.customer.c.hub_id))]
+        missing = readiness.missing_for_orders(conn, ids)
+    why = Counter(reason.split(" (")[0] for reasons in missing.values() for reason in reasons)
+    return (f"customers not ready for a first order (ready_before_orders): {len(missing)} of {len(ids)}; missing: "
+            + ", ".join(f"{k} {n}" for k, n in why.most_common()))

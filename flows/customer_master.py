@@ -32,7 +32,7 @@ from hub.runner import StepContext
 from hub.store import chunks, frame_records, select_in, stage_read, stage_write, upsert, utcnow
 from hub.types import Connector, WriteResult
 from mappings import engine
-from quality import gate, golden, matching, review, uscc
+from quality import gate, golden, matching, review, survivorship, uscc
 
 log = logging.getLogger("flows.customer_master")
 
@@ -319,6 +319,9 @@ def _link_to_erp_holders(conn, run_id: str, todo: pd.DataFrame, counts: StepCoun
 
 REGISTRY_FIELDS = {"legal_name": "name", "uscc": "uscc", "registry_status": "registry_status",
                    "legal_representative": "legal_representative", "registered_capital": "registered_capital"}
+#: What a company's registry facts also are: its 开票抬头 is its legal name, and since 三证合一 (2015)
+#: its USCC is its 纳税人识别号 (canonical field → the registry field it is taken from).
+REGISTRY_DERIVED = {"invoice_title": "name", "tax_number": "uscc"}
 
 
 def _registry_check(ctx: StepContext, pending: list[str], counts: StepCounts) -> set[str]:
@@ -342,6 +345,7 @@ def _registry_check(ctx: StepContext, pending: list[str], counts: StepCounts) ->
         if len(found):
             rows = found.rename(columns=REGISTRY_FIELDS)[["hub_id", *REGISTRY_FIELDS.values()]].assign(
                 system=source, native_key=found["hub_id"].to_numpy(), source_updated_at=utcnow(), run_id=ctx.run_id)
+            rows = rows.assign(**{field: rows[of] for field, of in REGISTRY_DERIVED.items()})
             for col in SOURCE_COLUMNS:
                 if col not in rows.columns:
                     rows[col] = None
@@ -468,40 +472,57 @@ def _record_target_state(conn, run_id: str, system: str, rows: pd.DataFrame, has
 
 
 def _write_crm(ctx: StepContext) -> StepCounts:
-    """CRM accounts whose ERP code field is not yet their ERP number get it (and the hub id).
+    """CRM accounts get what they lack: their ERP number (and the hub id) where the ERP code field
+    is not it yet, and the golden legal and invoicing facts the account mapping names where the
+    account holds none (or, where the survivorship group says ``to_crm: overwrite``, where it
+    differs): registry facts into empty legal fields, the ERP's 开票档案 into empty invoicing fields.
 
     Candidates are the golden records the outbox holds for the CRM plus those the ERP took in
-    this run; the tenant's field names are ``write_back`` of ``customer_to_crm_account.yaml``.
+    this run; the tenant's field names are ``customer_to_crm_account.yaml``'s.
     """
     crm_key, erp_key = roles.crm().system, roles.erp().system
     crm_spec, out_spec = engine.load_spec(CRM_IN), engine.load_spec(CRM_OUT)
     code_field, hub_field = out_spec.field_for("erp_code"), out_spec.field_for("hub_id")
+    fills = {f.source: f.target for f in out_spec.fields if f.source}   # canonical field → CRM field
+    policy = survivorship.to_crm(ENTITY)
     s = model.customer_source.c
     with ctx.engine.begin() as conn:
         written = stage_read(conn, ctx.run_id, "erp_results")
         hub_ids = sorted(set(_pending(conn, crm_key)) | set(written.get("hub_id", pd.Series(dtype=object))))
         have = select_in(conn, model.customer_source, "hub_id", hub_ids, where=[s.system == crm_key],
-                         columns=["native_key", "hub_id", "erp_code"]).rename(columns={"erp_code": "current_erp_code"})
+                         columns=["native_key", "hub_id", "erp_code", *fills]).rename(columns={"erp_code": "current_erp_code"})
         numbers = select_in(conn, model.xref, "hub_id", hub_ids, where=[model.xref.c.entity == ENTITY,
                                                                         model.xref.c.system == erp_key],
                             columns=["hub_id", "native_key"]).sort_values("native_key").drop_duplicates("hub_id")
-        want = have.merge(numbers.rename(columns={"native_key": "erp_code"}), on="hub_id")
-        todo = want[want["erp_code"] != want["current_erp_code"]].reset_index(drop=True)
+        gold = _golden(conn, hub_ids)[["hub_id", *fills]].set_index("hub_id")
+        want = have.merge(numbers.rename(columns={"native_key": "erp_code"}), on="hub_id", how="left")
+        code_due = want["erp_code"].notna() & (want["erp_code"] != want["current_erp_code"])
+        due = pd.DataFrame(index=want.index)
+        for field in fills:
+            golden = want["hub_id"].map(gold[field])
+            give, held = ~_blank(golden), want[field]
+            send = give & (_blank(held) | ((policy.get(field) == "overwrite") & (held.astype(object) != golden)))
+            due[field] = golden.where(send, None)
+        keep = code_due | due.notna().any(axis=1)
+        todo, due = want[keep].reset_index(drop=True), due[keep].reset_index(drop=True)
         _outbox_done(conn, crm_key, sorted(set(hub_ids) - set(todo["hub_id"])))  # nothing to send for these
     counts = StepCounts()
     counts.read, counts.skipped = len(want), len(want) - len(todo)
     if todo.empty:
         return counts
-    mapped = engine.apply(out_spec, todo)   # the spec's mapped fields (none yet), then the write-back pair
-    rows, fields = todo.loc[mapped.frame["_row"]], mapped.frame.drop(columns=["_row"])
-    bodies = frame_records(fields) if len(fields.columns) else [{} for _ in range(len(fields))]
-    records = [{**body, code_field: code, hub_field: hub_id, "_key": key, "id": key}
-               for body, code, hub_id, key in zip(bodies, rows["erp_code"], rows["hub_id"], rows["native_key"])]
-    codes = dict(zip(todo["native_key"], todo["erp_code"]))
+    records, changes = [], {}
+    for i, row in todo.iterrows():
+        change = {f: v for f, v in due.loc[i].items() if v is not None and v == v}
+        body = {fills[f]: v for f, v in change.items()}
+        if isinstance(row["erp_code"], str) and row["erp_code"] != row["current_erp_code"]:
+            body |= {code_field: row["erp_code"], hub_field: row["hub_id"]}
+            change["erp_code"] = row["erp_code"]
+        records.append({**body, "_key": row["native_key"], "id": row["native_key"]})
+        changes[row["native_key"]] = change
     hub_of = dict(zip(todo["native_key"], todo["hub_id"]))
 
     def holds(conn, ok) -> None:
-        _crm_now_holds(conn, {rec["_key"]: codes[rec["_key"]] for rec, _ in ok}, crm_spec.hash_fields)
+        _crm_now_holds(conn, {rec["_key"]: changes[rec["_key"]] for rec, _ in ok}, crm_spec.hash_fields)
 
     # records are keyed by CRM account; the outbox by customer, settled after the last chunk: a
     # customer with two accounts is done once both took the code, and one that failed stays pending
@@ -512,11 +533,18 @@ def _write_crm(ctx: StepContext) -> StepCounts:
     return counts
 
 
-def _crm_now_holds(conn, erp_codes: dict[str, str], hash_fields) -> None:
-    """The CRM accounts now carry these ERP codes: update their source records and hashes."""
+def _blank(values: pd.Series) -> pd.Series:
+    return values.isna() | values.map(lambda v: isinstance(v, str) and not v.strip())
+
+
+def _crm_now_holds(conn, changes: dict[str, dict[str, str]], hash_fields) -> None:
+    """The CRM accounts now hold these values (ERP code, filled facts): update their source records
+    and hashes, so the account read back is no change."""
     s, crm_key = model.customer_source.c, roles.crm().system
-    rows = select_in(conn, model.customer_source, "native_key", list(erp_codes), where=[s.system == crm_key])
-    rows["erp_code"] = rows["native_key"].map(erp_codes)
+    rows = select_in(conn, model.customer_source, "native_key", list(changes), where=[s.system == crm_key])
+    for i, key in rows["native_key"].items():
+        for field, value in changes[key].items():
+            rows.at[i, field] = value
     rows["content_hash"] = xref.content_hash(rows, hash_fields)
     upsert(conn, model.customer_source, frame_records(rows), keys=["system", "native_key"])
     xref.save(conn, ENTITY, crm_key, rows.assign(native_version=None))

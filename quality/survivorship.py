@@ -6,6 +6,7 @@ facts; a source's system is its seat's xref name, ranked by the role the caller 
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
@@ -14,11 +15,34 @@ import pandas as pd
 import yaml
 
 RULE_DIR = Path(__file__).resolve().parent / "rules"
+RULES_ENV = "HUB_RULES_DIR"
+
+
+#: What the CRM is sent of a group's golden values (``to_crm`` of a group): ``fill_empty`` only where
+#: the CRM account holds nothing (what a person typed there stays), ``overwrite`` wherever it differs.
+TO_CRM = ("fill_empty", "overwrite")
+
+
+def rules(entity: str) -> dict:
+    """The entity's rules: ``HUB_RULES_DIR/<entity>_survivorship.yaml`` where a deployment keeps its
+    own (a tenant whose CRM must show the registry's names), else the project's."""
+    own = Path(os.environ[RULES_ENV]) / f"{entity}_survivorship.yaml" if os.environ.get(RULES_ENV) else None
+    return _rules(own if own is not None and own.exists() else RULE_DIR / f"{entity}_survivorship.yaml")
 
 
 @lru_cache(maxsize=8)
-def rules(entity: str) -> dict:
-    return yaml.safe_load((RULE_DIR / f"{entity}_survivorship.yaml").read_text(encoding="utf-8"))
+def _rules(path: Path) -> dict:
+    entity = path.name.removesuffix("_survivorship.yaml")
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for group in spec.get("groups", []):
+        if group.get("to_crm", "fill_empty") not in TO_CRM:
+            raise ValueError(f"{entity}_survivorship.yaml group {group.get('name')}: to_crm must be one of {TO_CRM}")
+    return spec
+
+
+def to_crm(entity: str) -> dict[str, str]:
+    """Field → how its golden value may reach the CRM (``fill_empty`` unless its group says ``overwrite``)."""
+    return {f: group.get("to_crm", "fill_empty") for group in rules(entity).get("groups", []) for f in group["fields"]}
 
 
 def golden(entity: str, sources: pd.DataFrame, fields: list[str], seats: Mapping[str, str]) -> pd.DataFrame:
