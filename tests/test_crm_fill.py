@@ -7,6 +7,7 @@ The oracle is the CRM stand-in's tables before and after, and the registry stand
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,24 +33,27 @@ def _registry(sb) -> dict[str, dict]:
     return {t["crm_id"]: companies[t["company_id"]] for t in truth if t.get("company_id") in companies}
 
 
+@contextmanager
 def _world(tmp_path_factory, name: str, rules: Path | None = None):
+    """A sandbox and hub of its own, the CRM accounts as seeded, and two customer_master runs."""
     mp = pytest.MonkeyPatch()
     folder = tmp_path_factory.mktemp(name)
     isolate_hub(folder, mp)
     if rules is not None:
         mp.setenv("HUB_RULES_DIR", str(rules))
     sb = start_sandbox(folder / "sandbox", 60, mp)
-    before = _accounts(sb)
-    reports = [run_flow("customer_master", "cm-1"), run_flow("customer_master", "cm-2")]
-    return mp, sb, before, reports
+    try:
+        before = _accounts(sb)
+        yield sb, before, [run_flow("customer_master", "cm-1"), run_flow("customer_master", "cm-2")]
+    finally:
+        sb.stop()
+        mp.undo()
 
 
 @pytest.fixture(scope="module")
 def kept(tmp_path_factory):
-    mp, sb, before, reports = _world(tmp_path_factory, "fill")
-    yield sb, before, reports
-    sb.stop()
-    mp.undo()
+    with _world(tmp_path_factory, "fill") as world:
+        yield world
 
 
 def test_empty_legal_and_invoicing_fields_are_filled_and_typed_ones_kept(kept):
@@ -75,10 +79,8 @@ def overwritten(tmp_path_factory):
         if group["name"] == "legal":
             group["to_crm"] = "overwrite"
     (rules / "customer_survivorship.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
-    mp, sb, before, reports = _world(tmp_path_factory, "overwrite", rules)
-    yield sb, before, reports
-    sb.stop()
-    mp.undo()
+    with _world(tmp_path_factory, "overwrite", rules) as world:
+        yield world
 
 
 def test_the_rule_overwrite_lets_the_registry_replace_typed_legal_facts(overwritten):
