@@ -31,6 +31,8 @@ ENTITY = "contact"
 SPEC = "crm_contact_to_contact"
 STAGE = "crm.contact"   # staging key: the CRM gives this flow two streams
 NS = uuid.UUID("0b7e4f7e-5d8f-4f0e-9b1b-2f3a4c5d6e7f")
+#: A mainland mobile number (optionally +86), as the ERP's mobile field takes it.
+MOBILE = r"(?:\+?86)?1[3-9][0-9]{9}"
 
 
 def spec() -> engine.Spec:
@@ -150,7 +152,31 @@ def load(conn, ctx: StepContext, flow: str) -> StepCounts:
     now = utcnow()
     upsert(conn, model.contact, frame_records(gold.assign(updated_at=now, run_id=ctx.run_id)), keys=["hub_id"])
     counts.written = len(gold)
+    stage_write(conn, ctx.run_id, "contact_customers", gold[["customer_hub_id"]].drop_duplicates())
     return counts
+
+
+def touched_customers(conn, run_id: str) -> list[str]:
+    """The customers whose contacts this run's load changed (their ERP contact may change with them)."""
+    rows = stage_read(conn, run_id, "contact_customers")
+    return rows["customer_hub_id"].dropna().astype(str).tolist() if not rows.empty else []
+
+
+def primary(conn, customer_hub_ids: list[str]) -> pd.DataFrame:
+    """Per customer, the contact the ERP's one contact slot shows (U8 cCusPerson / cCusHand): of its
+    golden contacts (one per person, duplicates merged), one with a valid mobile first, then by name.
+    Columns: customer_hub_id, contact_name, mobile (None where the contact has no valid mobile)."""
+    rows = select_in(conn, model.contact, "customer_hub_id", customer_hub_ids,
+                     columns=["customer_hub_id", "hub_id", "name", "mobile"])
+    rows = rows[rows["name"].map(lambda v: isinstance(v, str) and bool(v.strip()))]
+    if rows.empty:
+        return pd.DataFrame(columns=["customer_hub_id", "contact_name", "mobile"])
+    mobile = rows["mobile"].astype("string").str.replace(r"[\s-]", "", regex=True)
+    rows = rows.assign(mobile=mobile.where(mobile.str.fullmatch(MOBILE).fillna(False).astype(bool), None).astype(object),
+                       _has=mobile.str.fullmatch(MOBILE).fillna(False).astype(bool))
+    rows = rows.sort_values(["customer_hub_id", "_has", "name", "hub_id"], ascending=[True, False, True, True])
+    first = rows.drop_duplicates("customer_hub_id")
+    return first.rename(columns={"name": "contact_name"})[["customer_hub_id", "contact_name", "mobile"]]
 
 
 def outcomes(conn, run_id: str) -> pd.DataFrame:

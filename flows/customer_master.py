@@ -216,6 +216,8 @@ def load(ctx: StepContext) -> StepCounts:
         # contacts after their customers, whose hub ids they need
         counts += contacts.resolve(conn, ctx, FLOW)
         counts += contacts.load(conn, ctx, FLOW)
+        # a changed contact may change the one contact the ERP shows for its customer: publish compares
+        outbox.enqueue(conn, ENTITY, ctx.run_id, contacts.touched_customers(conn, ctx.run_id), [roles.erp().system])
         moved = watermarks.commit_pending(conn, ctx.run_id, FLOW)
         log.info("watermarks moved: %s", moved)
     return counts
@@ -252,7 +254,7 @@ def publish(ctx: StepContext) -> StepCounts:
     spec = engine.load_spec(erp.mapping("customer.out"))
     with ctx.engine.begin() as conn:
         pending = [h for h in _pending(conn, erp.system) if h not in waiting]
-        gold = _golden(conn, pending)
+        gold = _with_primary_contact(conn, _golden(conn, pending))
         stored = _sources_of(conn, pending)   # what each seat holds of these customers
         projected = gold.assign(content_hash=xref.content_hash(gold, spec.hash_fields))
         have = stored[stored["system"] == erp.system][["hub_id", "native_key", "content_hash"]] \
@@ -269,6 +271,19 @@ def publish(ctx: StepContext) -> StepCounts:
         counts.written = len(todo)
         stage_write(conn, ctx.run_id, "publish", todo)
     return counts
+
+
+def _with_primary_contact(conn, gold: pd.DataFrame) -> pd.DataFrame:
+    """The ERP is shown the customer's primary CRM contact (name and mobile) where it has one: the
+    CRM is where sales keep their contacts; a customer without CRM contacts keeps its own."""
+    first = contacts.primary(conn, gold["hub_id"].tolist()).set_index("customer_hub_id")
+    if first.empty:
+        return gold
+    has = gold["hub_id"].isin(first.index)
+    out = gold.copy()
+    out.loc[has, "contact_name"] = out.loc[has, "hub_id"].map(first["contact_name"])
+    out.loc[has, "mobile"] = out.loc[has, "hub_id"].map(first["mobile"])
+    return out
 
 
 def _link_to_erp_holders(conn, run_id: str, todo: pd.DataFrame, counts: StepCounts) -> pd.DataFrame:
