@@ -366,7 +366,7 @@ class U8OpenApi:
         self.result_wait = self._seconds("result_wait_seconds", 1.0)
         self.result_backoff_max = self._seconds("result_backoff_max_seconds", 8.0)
         self.result_deadline = self._seconds("result_deadline_seconds", 120.0)
-        self.http = HttpClient(self.conn.base_url(), secrets=self.conn.secrets())
+        self.http = HttpClient(self.conn.base_url(), secrets=self.conn.secrets(), **self.conn.http_retry())
         self._token: tuple[str, float] | None = None
         self._lock = threading.Lock()
 

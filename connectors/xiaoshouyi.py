@@ -74,7 +74,7 @@ class XiaoshouyiConnector:
         for key in ("client_id", "client_secret"):
             if not extra.get(key):
                 raise ConfigurationError(f"connection {self.conn.conn_id!r} lacks extra.{key}")
-        self.auth = HttpClient(self.conn.base_url(), secrets=self.conn.secrets())
+        self.auth = HttpClient(self.conn.base_url(), secrets=self.conn.secrets(), **self.conn.http_retry())
         self.api: HttpClient | None = None
         self.token: Token | None = None
         self._lock = threading.Lock()
@@ -99,7 +99,7 @@ class XiaoshouyiConnector:
                       body.get("refresh_token"))
         secrets = self.conn.secrets() + (token.access_token,)
         if self.api is None or self.api.base_url != api_base.rstrip("/"):
-            self.api = HttpClient(api_base, secrets=secrets)
+            self.api = HttpClient(api_base, secrets=secrets, **self.conn.http_retry())
         self.api.secrets = secrets
         return token
 

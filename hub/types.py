@@ -35,6 +35,16 @@ class ConnectionInfo:
                 out.append(value)
         return tuple(out)
 
+    def http_retry(self) -> dict[str, Any]:
+        """The HTTP helper's retry settings this connection's extra sets (``http_max_attempts``,
+        ``http_backoff`` in seconds, doubled per attempt); absent, the helper's defaults (6, 0.2)."""
+        out: dict[str, Any] = {}
+        if self.extra.get("http_max_attempts") is not None:
+            out["max_attempts"] = max(1, int(self.extra["http_max_attempts"]))
+        if self.extra.get("http_backoff") is not None:
+            out["backoff"] = max(0.0, float(self.extra["http_backoff"]))
+        return out
+
     def base_url(self) -> str:
         """``scheme://host[:port]`` from host (which may carry its own scheme) and port."""
         host = self.host.rstrip("/")

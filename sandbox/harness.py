@@ -232,8 +232,12 @@ class Sandbox:
         os.environ.update(self.connections())
 
     def faults(self, rate: float, kinds: list[str] | None = None, seed: int = 1,
-               systems: tuple[str, ...] = ("crm", "u8", "registry", "sap", "ecc", "shops")) -> None:
-        body = {"rate": rate, "kinds": kinds or list(KINDS), "seed": seed}
+               systems: tuple[str, ...] = ("crm", "u8", "registry", "sap", "ecc", "shops"),
+               slow_seconds: float | None = None) -> None:
+        """Faults of ``kinds`` at ``rate`` on ``systems``; ``slow_seconds``: how long a ``slow`` answer stalls."""
+        body: dict[str, Any] = {"rate": rate, "kinds": kinds or list(KINDS), "seed": seed}
+        if slow_seconds is not None:
+            body["slow_seconds"] = slow_seconds
         for name in systems:
             requests.post(f"{self.urls[name]}/__sandbox/faults", json=body, timeout=10).raise_for_status()
 

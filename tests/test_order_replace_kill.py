@@ -3,6 +3,7 @@ add). A write step killed after U8 closed the order and before the hub recorded 
 leave a closed order with no replacement: the next run finishes the replacement."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,7 +70,12 @@ def test_a_kill_between_close_and_add_is_finished_by_the_next_run(sandbox):
     assert step(run_flow("sales_orders", "rk-again"), "write_back")["written"] == 0
 
 
-def test_a_close_that_never_reached_u8_is_planned_again_not_doubled(sandbox):
+def test_a_close_that_never_reached_u8_is_planned_again_not_doubled(sandbox, monkeypatch):
+    # U8 refuses every call while down: two attempts a call, not six with backoff (the connection's
+    # http_max_attempts), or the refused run alone spends a minute in retries
+    conn = json.loads(os.environ["AIRFLOW_CONN_U8_OPENAPI"])
+    conn["extra"] = {**conn["extra"], "http_max_attempts": 2, "http_backoff": 0.05}
+    monkeypatch.setenv("AIRFLOW_CONN_U8_OPENAPI", json.dumps(conn))
     for n, flow in enumerate(["customer_master", "product_master", "sales_orders"]):
         run_flow(flow, f"rn-{n}")
     applied = sandbox.crm_after_push()["applied"]

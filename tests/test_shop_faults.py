@@ -32,7 +32,7 @@ def world(tmp_path_factory):
     sb = start_sandbox(folder / "sandbox", 60, mp)
     run_flow("customer_master", "cm-1")
     run_flow("product_master", "pm-1")
-    sb.faults(0.25, seed=11, systems=("shops", "u8"))
+    sb.faults(0.25, seed=11, systems=("shops", "u8"), slow_seconds=0.3)   # a stall is a stall: 0.3 s, not 2
     reports = [run_flow("shop_orders", "so-shop-1", retries=12), run_flow("sales_orders", "so-1", retries=12)]
     sb.u8_ship(unplanned="two_stage")
     reports.append(run_flow("shipments", "sh-1", retries=12))

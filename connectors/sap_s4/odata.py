@@ -80,7 +80,7 @@ class SapODataClient:
         basic = base64.b64encode(f"{conn.login}:{conn.password}".encode()).decode()
         self._auth = f"Basic {basic}"
         secrets = conn.secrets() + (basic,)
-        self.http = http or HttpClient(conn.base_url(), secrets=secrets)
+        self.http = http or HttpClient(conn.base_url(), secrets=secrets, **conn.http_retry())
         self.http.secrets = tuple(dict.fromkeys((*self.http.secrets, *secrets)))
         self.sap_client = str(conn.extra.get("sap_client") or "")
         self._local = threading.local()

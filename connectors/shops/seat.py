@@ -59,7 +59,7 @@ class ShopSeat(Seat):
     def impl(self) -> Platform:
         if self._impl is None:
             conn = self.binding.connection("api")
-            http = HttpClient(conn.base_url(), secrets=conn.secrets())
+            http = HttpClient(conn.base_url(), secrets=conn.secrets(), **conn.http_retry())
             self._impl = self._module.PLATFORM(conn, http)
             if self.qps is not None and hasattr(self._impl, "qps"):
                 self._impl.qps = float(self.qps)
