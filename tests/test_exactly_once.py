@@ -60,6 +60,17 @@ def test_the_http_helper_never_sends_a_create_twice_after_a_lost_answer(losing_s
     assert not isinstance(exc.value, AmbiguousWriteError) and len(_Counting.applied) == 4
 
 
+def test_a_connections_extra_sets_how_often_a_read_is_tried(losing_server):
+    from hub.types import ConnectionInfo
+
+    conn = ConnectionInfo("u8_openapi", host=losing_server, extra={"http_max_attempts": "2", "http_backoff": "0"})
+    _Counting.applied = []
+    with pytest.raises(Exception):
+        HttpClient(conn.base_url(), **conn.http_retry()).request("GET", "/query")
+    assert _Counting.applied == ["GET", "GET"]
+    assert ConnectionInfo("x").http_retry() == {}   # no extra: the helper's defaults
+
+
 def _dupes(db, table: str, column: str) -> list[tuple]:
     return query(db, f'select "{column}", count(*) from "{table}" where coalesce("{column}", \'\') != \'\' '
                      f'group by "{column}" having count(*) > 1')
