@@ -26,7 +26,7 @@ import pandas as pd
 from sqlalchemy import delete
 
 from flows import roles
-from flows.ledger import Ledger
+from flows.product_master import hub_id_of
 from flows.steps import write_to_crm
 from hub import model, outbox, xref
 from hub.runlog import StepCounts
@@ -104,7 +104,6 @@ def _add_months(day: date, months: int) -> date:
 def warranty_months(conn, codes: list[str]) -> dict[str, int]:
     """Per ERP product code: its warranty months (by code, then class, then the map's default)."""
     values, default, _ = engine.load_value_map(WARRANTY)
-    from flows.product_master import hub_id_of
     products = select_in(conn, model.product, "hub_id", [hub_id_of(c) for c in codes], columns=["code", "class_code"])
     by_class = dict(zip(products["code"], products["class_code"]))
     out = {}
@@ -112,14 +111,6 @@ def warranty_months(conn, codes: list[str]) -> dict[str, int]:
         months = values.get(code, values.get(str(by_class.get(code)), default))
         out[code] = int(months) if months is not None else 0
     return out
-
-
-def _native(conn, entity: str, hub_ids: list[str]) -> pd.Series:
-    """hub id → the CRM's id of it (the xref the earlier writes saved)."""
-    x = model.xref.c
-    rows = select_in(conn, model.xref, "hub_id", hub_ids, where=[x.entity == entity, x.system == "crm"],
-                     columns=["hub_id", "native_key", "content_hash"])
-    return rows.drop_duplicates("hub_id").set_index("hub_id")
 
 
 def projection(conn, asset_ids: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -146,12 +137,13 @@ def projection(conn, asset_ids: list[str]) -> tuple[pd.DataFrame, dict[str, str]
                               for d, c in zip(starts, assets["product_code"])]
     orders = select_in(conn, model.sales_order, "hub_id", assets["order_hub_id"].dropna().unique().tolist(),
                        columns=["hub_id", "customer_key"]).set_index("hub_id")["customer_key"]
-    from flows.product_master import hub_id_of
     product_ids = {c: hub_id_of(c) for c in assets["product_code"].dropna().astype(str).unique()}
-    crm_products = _native(conn, "product", list(product_ids.values()))["native_key"]
+    crm_products = xref.of_hub_ids(conn, "product", "crm", list(product_ids.values()))["native_key"]
     assets["crm_account_id"] = assets["order_hub_id"].map(orders)
-    assets["crm_order_id"] = assets["order_hub_id"].map(_native(conn, "sales_order", assets["order_hub_id"].dropna().tolist())["native_key"])
-    assets["crm_shipment_id"] = assets["shipment_hub_id"].map(_native(conn, "shipment", assets["shipment_hub_id"].tolist())["native_key"])
+    crm_orders = xref.of_hub_ids(conn, "sales_order", "crm", assets["order_hub_id"].dropna().tolist())["native_key"]
+    crm_shipments = xref.of_hub_ids(conn, "shipment", "crm", assets["shipment_hub_id"].tolist())["native_key"]
+    assets["crm_order_id"] = assets["order_hub_id"].map(crm_orders)
+    assets["crm_shipment_id"] = assets["shipment_hub_id"].map(crm_shipments)
     assets["crm_product_id"] = assets["product_code"].map(lambda c: crm_products.get(product_ids.get(str(c))))
     assets["content_hash"] = xref.content_hash(assets, engine.load_spec(TO_CRM).hash_fields)
     waits = {h: NO_SHIPMENT for h in assets.loc[assets["crm_shipment_id"].isna(), "hub_id"]}
@@ -174,7 +166,7 @@ def write(ctx: StepContext) -> StepCounts:
         pending = outbox.ids(conn, ENTITY, "crm")
         todo, waits = projection(conn, pending) if pending else (pd.DataFrame(columns=["hub_id", "content_hash"]), {})
         gone = sorted(set(pending) - set(todo["hub_id"]) - set(waits))   # no event left: nothing to show
-        have = _native(conn, ENTITY, todo["hub_id"].tolist())
+        have = xref.of_hub_ids(conn, ENTITY, "crm", todo["hub_id"].tolist())
         todo["crm_id"] = todo["hub_id"].map(have["native_key"])
         same = todo["crm_id"].notna() & (todo["hub_id"].map(have["content_hash"]) == todo["content_hash"])
         outbox.mark(conn, ENTITY, "crm", sorted(set(todo.loc[same, "hub_id"])) + gone)

@@ -17,13 +17,14 @@ from scipy.sparse.csgraph import connected_components
 
 from flows import roles
 from flows.steps import map_records
-from hub import model, quarantine, xref
+from hub import model, outbox, quarantine, xref
 from hub.model import CONTACT_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
 from hub.store import frame_records, select_in, stage_read, stage_write, upsert, utcnow
 from mappings import engine
 from quality import gate, survivorship
+from quality.readiness import MOBILE
 
 log = logging.getLogger("flows.contacts")
 
@@ -31,8 +32,6 @@ ENTITY = "contact"
 SPEC = "crm_contact_to_contact"
 STAGE = "crm.contact"   # staging key: the CRM gives this flow two streams
 NS = uuid.UUID("0b7e4f7e-5d8f-4f0e-9b1b-2f3a4c5d6e7f")
-#: A mainland mobile number (optionally +86), as the ERP's mobile field takes it.
-MOBILE = r"(?:\+?86)?1[3-9][0-9]{9}"
 
 
 def spec() -> engine.Spec:
@@ -152,14 +151,9 @@ def load(conn, ctx: StepContext, flow: str) -> StepCounts:
     now = utcnow()
     upsert(conn, model.contact, frame_records(gold.assign(updated_at=now, run_id=ctx.run_id)), keys=["hub_id"])
     counts.written = len(gold)
-    stage_write(conn, ctx.run_id, "contact_customers", gold[["customer_hub_id"]].drop_duplicates())
+    # a changed contact may change the one contact the ERP shows for its customer: publish compares
+    outbox.enqueue(conn, "customer", ctx.run_id, gold["customer_hub_id"].dropna().unique().tolist(), [roles.erp().system])
     return counts
-
-
-def touched_customers(conn, run_id: str) -> list[str]:
-    """The customers whose contacts this run's load changed (their ERP contact may change with them)."""
-    rows = stage_read(conn, run_id, "contact_customers")
-    return rows["customer_hub_id"].dropna().astype(str).tolist() if not rows.empty else []
 
 
 def primary(conn, customer_hub_ids: list[str]) -> pd.DataFrame:

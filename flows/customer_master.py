@@ -216,8 +216,6 @@ def load(ctx: StepContext) -> StepCounts:
         # contacts after their customers, whose hub ids they need
         counts += contacts.resolve(conn, ctx, FLOW)
         counts += contacts.load(conn, ctx, FLOW)
-        # a changed contact may change the one contact the ERP shows for its customer: publish compares
-        outbox.enqueue(conn, ENTITY, ctx.run_id, contacts.touched_customers(conn, ctx.run_id), [roles.erp().system])
         moved = watermarks.commit_pending(conn, ctx.run_id, FLOW)
         log.info("watermarks moved: %s", moved)
     return counts
@@ -525,15 +523,19 @@ def _write_crm(ctx: StepContext) -> StepCounts:
     counts.read, counts.skipped = len(want), len(want) - len(todo)
     if todo.empty:
         return counts
-    records, changes = [], {}
-    for i, row in todo.iterrows():
-        change = {f: v for f, v in due.loc[i].items() if v is not None and v == v}
-        body = {fills[f]: v for f, v in change.items()}
-        if isinstance(row["erp_code"], str) and row["erp_code"] != row["current_erp_code"]:
-            body |= {code_field: row["erp_code"], hub_field: row["hub_id"]}
-            change["erp_code"] = row["erp_code"]
-        records.append({**body, "_key": row["native_key"], "id": row["native_key"]})
-        changes[row["native_key"]] = change
+    # the due facts through the account mapping (its rules apply as to any write), nulls left out
+    mapped = engine.apply(out_spec, due)
+    bodies = dict.fromkeys(range(len(todo)), {}) | {
+        row: {k: v for k, v in body.items() if v is not None}
+        for row, body in zip(mapped.frame["_row"], frame_records(mapped.frame.drop(columns=["_row"])))}
+    code_due = todo["erp_code"].notna() & (todo["erp_code"] != todo["current_erp_code"])
+    records = [{**bodies[i], **({code_field: code, hub_field: hub_id} if due_code else {}), "_key": key, "id": key}
+               for i, (key, hub_id, code, due_code) in enumerate(zip(todo["native_key"], todo["hub_id"],
+                                                                    todo["erp_code"], code_due))]
+    # what each account now holds, in canonical fields: the facts sent, and the ERP code where it was
+    sent = {fills[f]: f for f in fills}
+    changes = {rec["_key"]: {sent[k]: due.at[i, sent[k]] for k in rec if k in sent} |
+               ({"erp_code": rec[code_field]} if code_field in rec else {}) for i, rec in enumerate(records)}
     hub_of = dict(zip(todo["native_key"], todo["hub_id"]))
 
     def holds(conn, ok) -> None:
@@ -557,9 +559,10 @@ def _crm_now_holds(conn, changes: dict[str, dict[str, str]], hash_fields) -> Non
     and hashes, so the account read back is no change."""
     s, crm_key = model.customer_source.c, roles.crm().system
     rows = select_in(conn, model.customer_source, "native_key", list(changes), where=[s.system == crm_key])
-    for i, key in rows["native_key"].items():
-        for field, value in changes[key].items():
-            rows.at[i, field] = value
+    now = pd.DataFrame.from_dict(changes, orient="index").reindex(rows["native_key"])
+    for field in now.columns:   # a value sent replaces the held one; the rest stay as read
+        value = pd.Series(now[field].to_numpy(dtype=object), index=rows.index)
+        rows[field] = value.where(value.notna(), rows[field])
     rows["content_hash"] = xref.content_hash(rows, hash_fields)
     upsert(conn, model.customer_source, frame_records(rows), keys=["system", "native_key"])
     xref.save(conn, ENTITY, crm_key, rows.assign(native_version=None))

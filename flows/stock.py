@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from flows import roles
 from flows.engine import Flow
+from flows.product_master import hub_id_of as product_id
 from flows.ledger import Ledger
 from flows.steps import read_outcomes, save_outcomes, write_in_chunks, write_to_crm
 from hub import model, money, outbox, xref
@@ -67,14 +68,8 @@ def _sum(values: pd.Series) -> str:
 
 def _crm_products(conn, codes: list[str]) -> dict[str, str]:
     """ERP product code → the CRM's product id (what product_master linked)."""
-    from flows.product_master import hub_id_of as product_id
-
     ids = {product_id(c): c for c in codes}
-    x = model.xref.c
-    rows = select_in(conn, model.xref, "hub_id", list(ids), where=[x.entity == "product", x.system == "crm"],
-                     columns=["hub_id", "native_key"]).drop_duplicates("hub_id")
-    return {ids[h]: k for h, k in zip(rows["hub_id"], rows["native_key"])}
-
+    return {ids[h]: k for h, k in xref.of_hub_ids(conn, "product", "crm", list(ids))["native_key"].items()}
 
 def levels(conn, products: list[str]) -> pd.DataFrame:
     """Per product (of ``products``) and warehouse: the quantities summed over its stock rows."""
@@ -96,22 +91,20 @@ def publish(ctx: StepContext) -> StepCounts:
     with ctx.engine.begin() as conn:
         pending = outbox.ids(conn, ENTITY, "crm")
         touched = set(select_in(conn, model.stock, "hub_id", pending, columns=["product_code"])["product_code"])
-        every = [r[0] for r in conn.execute(select(model.stock.c.product_code).distinct())]
-        in_crm = _crm_products(conn, every)
-        shown = set(select_in(conn, model.xref, "hub_id",
-                              [level_id(p, w) for p, w in conn.execute(select(model.stock.c.product_code,
-                                                                               model.stock.c.warehouse_code).distinct())],
-                              where=[model.xref.c.entity == LEVEL, model.xref.c.system == "crm"],
-                              columns=["hub_id"])["hub_id"])
-        due = levels(conn, sorted(touched | set(in_crm)))
+        pairs = pd.DataFrame(conn.execute(select(model.stock.c.product_code, model.stock.c.warehouse_code).distinct()).all(),
+                             columns=["product_code", "warehouse_code"])
+        in_crm = _crm_products(conn, pairs["product_code"].unique().tolist())
+        linked = pairs[pairs["product_code"].isin(list(in_crm))]
+        ids = [level_id(p, w) for p, w in zip(linked["product_code"], linked["warehouse_code"])]
+        shown = set(xref.of_hub_ids(conn, LEVEL, "crm", ids).index)
+        unshown = {p for p, i in zip(linked["product_code"], ids) if i not in shown}
+        due = levels(conn, sorted(touched | unshown))   # only these products' rows are summed
         due = due[due["product_code"].isin(touched) | ~due["hub_id"].isin(shown)]
         due = due.assign(crm_product_id=due["product_code"].map(in_crm), as_of=utcnow().isoformat(timespec="seconds"))
         waiting = due[due["crm_product_id"].isna()]
         due = due[due["crm_product_id"].notna()].copy()
         due["content_hash"] = xref.content_hash(due, spec.hash_fields)
-        have = select_in(conn, model.xref, "hub_id", due["hub_id"].tolist(),
-                         where=[model.xref.c.entity == LEVEL, model.xref.c.system == "crm"],
-                         columns=["hub_id", "native_key", "content_hash"]).drop_duplicates("hub_id").set_index("hub_id")
+        have = xref.of_hub_ids(conn, LEVEL, "crm", due["hub_id"].tolist())
         due["crm_id"] = due["hub_id"].map(have["native_key"])
         todo = due[due["hub_id"].map(have["content_hash"]) != due["content_hash"]]
         outbox.mark(conn, ENTITY, "crm", pending)

@@ -35,6 +35,15 @@ def lookup(conn, entity: str, system: str, native_keys: Sequence[str]) -> pd.Dat
                      columns=["native_key", "hub_id", "native_version", "content_hash"])
 
 
+def of_hub_ids(conn, entity: str, system: str, hub_ids: Sequence[str]) -> pd.DataFrame:
+    """One system's key of each of these hub ids (the lowest where it holds several), indexed by
+    hub_id: columns native_key, content_hash."""
+    x = model.xref.c
+    rows = select_in(conn, model.xref, "hub_id", list(hub_ids), where=[x.entity == entity, x.system == system],
+                     columns=["hub_id", "native_key", "content_hash"])
+    return rows.sort_values("native_key").drop_duplicates("hub_id").set_index("hub_id")
+
+
 def by_hub_id(conn, entity: str, system: str) -> pd.DataFrame:
     """All of one system's keys for an entity: hub_id → native_key."""
     x = model.xref.c
