@@ -39,6 +39,8 @@ SYSTEMS: dict[str, SystemCard] = {
     "youzan": SystemCard("有赞", ("shop",), SHOP_SEAT, needs=("api",), capabilities=SHOP_FLOWS),
     "doudian": SystemCard("抖店", ("shop",), SHOP_SEAT, needs=("api",), capabilities=SHOP_FLOWS),
     "pdd": SystemCard("拼多多", ("shop",), SHOP_SEAT, needs=("api",), capabilities=SHOP_FLOWS),
+    "ecology": SystemCard("泛微 e-cology", ("oa",), "connectors.oa_seat:EcologySeat", needs=("api",),
+                          capabilities=("approvals",)),
 }
 
 #: The alert channels: name → (Airflow connection id, channel ``module:Class``). A connection that

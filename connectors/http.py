@@ -79,7 +79,7 @@ class HttpClient:
 
     def __init__(self, base_url: str, *, secrets: tuple[str, ...] = (), timeout: tuple[float, float] = (5.0, 60.0),
                  max_attempts: int = 6, backoff: float = 0.2, max_backoff: float = 20.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, cookies: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.secrets = secrets
         self.timeout = timeout
@@ -87,6 +87,8 @@ class HttpClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
+        #: False: no cookie is ever kept (泛微 e-cology: a shared jar mixes users up, 串号)
+        self.cookies = cookies
         self._local = threading.local()
         self.retries = 0
 
@@ -95,6 +97,10 @@ class HttpClient:
         """One session per thread: connection reuse without sharing a session across threads."""
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()
+            if not self.cookies:
+                from http.cookiejar import DefaultCookiePolicy
+
+                self._local.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         return self._local.session
 
     def _where(self, method: str, path: str) -> str:

@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from flows.steps import upsert_canonical
-from hub import model, money, xref
+from hub import model, money, outbox, xref
 from hub.model import SALES_ORDER_FIELDS, SALES_ORDER_LINE_FIELDS
 from hub.store import chunks, select_in, stage_write
 from mappings import engine
@@ -235,3 +235,15 @@ def payloads(heads: pd.DataFrame, lines: pd.DataFrame, customer_code: pd.Series,
         body[nest] = rows
         out[hub_id] = money.wire(body)
     return out, problems
+
+
+def untaken_orders(conn, erp: str) -> pd.DataFrame:
+    """The CRM's orders (not a shop's) the ERP seat ``erp`` has not taken yet (their outbox entry
+    pending or waiting) and not cancelled: hub_id and the header fields."""
+    o = model.outbox.c
+    ids = [h for (h,) in conn.execute(select(o.hub_id).where(
+        o.entity == "sales_order", o.target == erp, o.status.in_([outbox.PENDING, outbox.WAITING])))]
+    heads = select_in(conn, model.sales_order, "hub_id", ids)
+    if heads.empty:
+        return heads
+    return heads[heads["source"].isna() & (heads["status"] != "cancelled")]

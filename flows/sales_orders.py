@@ -19,7 +19,7 @@ import uuid
 import pandas as pd
 from sqlalchemy import select
 
-from flows import order_documents, roles
+from flows import approvals, order_documents, roles
 from flows.engine import Flow
 from flows.ledger import Ledger
 from flows.steps import (gate_records, json_safe, quarantined_keys, read_outcomes, read_stream, save_outcomes,
@@ -224,6 +224,9 @@ def publish(ctx: StepContext) -> StepCounts:
         unready = order_documents.unready_customers(conn, sending, "crm") if _ready_before_orders() else {}
         customer_code, product_code, waits = order_documents.prerequisites(
             conn, sending, sending_lines, "crm", erp.system, erp.label, unready=unready)
+        if approvals.active():  # a line below its price floor waits for its OA approval (特价)
+            held, _ = approvals.holds(conn, sending, sending_lines)
+            waits = {h: "; ".join(w for w in (waits.get(h), held.get(h)) if w) for h in set(waits) | set(held)}
     ready = ~sending["hub_id"].isin(waits)
     bodies, refused = order_documents.payloads(sending[ready], sending_lines[~sending_lines["order_hub_id"].isin(waits)],
                                                customer_code, product_code, erp.mapping("sales_order.out"),

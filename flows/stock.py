@@ -22,7 +22,7 @@ from decimal import Decimal
 import pandas as pd
 from sqlalchemy import select
 
-from flows import roles
+from flows import order_documents, roles
 from flows.engine import Flow
 from flows.product_master import hub_id_of as product_id
 from flows.ledger import Ledger
@@ -135,13 +135,9 @@ def write_back(ctx: StepContext) -> StepCounts:
 def shortages(conn) -> pd.DataFrame:
     """Per line of a CRM order the ERP has not taken yet (its outbox entry pending or waiting):
     its CRM line id and the shortage text ('' when the product's available stock covers it)."""
-    erp, seat = roles.erp(), roles.seat("erp")
-    o = model.outbox.c
-    orders = [h for (h,) in conn.execute(select(o.hub_id).where(
-        o.entity == "sales_order", o.target == seat.name, o.status.in_([outbox.PENDING, outbox.WAITING])))]
-    heads = select_in(conn, model.sales_order, "hub_id", orders, columns=["hub_id", "source", "status"])
-    heads = heads[heads["source"].isna() & (heads["status"] != "cancelled")]
-    lines = select_in(conn, model.sales_order_line, "order_hub_id", heads["hub_id"].tolist(),
+    erp = roles.erp()
+    heads = order_documents.untaken_orders(conn, roles.seat("erp").name)
+    lines = select_in(conn, model.sales_order_line, "order_hub_id", heads["hub_id"].tolist() if not heads.empty else [],
                       columns=["native_key", "product_key", "quantity"])
     if lines.empty:
         return pd.DataFrame(columns=["native_key", "text"])

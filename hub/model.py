@@ -218,6 +218,40 @@ stage = Table(
 #: What the CRM account shows of why its customer cannot take orders (the tenant field
 #: ``missing_for_orders`` of customer_to_crm_account.yaml), as the hub last wrote it: sales_orders
 #: writes the field only when this changes (``shown`` "" once no order of it waits for readiness).
+#: The hub's encrypted state (hub/vault.py): what a system hands out once, sealed with Airflow's fernet key.
+vault = Table(
+    "vault", metadata,
+    Column("name", String(250), primary_key=True),
+    Column("sealed", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+)
+
+#: One OA approval request per business object and version (flows/approvals.py): ``kind`` (special_price …),
+#: ``subject`` what it is about (customer|product for a special price), ``version`` what was asked
+#: (the price); ``state`` submitting | pending | approved | rejected | returned, ``superseded`` once a
+#: newer version of the subject was asked for (its decision is recorded, never applied).
+approval = Table(
+    "approval", metadata,
+    Column("kind", String(40), primary_key=True),
+    Column("subject", String(200), primary_key=True),
+    Column("version", String(60), primary_key=True),
+    Column("system", String(40), nullable=False),
+    Column("request_name", Text, nullable=False),
+    Column("request_id", String(40)),
+    Column("state", String(20), nullable=False),
+    Column("superseded", String(5)),
+    Column("facts", JSON),
+    Column("node", Text),
+    Column("approver", Text),
+    Column("opinion", Text),
+    Column("decided_on", String(10)),
+    Column("valid_until", String(10)),
+    Column("submitted_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("run_id", String(250)),
+    Index("ix_approval_request", "system", "request_id"),
+)
+
 crm_readiness = Table(
     "crm_readiness", metadata,
     Column("account_key", String(100), primary_key=True),

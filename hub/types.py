@@ -96,6 +96,15 @@ class Connector(Protocol):
         """Write records idempotently; one result per record, in order."""
 
 
+class Vault(Protocol):
+    """The hub's encrypted state (hub/vault.py): what a system hands out once and a connector must
+    keep, not in code or a connection (the 泛微 registration's secrit and spk)."""
+
+    def get(self, name: str) -> dict[str, Any] | None: ...
+
+    def put(self, name: str, value: Mapping[str, Any]) -> None: ...
+
+
 @runtime_checkable
 class Census(Protocol):
     """A target that can count its records by the natural key a create is recognised by."""

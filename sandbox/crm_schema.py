@@ -50,6 +50,7 @@ OBJECTS: dict[str, dict[str, FieldKind]] = {
         "orderId": "ref", "productId": "ref", "quantity": "number", "unitPrice": "number",
         "discount__c": "number", "taxRate__c": "number", "amount": "number",
         "specialPriceApproval__c": "text", "shippedQuantity__c": "number", "stockShortage__c": "text",
+        "specialPriceStatus__c": "text",
     },
     "shipment__c": {
         **_COMMON,

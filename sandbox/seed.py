@@ -131,6 +131,9 @@ def make_credentials(seed: int) -> dict[str, Any]:
         "sap_s4": {"user": f"HUB_COMM_{rng.randint(100, 999)}", "password": draw(alnum, 20)},
         # the SAP ECC SOAP user (HTTP Basic); drawn last so nothing above moved
         "sap_ecc": {"user": f"HUB_RFC_{rng.randint(100, 999)}", "password": draw(alnum, 20)},
+        # the 泛微 e-cology 9 app the hub registers as (ECOLOGY_APPID), and the OA user it creates
+        # requests as; drawn last so nothing above moved
+        "ecology": {"appid": "-".join(draw(hexdigits, n) for n in (8, 4, 4, 4, 12)), "user_id": "23"},
     }
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import uvicorn
 
 from .crm_app import ACCESS_TTL_S, create_crm_app
+from .ecology_app import create_ecology_app
 from .faults import KINDS, FaultConfig, Faults
 from .registry_app import create_registry_app
 from .sap_ecc_app import create_sap_ecc_app
@@ -40,6 +41,7 @@ class ServeOptions:
     sap_port: int | None = None  # None: the SAP S/4HANA stand-in is not served
     ecc_port: int | None = None  # None: the SAP ECC (SOAP) stand-in is not served
     shops_port: int | None = None  # None: the shop platforms' stand-in is not served
+    oa_port: int | None = None  # None: the 泛微 e-cology stand-in is not served
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = KINDS
     fault_seed: int = 1
@@ -76,6 +78,7 @@ async def serve(opts: ServeOptions) -> int:
         "sap": (opts.sap_port, lambda: create_sap_s4_app(opts.directory, faults())),
         "ecc": (opts.ecc_port, lambda: create_sap_ecc_app(opts.directory, faults())),
         "shops": (opts.shops_port, lambda: create_shops_app(opts.directory, faults())),
+        "oa": (opts.oa_port, lambda: create_ecology_app(opts.directory, faults())),
     }
     for name, (port, make) in optional.items():
         if port:
