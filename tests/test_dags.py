@@ -34,6 +34,13 @@ def test_the_default_bindings_offer_every_dag(bag) -> None:
     parsed = bag("")
     assert parsed.import_errors == {}
     assert set(parsed.dag_ids) == FLOWS | {"receipts", "hub_watchdog", "shop_orders", "stock"}
+    assert "approvals" not in parsed.dag_ids          # no oa seat: no approvals
+
+
+def test_an_oa_seat_gets_the_approvals_dag(bag) -> None:
+    parsed = bag("oa")
+    assert parsed.import_errors == {}
+    assert "approvals" in parsed.dag_ids and FLOWS <= set(parsed.dag_ids)
 
 
 def test_an_erp_without_receipts_gets_no_receipts_dag(bag) -> None:
@@ -54,7 +61,7 @@ def test_a_bad_bindings_line_fails_the_dag_imports_with_file_and_line(bag, tmp_p
                       "erp:\n  system: sapp\n  connections: {api: sap}\n", encoding="utf-8")
     parsed = bag(str(broken))
     failed = {Path(f).stem: why for f, why in parsed.import_errors.items()}
-    assert set(failed) == FLOWS | {"receipts", "shop_orders", "stock"}  # the watchdog names no seat: it still parses
+    assert set(failed) == FLOWS | {"receipts", "shop_orders", "stock", "approvals"}  # the watchdog names no seat: it still parses
     assert all(f"{broken}:5: erp: unknown system 'sapp'" in why for why in failed.values()), failed
     assert not FLOWS & set(parsed.dag_ids)
 
