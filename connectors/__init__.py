@@ -26,7 +26,7 @@ SHOP_FLOWS = ("shop_orders", "shop_shipments")
 SYSTEMS: dict[str, SystemCard] = {
     "xiaoshouyi": SystemCard("销售易", ("crm",), "connectors.xiaoshouyi_crm:XiaoshouyiCrm", needs=("api",)),
     "u8": SystemCard("U8", ("erp",), "connectors.u8_erp:U8Erp", needs=("odbc",), optional=("openapi",),
-                     capabilities=ERP_FLOWS + (CUSTOMER_FEED, CUSTOMER_CHANGE, "receipts", "stock")),
+                     capabilities=ERP_FLOWS + (CUSTOMER_FEED, CUSTOMER_CHANGE, "receipts", "stock", "credit")),
     "sap_s4": SystemCard("SAP S/4HANA", ("erp",), "connectors.sap_s4_erp:SapS4Erp", needs=("api",),
                          capabilities=ERP_FLOWS + (CUSTOMER_FEED, CUSTOMER_CHANGE)),
     "sap_ecc": SystemCard("SAP ECC", ("erp",), "connectors.sap_ecc_erp:SapEccErp", needs=("soap",),

@@ -8,7 +8,8 @@ base64 and ``time`` (its lifetime); it is reused until shortly before that lifet
 business call sends ``appid``, ``token`` and ``userid`` = RSA(spk, user id), with no cookie jar
 (a shared one mixes users up, 串号).
 
-Streams: ``workflow_request`` — write creates a request with ``doCreateRequest`` (form fields
+Streams: ``workflow_request`` — write takes the approvals flow's records (``workflow``, ``title``,
+``fields`` as ``[{name, value}]``, ``remark``) and creates a request with ``doCreateRequest`` (form fields
 ``workflowId``, ``requestName``, ``mainData``/``detailData`` as JSON strings, ``otherParams``
 ``{"isnextflow": "1"}`` to submit it); read (``{"keys": [requestid, …]}``) gives each request's
 progress from ``getRequestStatus`` (``currentNodeType``: 0 创建, 1 批准, 2 提交, 3 归档) and
@@ -161,11 +162,12 @@ class EcologyApi:
     def create(self, record: Mapping[str, Any]) -> str:
         """``doCreateRequest``; the new request's id. PARAM_ERROR is the record's (DataError),
         NO_PERMISSION the configuration's."""
-        form = {"workflowId": str(record["workflowId"]), "requestName": record["requestName"],
-                "mainData": json.dumps(record["mainData"], ensure_ascii=False),
+        main = [{"fieldName": f["name"], "fieldValue": f["value"]} for f in record["fields"]]
+        form = {"workflowId": str(record["workflow"]), "requestName": record["title"],
+                "mainData": json.dumps(main, ensure_ascii=False),
                 "otherParams": json.dumps({"isnextflow": "1" if record.get("submit", True) else "0"})}
-        if record.get("detailData"):
-            form["detailData"] = json.dumps(record["detailData"], ensure_ascii=False)
+        if record.get("details"):  # detail tables as e-cology takes them: [{tableDBName, workflowRequestTableRecords}]
+            form["detailData"] = json.dumps(record["details"], ensure_ascii=False)
         if record.get("remark"):
             form["remark"] = str(record["remark"])
         body = self._call("POST", CREATE, form=form, idempotent=False)
@@ -185,14 +187,14 @@ class EcologyApi:
         for rec in records:
             key = str(rec["_key"])
             try:
-                found = self.find(rec["requestName"])
+                found = self.find(rec["title"])
                 if found:
                     out.append(WriteResult(key, "linked", native_key=str(found[0]["requestId"])))
                     continue
                 try:
                     out.append(WriteResult(key, "created", native_key=self.create(rec)))
                 except AmbiguousWriteError:
-                    found = self.find(rec["requestName"])
+                    found = self.find(rec["title"])
                     if not found:
                         raise
                     out.append(WriteResult(key, "linked", native_key=str(found[0]["requestId"])))
@@ -226,4 +228,4 @@ class EcologyApi:
 
     def census(self, stream: str, records: Sequence[Record]) -> dict[str, int]:
         """OA requests per title written (more than one: a doubled request the report shows)."""
-        return {str(r["requestName"]): len(self.find(str(r["requestName"]))) for r in records} if stream == STREAM else {}
+        return {str(r["title"]): len(self.find(str(r["title"]))) for r in records} if stream == STREAM else {}

@@ -77,6 +77,10 @@ class ErpSeat(Seat):
     def receipt_lines(self, receipt_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
         self._not_offered("receipt lines")
 
+    def credit(self, customer_codes: Sequence[str], as_of: Any) -> dict[str, Any]:
+        raise ConfigurationError(f"{self.binding.where}: {self.label} (erp binding {self.binding.name!r}) has no credit "
+                                 "lookup yet (U8 has: its card offers `credit`); over-credit approvals need one")
+
     def invoices(self, invoice_keys: Sequence[Any], columns: Sequence[str]) -> list[Record]:
         self._not_offered("invoices")
 

@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping, Sequence
 
 from connectors.seat import ErpSeat
 from connectors.u8 import U8Connector, U8OpenApi
-from hub.types import OrderState, Record
+from hub.types import CreditFacts, OrderState, Record
 
 #: Mapping specs (mappings/specs/) for each purpose the flows name.
 MAPPINGS = {
@@ -49,6 +50,16 @@ def _yuan(fen: int) -> str:
     return format(Decimal(int(fen)).scaleb(-2), "f")
 
 
+def _day(value: Any) -> date | None:
+    """A U8 datetime ("2025-06-02 00:00:00.000", or a date) as its date."""
+    if isinstance(value, date):
+        return value if not hasattr(value, "date") else value.date()
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
 def _dec(value: Any) -> Decimal:
     try:
         return Decimal(str(value)) if value not in (None, "") else Decimal(0)
@@ -76,6 +87,57 @@ class U8Erp(ErpSeat):
         out: dict[str, list[str]] = {}
         for row in sorted(rows, key=lambda r: str(r["cCusCode"])):
             out.setdefault(str(row["cCusRegCode"]), []).append(str(row["cCusCode"]))
+        return out
+
+    def credit(self, customer_codes: Sequence[str], as_of: date) -> dict[str, CreditFacts]:
+        """Customer.iCusCreLine (信用额度, where bCredit says U8 controls it) and iCusCreDate (信用期限, days;
+        the binding's ``payment_terms_days``, default 30, where empty); open receivables = verified sales
+        invoices (SaleBillVouch/SaleBillVouchs.iSum) − receipts (Ap_CloseBill.iAmount, cFlag AR), applied to
+        the oldest invoices first, what is left of an invoice past its terms being overdue; open orders =
+        each unclosed SO_SOMain's SO_SODetails.iSum less what was invoiced against it (cSOCode)."""
+        codes = [str(c) for c in customer_codes]
+        if not codes:
+            return {}
+        c = self.connector({"Customer": ["cCusCode", "iCusCreLine", "bCredit", "iCusCreDate"],
+                            "SaleBillVouch": ["SBVID", "cCusCode", "cSOCode", "dDate", "cVerifier"],
+                            "SaleBillVouchs": ["SBVID", "iSum"], "Ap_CloseBill": ["cDwCode", "cFlag", "iAmount"],
+                            "SO_SOMain": ["cSOCode", "cCusCode", "cCloser"], "SO_SODetails": ["cSOCode", "iSum"]})
+        default_terms = int(self.binding.options.get("payment_terms_days", 30))
+        out = {str(r["cCusCode"]): CreditFacts(
+            limit=_dec(r.get("iCusCreLine")) if str(r.get("bCredit") or "0") in ("1", "True", "true") else None,
+            terms_days=int(r["iCusCreDate"]) if r.get("iCusCreDate") not in (None, "") else default_terms)
+            for r in c.lookup("Customer", "cCusCode", codes)}
+        invoices = [r for r in c.lookup("SaleBillVouch", "cCusCode", codes) if r.get("cVerifier")]
+        sums: dict[Any, Decimal] = {}
+        for r in c.lookup("SaleBillVouchs", "SBVID", [i["SBVID"] for i in invoices]):
+            sums[r["SBVID"]] = sums.get(r["SBVID"], Decimal(0)) + _dec(r.get("iSum"))
+        paid: dict[str, Decimal] = {}
+        for r in c.lookup("Ap_CloseBill", "cDwCode", codes):
+            if str(r.get("cFlag") or "").upper() == "AR":
+                paid[str(r["cDwCode"])] = paid.get(str(r["cDwCode"]), Decimal(0)) + _dec(r.get("iAmount"))
+        for code, amount in paid.items():
+            out.setdefault(code, CreditFacts(terms_days=default_terms)).receivables -= amount
+        unapplied = dict(paid)
+        invoiced_per_order: dict[str, Decimal] = {}
+        for inv in sorted(invoices, key=lambda i: (str(i.get("dDate") or ""), i["SBVID"])):
+            code, amount = str(inv["cCusCode"]), sums.get(inv["SBVID"], Decimal(0))
+            facts = out.setdefault(code, CreditFacts(terms_days=default_terms))
+            facts.receivables += amount
+            if inv.get("cSOCode"):
+                invoiced_per_order[str(inv["cSOCode"])] = invoiced_per_order.get(str(inv["cSOCode"]), Decimal(0)) + amount
+            covered = min(amount, max(Decimal(0), unapplied.get(code, Decimal(0))))
+            unapplied[code] = unapplied.get(code, Decimal(0)) - covered
+            day = _day(inv.get("dDate"))
+            if day is not None and day + timedelta(days=facts.terms_days or 0) < as_of:
+                facts.overdue += amount - covered
+        orders = [o for o in c.lookup("SO_SOMain", "cCusCode", codes) if not o.get("cCloser")]
+        totals: dict[str, Decimal] = {}
+        for r in c.lookup("SO_SODetails", "cSOCode", [o["cSOCode"] for o in orders]):
+            totals[str(r["cSOCode"])] = totals.get(str(r["cSOCode"]), Decimal(0)) + _dec(r.get("iSum"))
+        for o in orders:
+            facts = out.setdefault(str(o["cCusCode"]), CreditFacts(terms_days=default_terms))
+            facts.open_orders += max(Decimal(0), totals.get(str(o["cSOCode"]), Decimal(0))
+                                     - invoiced_per_order.get(str(o["cSOCode"]), Decimal(0)))
         return out
 
     def order_state(self, numbers: Sequence[str]) -> OrderState:

@@ -1,9 +1,12 @@
 """``make demo`` / ``make up`` (``python -m demo [--up]``): the whole hub on the embedded default profile.
 
 Seeds the sandbox, starts it on loopback, exports the Airflow connections that reach it,
-then either runs every flow (customer_master, product_master, shop_orders, sales_orders, shipments, stock,
-receipts) in that order, twice, through Airflow (``airflow dags test``) and prints the
-reports, or (``--up``) starts ``airflow standalone`` to watch it in the UI.
+then either runs every flow (customer_master, product_master, shop_orders, sales_orders, approvals,
+shipments, stock, receipts) in that order, twice, through Airflow (``airflow dags test``) and prints
+the reports, or (``--up``) starts ``airflow standalone`` to watch it in the UI. The deployment is the
+default one with 泛微 e-cology in the ``oa`` seat (``deploy/bindings.oa.yaml``): special prices are
+asked for in the first run, the OA's approvers work through 20 days before the second, and a last
+sales_orders run sends the orders whose special price was approved.
 
 The demo drives the sandbox's worlds, so unlike the flows it names the systems it seeds.
 ``make demo ERP=sap`` (``HUB_BINDINGS=sap``) runs the same flows against the SAP S/4HANA stand-in,
@@ -25,7 +28,10 @@ from hub import bindings, config, report, store
 from demo.worlds import WORLDS
 from sandbox.harness import Sandbox
 
-FLOWS = ["customer_master", "product_master", "shop_orders", "sales_orders", "shipments", "stock", "receipts"]
+FLOWS = ["customer_master", "product_master", "shop_orders", "sales_orders", "approvals", "shipments", "stock",
+         "receipts"]
+#: The approvers' working days between two demo runs (the OA stand-in's clock)
+OA_DAYS_BETWEEN_RUNS = 20
 
 
 def offered() -> list[str]:
@@ -102,6 +108,9 @@ def demo(accounts: int, runs: int) -> int:
             for flow in flows:
                 if flow == "shipments" and world.ship:
                     print(f"\n{world.ship(sb)}")
+                if flow == "approvals" and n > 1:
+                    print(f"\nthe OA approvers work through {OA_DAYS_BETWEEN_RUNS} days: "
+                          f"{sb.oa('advance', days=OA_DAYS_BETWEEN_RUNS)['decided']}")
                 log = logs / f"{flow}-run{n}.log"
                 print(f"\n=== {flow}, run {n} (airflow dags test; log {_shown(log)})")
                 rc = _airflow("dags", "test", flow, log=log)
@@ -111,6 +120,14 @@ def demo(accounts: int, runs: int) -> int:
                 if rc != 0:
                     print(f"{flow} run {n} failed (exit {rc}); see {log}", file=sys.stderr)
                     return rc
+        if "approvals" in flows:  # the orders whose special price was approved go now
+            log = logs / f"sales_orders-run{runs + 1}.log"
+            print(f"\n=== sales_orders, run {runs + 1}: the approved special prices (log {_shown(log)})")
+            rc = _airflow("dags", "test", "sales_orders", log=log)
+            if (run_id := _last_run("sales_orders")):
+                print(report.render(report.build(run_id)))
+            if rc != 0:
+                return rc
         print("\n" + world.facts(sb))
         print(_dedup_quality(folder / "truth.json", erp.system))
         print(world.orders(sb, erp.name))
@@ -124,6 +141,10 @@ def demo(accounts: int, runs: int) -> int:
             print(orders.summary(folder))
         if "receipts" in flows:
             print(receipts.summary(folder))
+        if "approvals" in flows:
+            from demo import approvals
+
+            print(approvals.summary(folder))
     return 0
 
 
@@ -137,6 +158,21 @@ def _jwt_secret() -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(64), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def _fernet_key() -> str:
+    """The key the hub's vault seals with (Airflow's own, which encrypts connections too):
+    ``AIRFLOW__CORE__FERNET_KEY`` if set, else one made once and kept beside the metadata DB (mode 600)."""
+    if os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+        return os.environ["AIRFLOW__CORE__FERNET_KEY"]
+    from cryptography.fernet import Fernet
+
+    path = Path(os.environ.get("AIRFLOW_HOME", config.var_dir() / "airflow")) / "fernet_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(Fernet.generate_key().decode(), encoding="utf-8")
         path.chmod(0o600)
     return path.read_text(encoding="utf-8").strip()
 
@@ -177,6 +213,10 @@ def main() -> int:
     p.add_argument("--accounts", type=int, default=300)
     p.add_argument("--runs", type=int, default=2)
     args = p.parse_args()
+    # the demo's deployment: the default one with 泛微 e-cology in the oa seat (special prices are
+    # approved there); ERP=sap / ERP=sap-ecc choose those files instead
+    os.environ.setdefault(bindings.ENV, "oa")
+    os.environ["AIRFLOW__CORE__FERNET_KEY"] = _fernet_key()
     return up() if args.up else demo(args.accounts, args.runs)
 
 

@@ -1,69 +1,51 @@
-"""The approvals flow (德力西's special prices): a CRM order line below its product's price floor is
-held from the ERP until the OA approves that price for that customer and product; the decision
-is written back to the CRM order line, and an approved price goes to the ERP with the OA request's
-number (U8 ``define22``, SAP's item text) when sales_orders sends the order.
+"""The approvals flow: what the OA must decide is held from the ERP until it has, and the decision
+goes back to the CRM. One engine over the kinds of flows/approval_kinds.py — a special price (特价,
+德力西: an order line below its product's floor) and an order over its customer's credit (超信用,
+远东) so far — each a rule, an OA form (mapping spec) and a workflow (the oa binding's ``workflows``).
 
-Kinds are data: a kind is its rule (quality/rules/<kind>.yaml), its OA form (the mapping spec the
-oa seat names) and its workflow (the binding's ``workflows``). This module is the one engine; the
-special price is the kind built so far (docs/approvals.md says what is left).
-
-extract — the cases: per customer and product, the lowest price asked on the lines of CRM orders
-the ERP has not taken yet that are below the floor; and the OA progress of every open request.
-map — each case's OA form by the kind's mapping spec. validate — a case without its customer's
-or product's name cannot be asked for (quarantined). resolve — one OA request per subject and
-version (the price): a case whose version was asked already is skipped; a new version supersedes
-the subject's open request. load — the intents (state ``submitting``), before anything is sent,
-and the decisions read. publish — the OA requests, looked up by their title before a create and
-after a lost answer (one request per version, however often sent). write back — the CRM lines'
-approval status, and the approved request's number on each line it covers.
+extract — the requests the CRM's waiting orders call for (per kind, one per subject and version:
+a special price per customer and product at the lowest price asked, an over-credit order at its
+total) and the progress of every open OA request. map — each request's OA form by its kind's
+mapping spec (a request that does not map is quarantined; its order waits). validate — as mapped.
+resolve — a (kind, subject, version) asked already is skipped; a new version supersedes the
+subject's open request. load — the intents (state ``submitting``), before anything is sent, and the
+decisions read (a superseded request's decision is recorded, never applied). publish — the OA
+requests, looked up by their title before a create and after a lost answer (one request per
+version, however often sent). write back — each case's approval status on its CRM record, and the
+approved request's number where the kind carries it to the ERP. sales_orders asks :func:`holds`
+which orders wait.
 """
 from __future__ import annotations
 
 import logging
-import os
 from datetime import date, timedelta
-from decimal import Decimal
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from sqlalchemy import and_, select, update
 
 from flows import order_documents, roles
+from flows.approval_kinds import CASE_COLUMNS, KINDS, rules
 from flows.ledger import Ledger
 from flows.steps import quarantined_keys, save_outcomes, write_in_chunks
 from hub import model, money, quarantine, xref
+from hub.errors import ConfigurationError
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import select_in, stage_read, stage_write, utcnow, upsert
+from hub.store import select_in, stage_read, stage_write, upsert, utcnow
 from hub.vault import HubVault
 from mappings import engine
 
 log = logging.getLogger("flows.approvals")
 
 FLOW, KIND = "approvals", "special_price"
-SHOWN = "special_price_shown"   # xref: what a CRM order line shows of its approval (native_version)
+SHOWN = "approval_shown"   # xref: what a CRM record shows of its approval (native_version), per kind and record
 CASES, PROGRESS = "cases", "progress"
 SUBMITTING, PENDING, APPROVED, REJECTED, RETURNED = "submitting", "pending", "approved", "rejected", "returned"
-LINE_SPEC = "crm_order_product_to_sales_order_line"
-RULE_DIR = Path(__file__).resolve().parent.parent / "quality" / "rules"
-
-
-def rules(kind: str = KIND) -> dict[str, Any]:
-    """The kind's rule: ``HUB_RULES_DIR/<kind>.yaml`` where a deployment keeps its own, else the project's."""
-    own = Path(os.environ["HUB_RULES_DIR"]) / f"{kind}.yaml" if os.environ.get("HUB_RULES_DIR") else None
-    return _rules(own if own is not None and own.exists() else RULE_DIR / f"{kind}.yaml")
-
-
-@lru_cache(maxsize=8)
-def _rules(path: Path) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def active() -> bool:
-    """Whether this deployment approves special prices: an ``oa`` seat that takes part in approvals."""
+    """Whether this deployment runs approvals: an ``oa`` seat that takes part in them."""
     return roles.offers("oa", "approvals")
 
 
@@ -71,136 +53,120 @@ def _oa():
     return roles.adapter(roles.seat("oa"))
 
 
-# --- which lines need an approval --------------------------------------------------------------------
+# --- which orders need an approval ---------------------------------------------------------------
 
-def below_floor(conn, heads: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """The lines of ``heads`` priced below their product's floor (list price × the class's share), one
-    row each: order and line ids, customer, product code/name/list price, floor, price, quantity, subject."""
-    cols = ["order_hub_id", "native_key", "order_no", "order_date", "owner_key", "customer_key", "product_key",
-            "product_code", "product_name", "list_price", "floor", "price", "quantity", "subject"]
-    if heads.empty or lines.empty:
-        return pd.DataFrame(columns=cols)
-    x = model.xref.c
-    keys = lines["product_key"].dropna().astype(str).unique().tolist()
-    links = select_in(conn, model.xref, "native_key", keys, where=[x.entity == "product", x.system == "crm"],
-                      columns=["native_key", "hub_id"])
-    products = select_in(conn, model.product, "hub_id", links["hub_id"].tolist(),
-                         columns=["hub_id", "code", "name", "class_code", "list_price"])
-    by_key = links.merge(products, on="hub_id").drop_duplicates("native_key").set_index("native_key")
-    rule = rules()
-    shares = {str(k): Decimal(str(v)) for k, v in (rule.get("floor", {}).get("by_class") or {}).items()}
-    default = Decimal(str(rule.get("floor", {}).get("default", 1)))
-    head = heads.set_index("hub_id")
-    out = []
-    for rec in lines.itertuples(index=False):
-        key = str(rec.product_key)
-        if key not in by_key.index:
-            continue
-        product = by_key.loc[key]
-        listed, price = money.dec(product["list_price"]), money.dec(rec.unit_price)
-        if listed is None or price is None or listed <= 0:
-            continue
-        floor = (listed * shares.get(str(product["class_code"] or ""), default)).quantize(Decimal("0.01"))
-        if price >= floor:
-            continue
-        order = head.loc[rec.order_hub_id]
-        out.append({"order_hub_id": rec.order_hub_id, "native_key": str(rec.native_key), "order_no": order["order_no"],
-                    "order_date": str(order["order_date"] or "")[:10], "owner_key": order.get("owner_key"),
-                    "customer_key": str(order["customer_key"]), "product_key": key, "product_code": product["code"],
-                    "product_name": product["name"], "list_price": money.text(listed), "floor": money.text(floor),
-                    "price": money.text(price), "quantity": money.text(money.dec(rec.quantity) or Decimal(0)),
-                    "subject": f"{order['customer_key']}|{product['code']}"})
-    return pd.DataFrame(out, columns=cols)
+def kinds() -> list[Any]:
+    """The kinds this deployment runs: those the oa binding names a workflow for."""
+    named = [k for k in (roles.seat("oa").options.get("workflows") or {}) if not k.startswith("__")]
+    unknown = [k for k in named if k not in KINDS]
+    if unknown:
+        raise ConfigurationError(f"{roles.seat('oa').where}: workflows names unknown approval kind(s) {unknown}; "
+                                 f"the kinds are {sorted(KINDS)}")
+    return [KINDS[k] for k in named]
 
 
 def _untaken(conn) -> tuple[pd.DataFrame, pd.DataFrame]:
     heads = order_documents.untaken_orders(conn, roles.seat("erp").name)
-    lines = select_in(conn, model.sales_order_line, "order_hub_id", heads["hub_id"].tolist())
+    lines = select_in(conn, model.sales_order_line, "order_hub_id", heads["hub_id"].tolist() if not heads.empty else [])
     return heads, lines
 
 
+def cases_of(conn, heads: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """Every kind's cases among these orders, one frame (the kinds' own facts side by side)."""
+    found = [k.cases(conn, heads, lines) for k in kinds()]
+    found = [f for f in found if not f.empty]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=CASE_COLUMNS)
+
+
+def below_floor(conn, heads: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """The special-price cases among these orders (tests, the demo)."""
+    return KINDS[KIND].cases(conn, heads, lines)
+
+
 def _approvals(conn, subjects: list[str]) -> pd.DataFrame:
-    a = model.approval.c
-    return select_in(conn, model.approval, "subject", subjects, where=[a.kind == KIND])
+    return select_in(conn, model.approval, "subject", subjects)
 
 
-def covered(rows: pd.DataFrame, price: str, order_date: str) -> pd.Series | None:
-    """The approval among ``rows`` (one subject's, not superseded) that covers ``price`` on an order of
-    ``order_date``: approved at that price or lower, and still valid on that date."""
+def covered(rows: pd.DataFrame, kind: Any, version: str, order_date: str) -> pd.Series | None:
+    """The approval among ``rows`` (one subject's of one kind) that covers ``version`` on an order of
+    ``order_date``: approved, not superseded, covering that version, and valid on that date."""
     ok = rows[(rows["state"] == APPROVED) & (rows["superseded"] != "yes")]
-    ok = ok[[money.dec(v) <= money.dec(price) and (not order_date or str(u or "9999") >= order_date)
+    ok = ok[[kind.covers(v, version) and (not order_date or str(u or "9999") >= order_date)
              for v, u in zip(ok["version"], ok["valid_until"])]]
     return ok.iloc[0] if not ok.empty else None
 
 
+def _mine(rows: pd.DataFrame, kind: str, subject: str) -> pd.DataFrame:
+    return rows[(rows["kind"] == kind) & (rows["subject"] == subject)] if not rows.empty else rows
+
+
 def holds(conn, heads: pd.DataFrame, lines: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
-    """For sales_orders: the orders a special price holds (hub id → why), and the approved request's
-    number for each line an approval covers whose CRM line does not carry it yet (CRM line id → OA
-    request id). A line goes once its CRM line carries its approval's number (``special_price_ref``)."""
-    cases = below_floor(conn, heads, lines)
+    """For sales_orders: the orders an approval holds (hub id → why), and the approved request's
+    number for each CRM record that must carry it first (a special-price line: its number goes to
+    the ERP with it; CRM record id → OA request id)."""
+    cases = cases_of(conn, heads, lines)
     if cases.empty:
         return {}, {}
-    refs_of = dict(zip(lines["native_key"].astype(str), lines["special_price_ref"]))
+    refs_of = dict(zip(lines["native_key"].astype(str), lines["special_price_ref"])) if not lines.empty else {}
     label = _oa().label
     rows = _approvals(conn, cases["subject"].unique().tolist())
     waits: dict[str, list[str]] = {}
     refs: dict[str, str] = {}
-    for case in cases.itertuples(index=False):
-        mine = rows[rows["subject"] == case.subject] if not rows.empty else rows
-        hit = covered(mine, case.price, case.order_date) if not mine.empty else None
-        if hit is not None and refs_of.get(case.native_key) == str(hit["request_id"]):
+    for case in cases.to_dict("records"):
+        kind = KINDS[case["kind"]]
+        mine = _mine(rows, kind.name, case["subject"])
+        hit = covered(mine, kind, case["version"], case["order_date"]) if not mine.empty else None
+        what = kind.what(case)
+        if hit is not None and (kind.crm_ref is None or refs_of.get(case["crm_key"]) == str(hit["request_id"])):
             continue
-        if hit is not None:  # the CRM line gets the number first, so the ERP's copy never changes after
-            refs[case.native_key] = str(hit["request_id"])
-            waits.setdefault(case.order_hub_id, []).append(
-                f"特价 {case.product_code} at {case.price} approved in {label} (request {hit['request_id']}); the CRM "
-                "line is given its number next (approvals write back), then the order goes")
+        if hit is not None:  # the CRM record gets the number first, so the ERP's copy never changes after
+            refs[case["crm_key"]] = str(hit["request_id"])
+            waits.setdefault(case["order_hub_id"], []).append(
+                f"{what}: approved in {label} (request {hit['request_id']}); the CRM record is given its number "
+                "next (approvals write back), then the order goes")
             continue
-        asked = mine[(mine["version"] == case.price) & (mine["superseded"] != "yes")] if not mine.empty else mine
-        what = f"特价 {case.product_code} at {case.price} (floor {case.floor}, list {case.list_price})"
+        asked = mine[(mine["version"] == case["version"]) & (mine["superseded"] != "yes")] if not mine.empty else mine
         if asked.empty:
             why = f"{what} needs an approval in {label}: not asked yet (the approvals flow asks)"
         else:
             row = asked.iloc[0]
             why = {SUBMITTING: f"{what} is being sent to {label}",
                    PENDING: f"{what} waits for {label} request {row['request_id']} at {row['node'] or 'its first node'}",
-                   REJECTED: f"{what} was rejected in {label} (request {row['request_id']}: {row['opinion'] or 'no opinion'}); "
-                             "raise the price or ask again with a changed one",
+                   REJECTED: f"{what} was rejected in {label} (request {row['request_id']}: {row['opinion'] or 'no opinion'})",
                    RETURNED: f"{what} was returned for changes in {label} (request {row['request_id']}: "
                              f"{row['opinion'] or 'no opinion'})",
                    APPROVED: f"{what}: {label} approved {row['version']} until {row['valid_until']}, which does not "
                              f"cover this order"}.get(row["state"], what)
-        waits.setdefault(case.order_hub_id, []).append(why)
+        waits.setdefault(case["order_hub_id"], []).append(why)
     return {h: "; ".join(w) for h, w in waits.items()}, refs
 
 
 # --- extract -----------------------------------------------------------------------------------------
 
 def extract(ctx: StepContext) -> StepCounts:
-    """The cases (lowest price asked per subject) and the progress of every open OA request."""
+    """The requests the cases call for (per kind: one per subject and version) and the progress of
+    every open OA request."""
     oa = _oa()
     with ctx.engine.begin() as conn:
         heads, lines = _untaken(conn)
-        lines = below_floor(conn, heads, lines)
+        found = cases_of(conn, heads, lines)
         a = model.approval.c
         open_ids = [r for (r,) in conn.execute(select(a.request_id).where(
-            a.kind == KIND, a.system == oa.system, a.state.in_([PENDING]), a.request_id.isnot(None)))]
-    cases = pd.DataFrame(columns=["subject"])
-    if not lines.empty:
-        lines["_price"] = lines["price"].map(money.dec)
-        lowest = lines.sort_values("_price", kind="stable").drop_duplicates("subject")
-        qty = lines.groupby("subject")["quantity"].agg(lambda s: money.text(sum((money.dec(v) for v in s), Decimal(0))))
-        nos = lines.groupby("subject")["order_no"].agg(lambda s: ",".join(sorted({str(v) for v in s})))
-        cases = lowest.drop(columns=["_price", "quantity"]).assign(
-            quantity=lambda t: t["subject"].map(qty), order_nos=lambda t: t["subject"].map(nos))
+            a.system == oa.system, a.state.in_([PENDING, RETURNED]), a.request_id.isnot(None)))]
+    parts = []
+    for kind in kinds():
+        mine = found[found["kind"] == kind.name] if not found.empty else found
+        if not mine.empty:
+            nos = mine.groupby("subject")["order_no"].agg(lambda s: ",".join(sorted({str(v) for v in s})))
+            parts.append(kind.requests(mine).assign(order_nos=lambda t: t["subject"].map(nos)))
+    cases = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CASE_COLUMNS)
     progress = [r for page in oa.connector(HubVault(ctx.engine)).read("workflow_request", {"keys": open_ids})
                 for r in page.records] if open_ids else []
     with ctx.engine.begin() as conn:
         stage_write(conn, ctx.run_id, "extract", cases, CASES)
         stage_write(conn, ctx.run_id, "extract", pd.DataFrame(progress), PROGRESS)
-        stage_write(conn, ctx.run_id, "lines", lines.drop(columns=["_price"], errors="ignore"))
-    log.info("extract: %d special-price cases over %d lines, %d open OA requests read", len(cases), len(lines),
-             len(progress))
+    log.info("extract: %d requests the cases call for (%s), %d open OA requests read", len(cases),
+             dict(cases["kind"].value_counts()) if not cases.empty else {}, len(progress))
     return StepCounts(read=len(cases) + len(progress))
 
 
@@ -214,37 +180,47 @@ def _customer_names(conn, keys: list[str]) -> dict[str, str]:
     return dict(links.merge(names, on="hub_id")[["native_key", "name"]].itertuples(index=False))
 
 
+def _key(case: Any) -> str:
+    return f"{case['kind']}:{case['subject']}@{case['version']}"
+
+
 def map_step(ctx: StepContext) -> StepCounts:
-    """Each case's OA form (mainData) by the kind's mapping spec; the OA's decisions pass as read."""
-    spec = engine.load_spec(_oa().mapping(KIND))
+    """Each request's OA form (its fields, name → value) by its kind's mapping spec; a request that
+    does not map (a field the form needs is empty) is quarantined with the reason, its order waits."""
+    oa = _oa()
     with ctx.engine.begin() as conn:
         cases = stage_read(conn, ctx.run_id, "extract", CASES)
         progress = stage_read(conn, ctx.run_id, "extract", PROGRESS)
+        out = []
         if not cases.empty:
             names = _customer_names(conn, cases["customer_key"].astype(str).tolist())
             cases = cases.assign(customer_name=cases["customer_key"].astype(str).map(names),
-                                 applicant=cases["owner_key"].astype(str),
-                                 discount_rate=[f"{money.dec(p) / money.dec(lp):.4f}" for p, lp in
-                                                zip(cases["price"], cases["list_price"])])
-            result = engine.apply(spec, cases.reset_index(drop=True))
-            bad = set(result.errors["_row"]) if not result.errors.empty else set()
-            cases = cases.reset_index(drop=True)
-            reasons = result.errors.groupby("_row")["reason"].agg("; ".join) if bad else pd.Series(dtype=object)
-            if bad:
-                quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="approval", system="crm", stage="map", items=[
-                    (cases.loc[i, "subject"], {"subject": cases.loc[i, "subject"]}, [reasons[i]]) for i in sorted(bad)])
-            fields = [r.target for r in spec.fields]
-            mapped = result.frame.set_index("_row").reindex(columns=fields)
-            cases = cases.loc[mapped.index].assign(main_data=[
-                [{"fieldName": f, "fieldValue": "" if pd.isna(v) else str(v)} for f, v in zip(fields, row)]
-                for row in mapped.itertuples(index=False)])
+                                 applicant=cases["owner_key"].astype(str))
+            if "list_price" in cases.columns:
+                cases["discount_rate"] = [f"{money.dec(p) / money.dec(lp):.4f}" if isinstance(lp, str) else None
+                                          for p, lp in zip(cases["version"], cases["list_price"])]
+            for kind_name, part in cases.groupby("kind"):
+                spec = engine.load_spec(oa.mapping(kind_name))
+                part = part.reset_index(drop=True)
+                result = engine.apply(spec, part)
+                if not result.errors.empty:
+                    reasons = result.errors.groupby("_row")["reason"].agg("; ".join)
+                    quarantine.add(conn, run_id=ctx.run_id, flow=FLOW, entity="approval", system="crm", stage="map",
+                                   items=[(_key(part.loc[i]), {"kind": kind_name, "subject": part.loc[i, "subject"]},
+                                           [reasons[i]]) for i in sorted(reasons.index)])
+                fields = [r.target for r in spec.fields]
+                mapped = result.frame.set_index("_row").reindex(columns=fields)
+                out.append(part.loc[mapped.index].assign(form=[
+                    [{"name": f, "value": "" if pd.isna(v) else str(v)} for f, v in zip(fields, row)]
+                    for row in mapped.itertuples(index=False)]))
+        cases = pd.concat(out, ignore_index=True) if out else cases
         stage_write(conn, ctx.run_id, "map", cases, CASES)
         stage_write(conn, ctx.run_id, "map", progress, PROGRESS)
     return StepCounts(read=len(cases) + len(progress), mapped=len(cases) + len(progress))
 
 
 def validate(ctx: StepContext) -> StepCounts:
-    """The cases and decisions as mapped (the orders passed the sales_order suite in their own flow)."""
+    """The requests and decisions as mapped (the orders passed the sales_order suite in their own flow)."""
     with ctx.engine.begin() as conn:
         for part in (CASES, PROGRESS):
             stage_write(conn, ctx.run_id, "validate", stage_read(conn, ctx.run_id, "map", part), part)
@@ -254,28 +230,32 @@ def validate(ctx: StepContext) -> StepCounts:
 # --- resolve / load ----------------------------------------------------------------------------------
 
 def request_name(case: Any) -> str:
-    """The OA title: readable, and unique per subject and version (the hub's key is how a lost create is found)."""
-    return (f"特价审批 {case['customer_name']} {case['product_code']} {case['price']} "
-            f"[HUB:{KIND}:{xref.content_hash(pd.DataFrame([case]), ['subject', 'price']).iloc[0][:16]}]")
+    """The OA title: readable, and unique per kind, subject and version (the hub's key is how a lost
+    create is found)."""
+    digest = xref.content_hash(pd.DataFrame([case]), ["kind", "subject", "version"]).iloc[0][:16]
+    return f"{KINDS[case['kind']].title(case)} [HUB:{case['kind']}:{digest}]"
 
 
 def resolve_step(ctx: StepContext) -> StepCounts:
-    """A case whose (subject, price) was asked already is skipped; a new one is to be asked, and
-    supersedes the subject's requests for other prices that are still open."""
+    """A request whose (kind, subject, version) was asked already is skipped; a new one is to be
+    asked, and supersedes the subject's requests for other versions that are still open."""
     with ctx.engine.begin() as conn:
         cases = stage_read(conn, ctx.run_id, "validate", CASES)
         progress = stage_read(conn, ctx.run_id, "validate", PROGRESS)
         counts = StepCounts(read=len(cases))
         if not cases.empty:
             known = _approvals(conn, cases["subject"].tolist())
-            asked = set(zip(known["subject"], known["version"])) if not known.empty else set()
-            new = [(s, p) not in asked for s, p in zip(cases["subject"], cases["price"])]
+            asked = set(zip(known["kind"], known["subject"], known["version"])) if not known.empty else set()
+            new = [(k, s, v) not in asked for k, s, v in zip(cases["kind"], cases["subject"], cases["version"])]
             cases = cases.assign(new=new)
             counts.skipped = int((~cases["new"]).sum())
             cases = cases[cases["new"]]
         stage_write(conn, ctx.run_id, "resolve", cases, CASES)
         stage_write(conn, ctx.run_id, "resolve", progress, PROGRESS)
     return counts
+
+
+FACT_SKIP = {"new", "form", "order_hub_id", "crm_key", "owner_key", "applicant"}
 
 
 def load(ctx: StepContext) -> StepCounts:
@@ -287,37 +267,46 @@ def load(ctx: StepContext) -> StepCounts:
         progress = stage_read(conn, ctx.run_id, "resolve", PROGRESS)
         now = utcnow()
         a = model.approval.c
-        if not cases.empty:
+        for kind_name, part in (cases.groupby("kind") if not cases.empty else []):
             conn.execute(update(model.approval).where(and_(
-                a.kind == KIND, a.subject.in_(cases["subject"].tolist()), a.state.in_([SUBMITTING, PENDING, RETURNED])
-            )).values(superseded="yes", updated_at=now))
+                a.kind == kind_name, a.subject.in_(part["subject"].tolist()),
+                a.state.in_([SUBMITTING, PENDING, RETURNED]))).values(superseded="yes", updated_at=now))
+        if not cases.empty:
             upsert(conn, model.approval, [{
-                "kind": KIND, "subject": c["subject"], "version": c["price"], "system": oa.system,
+                "kind": c["kind"], "subject": c["subject"], "version": c["version"], "system": oa.system,
                 "request_name": request_name(c), "request_id": None, "state": SUBMITTING, "superseded": None,
-                "facts": {k: c[k] for k in ("customer_key", "customer_name", "product_code", "product_name", "list_price",
-                                            "floor", "price", "quantity", "order_nos", "main_data")},
+                "facts": {**{k: v for k, v in c.items() if k not in FACT_SKIP and not pd.isna(v)}, "form": c["form"]},
                 "submitted_at": None, "updated_at": now, "run_id": ctx.run_id} for c in cases.to_dict("records")],
                 keys=["kind", "subject", "version"])
         decided = _record_decisions(conn, oa, progress, ctx.run_id)
-    return StepCounts(read=len(cases) + len(progress), written=len(cases) + decided, skipped=len(progress) - decided)
+        stage_write(conn, ctx.run_id, "decided", pd.DataFrame({"request_id": decided}))
+    return StepCounts(read=len(cases) + len(progress), written=len(cases) + len(decided),
+                      skipped=len(progress) - len(decided))
 
 
-def _record_decisions(conn, oa, progress: pd.DataFrame, run_id: str) -> int:
-    """Each request's state as the OA now says; a superseded request's decision is recorded too (and never applied)."""
+def _record_decisions(conn, oa, progress: pd.DataFrame, run_id: str) -> list[str]:
+    """Each request's state as the OA now says (the ids whose state changed); a superseded request's
+    decision is recorded too, and never applied. A returned request is read again: the applicant may
+    resubmit it in the OA."""
     if progress.empty:
-        return 0
-    days = int(rules().get("valid_days", 90))
+        return []
     a = model.approval.c
-    changed = 0
+    ids = progress["request_id"].astype(str).tolist()
+    before = {r.request_id: (r.state, r.kind) for r in conn.execute(select(a.request_id, a.state, a.kind).where(
+        a.system == oa.system, a.request_id.in_(ids)))}
+    changed: list[str] = []
     for p in progress.to_dict("records"):
-        state = oa.decision(p)
+        rid = str(p["request_id"])
+        state, kind = oa.decision(p), (before.get(rid) or (None, KIND))[1]
+        days = int(rules(kind).get("valid_days", 90))
         decided_on = str(p.get("operated_on") or "")[:10] if state != PENDING else None
         valid = (date.fromisoformat(decided_on) + timedelta(days=days)).isoformat() if state == APPROVED and decided_on else None
-        res = conn.execute(update(model.approval).where(and_(a.system == oa.system, a.request_id == str(p["request_id"])))
+        res = conn.execute(update(model.approval).where(and_(a.system == oa.system, a.request_id == rid))
                            .values(state=state, node=p.get("node"), approver=p.get("last_operator"),
                                    opinion=p.get("opinion") if state != PENDING else None, decided_on=decided_on,
                                    valid_until=valid, updated_at=utcnow(), run_id=run_id))
-        changed += res.rowcount if state != PENDING else 0
+        if res.rowcount and state != (before.get(rid) or (None,))[0]:
+            changed.append(rid)
     return changed
 
 
@@ -329,18 +318,17 @@ def publish(ctx: StepContext) -> StepCounts:
     a = model.approval.c
     with ctx.engine.begin() as conn:
         todo = pd.DataFrame([dict(r._mapping) for r in conn.execute(select(model.approval).where(
-            a.kind == KIND, a.system == oa.system, a.state == SUBMITTING, a.superseded.is_(None)))])
+            a.system == oa.system, a.state == SUBMITTING, a.superseded.is_(None)))])
     counts = StepCounts(read=len(todo))
     if todo.empty:
         return counts
-    workflow = oa.workflow(KIND)
-    records = [{"_key": f"{r['subject']}@{r['version']}", "subject": r["subject"], "version": r["version"],
-                "workflowId": workflow, "requestName": r["request_name"], "mainData": r["facts"]["main_data"],
+    records = [{"_key": _key(r), "kind": r["kind"], "subject": r["subject"], "version": r["version"],
+                "workflow": oa.workflow(r["kind"]), "title": r["request_name"], "fields": r["facts"]["form"],
                 "remark": f"CRM 订单 {r['facts']['order_nos']}"} for r in todo.to_dict("records")]
 
     def sent(conn, ok) -> None:
         for rec, res in ok:
-            conn.execute(update(model.approval).where(and_(a.kind == KIND, a.subject == rec["subject"],
+            conn.execute(update(model.approval).where(and_(a.kind == rec["kind"], a.subject == rec["subject"],
                                                            a.version == rec["version"]))
                          .values(request_id=res.native_key, state=PENDING, submitted_at=utcnow(), updated_at=utcnow()))
 
@@ -352,62 +340,70 @@ def publish(ctx: StepContext) -> StepCounts:
 
 # --- write back: the CRM lines ------------------------------------------------------------------------
 
-def _status_text(row: Any, label: str) -> str:
+def _status_text(row: Any, label: str, kind: Any) -> str:
     rid = row["request_id"] or "—"
-    return {SUBMITTING: f"特价审批提交中 ({label})",
-            PENDING: f"特价审批中: {label} {rid} @ {row['node'] or ''}",
-            APPROVED: f"特价已批准: {label} {rid}, {row['version']} 至 {row['valid_until']}",
-            REJECTED: f"特价被驳回: {label} {rid}: {row['opinion'] or ''}",
-            RETURNED: f"特价退回修改: {label} {rid}: {row['opinion'] or ''}"}.get(row["state"], "")
+    return {SUBMITTING: f"{kind.label}审批提交中 ({label})",
+            PENDING: f"{kind.label}审批中: {label} {rid} @ {row['node'] or ''}",
+            APPROVED: f"{kind.label}已批准: {label} {rid}, {row['version']} 至 {row['valid_until']}",
+            REJECTED: f"{kind.label}被驳回: {label} {rid}: {row['opinion'] or ''}",
+            RETURNED: f"{kind.label}退回修改: {label} {rid}: {row['opinion'] or ''}"}.get(row["state"], "")
 
 
 def write_back(ctx: StepContext) -> StepCounts:
-    """Per waiting special-price line: its approval's status, and, once approved, the OA request's
-    number in the line's approval field (which carries it to the ERP); written where it changed."""
+    """Per waiting case: its approval's status on the CRM record the kind names (a special price's
+    order line, an over-credit order), and, once approved, the OA request's number where the kind
+    carries it to the ERP (a special-price line's approval field); written where it changed."""
     oa = _oa()
-    spec = engine.load_spec(LINE_SPEC)
-    ref_field = next(r.source for r in spec.fields if r.target == "special_price_ref")
-    status_field = dict(spec.write_back).get("special_price_status")
     with ctx.engine.begin() as conn:
         heads, lines = _untaken(conn)
-        cases = below_floor(conn, heads, lines)
+        cases = cases_of(conn, heads, lines)
         rows = _approvals(conn, cases["subject"].unique().tolist()) if not cases.empty else pd.DataFrame()
         x = model.xref.c
         shown = dict(conn.execute(select(x.native_key, x.native_version).where(x.entity == SHOWN, x.system == "crm")).all())
-    records = []
-    for case in cases.itertuples(index=False):
-        mine = rows[(rows["subject"] == case.subject)] if not rows.empty else rows
-        hit = covered(mine, case.price, case.order_date) if not mine.empty else None
-        live = mine[(mine["superseded"] != "yes")] if not mine.empty else mine
-        row = hit if hit is not None else (live.sort_values("updated_at").iloc[-1] if not live.empty else None)
-        if row is None:
-            continue
-        text = _status_text(row, oa.label)
-        ref = str(row["request_id"]) if hit is not None else None
-        want = f"{text}|{ref or ''}"
-        if shown.get(case.native_key) == want:
-            continue
-        rec = {"_key": case.native_key, "id": case.native_key, "_shown": want}
-        if status_field:
-            rec[status_field] = text
-        if ref:
-            rec[ref_field] = ref
-        records.append(rec)
-    counts = StepCounts(read=len(cases), skipped=len(cases) - len(records))
-    if records:
-        def holds_now(conn, ok) -> None:
-            xref.save(conn, SHOWN, "crm", pd.DataFrame([{"native_key": rec["_key"], "hub_id": rec["_key"],
-                                                         "native_version": rec["_shown"], "content_hash": None}
-                                                        for rec, _ in ok]))
-
-        ledger = Ledger(ctx, SHOWN, "crm", on_ok=holds_now, done=False, failed_status=None, results="crm_results",
-                        payload=lambda rec: {k: v for k, v in rec.items() if k != "_shown"})
-        counts += write_in_chunks(ctx, roles.crm().connector(), spec.stream,
-                                  [{k: v for k, v in r.items()} for r in records], ledger.persist)
+    counts = StepCounts(read=len(cases))
+    for kind in kinds():
+        spec = engine.load_spec(kind.crm_spec)
+        status_field = dict(spec.write_back).get(kind.crm_status)
+        ref_field = next((r.source for r in spec.fields if r.target == kind.crm_ref), None) if kind.crm_ref else None
+        records = []
+        for case in (cases[cases["kind"] == kind.name].to_dict("records") if not cases.empty else []):
+            if not case["crm_key"]:
+                continue
+            mine = _mine(rows, kind.name, case["subject"])
+            hit = covered(mine, kind, case["version"], case["order_date"]) if not mine.empty else None
+            live = mine[mine["superseded"] != "yes"] if not mine.empty else mine
+            row = hit if hit is not None else (live.sort_values("updated_at").iloc[-1] if not live.empty else None)
+            if row is None:
+                continue
+            text = _status_text(row, oa.label, kind)
+            ref = str(row["request_id"]) if hit is not None and ref_field else None
+            want, key = f"{text}|{ref or ''}", f"{kind.name}:{case['crm_key']}"
+            if shown.get(key) == want:
+                continue
+            rec = {"_key": key, "id": case["crm_key"], "_shown": want}
+            if status_field:
+                rec[status_field] = text
+            if ref:
+                rec[ref_field] = ref
+            records.append(rec)
+        counts.skipped += int((cases["kind"] == kind.name).sum()) - len(records) if not cases.empty else 0
+        if records:
+            counts += _show(ctx, spec.stream, records)
     with ctx.engine.begin() as conn:
         result = outcomes(conn, ctx.run_id)
     save_outcomes(ctx, result)
     return counts
+
+
+def _show(ctx: StepContext, stream: str, records: list[dict[str, Any]]) -> StepCounts:
+    def holds_now(conn, ok) -> None:
+        xref.save(conn, SHOWN, "crm", pd.DataFrame([{"native_key": rec["_key"], "hub_id": rec["_key"],
+                                                     "native_version": rec["_shown"], "content_hash": None}
+                                                    for rec, _ in ok]))
+
+    ledger = Ledger(ctx, SHOWN, "crm", on_ok=holds_now, done=False, failed_status=None, results="crm_results",
+                    payload=lambda rec: {k: v for k, v in rec.items() if k != "_shown"})
+    return write_in_chunks(ctx, roles.crm().connector(), stream, records, ledger.persist)
 
 
 STEP_FUNCTIONS = {
@@ -426,20 +422,23 @@ def outcomes(conn, run_id: str) -> pd.DataFrame:
     sent = stage_read(conn, run_id, "oa_results")
     result = sent.set_index("hub_id")["result"].to_dict() if not sent.empty else {}
     a = model.approval.c
-    state = {(s, v): st for s, v, st in conn.execute(select(a.subject, a.version, a.state).where(a.kind == KIND))}
+    state = {(k, s, v): st for k, s, v, st in conn.execute(select(a.kind, a.subject, a.version, a.state))}
     held = set(quarantined_keys(conn, run_id, "approval", ["map"])["key"])
     rows = []
     for c in cases.to_dict("records"):
-        key = f"{c['subject']}@{c['price']}"
-        res = "failed" if c["subject"] in held else result.get(key)
+        key = _key(c)
+        res = "failed" if key in held else result.get(key)
         outcome = {"created": f"asked in {label}", "linked": f"asked in {label} (its request found by title)",
                    "failed": "quarantined"}.get(res) if res else None
         rows.append({"system": "crm", "key": key, "hub_id": key,
                      "outcome": outcome or "skipped",
-                     "detail": None if outcome else f"{label} request for this price is {state.get((c['subject'], c['price']), 'not sent')}"})
+                     "detail": None if outcome else
+                     f"{label} request for this version is {state.get((c['kind'], c['subject'], c['version']), 'not sent')}"})
+    decided = stage_read(conn, run_id, "decided")
+    moved = set(decided["request_id"].astype(str)) if not decided.empty else set()
     for p in progress.to_dict("records"):
         decision = _oa().decision(p)
         rows.append({"system": _oa().system, "key": str(p["request_id"]), "hub_id": str(p["request_id"]),
-                     "outcome": "stored in hub" if decision != PENDING else "skipped",
-                     "detail": f"{decision} ({p.get('node')})"})
+                     "outcome": f"recorded: {decision}" if str(p["request_id"]) in moved else "skipped",
+                     "detail": f"{decision} at {p.get('node')}" + ("" if str(p["request_id"]) in moved else ", as before")})
     return pd.DataFrame(rows, columns=["system", "key", "hub_id", "outcome", "detail"])

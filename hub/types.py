@@ -236,6 +236,24 @@ class OrderState:
     shipped: dict[str, Any] = field(default_factory=dict)    # number → Decimal quantity shipped
 
 
+@dataclass
+class CreditFacts:
+    """One ERP customer's credit as the ERP keeps it (远东: in front of sales before they promise):
+    the limit (None: the ERP does not control this customer's credit), open receivables, the part
+    of them past the customer's payment terms, and orders in the ERP not invoiced yet. Decimal yuan."""
+
+    limit: Any = None
+    receivables: Any = 0
+    overdue: Any = 0
+    open_orders: Any = 0
+    terms_days: int | None = None
+
+    @property
+    def available(self) -> Any:
+        """limit − open receivables − open orders (None without a limit)."""
+        return None if self.limit is None else self.limit - self.receivables - self.open_orders
+
+
 @runtime_checkable
 class ErpAdapter(Protocol):
     """What the flows ask of the bound ERP, by meaning (docs/extending.md "Adding an ERP").
@@ -263,6 +281,9 @@ class ErpAdapter(Protocol):
 
     def customers_by_tax_number(self, usccs: Sequence[str]) -> dict[str, list[str]]:
         """USCC → the ERP's customer numbers holding it (the last check before a create)."""
+
+    def credit(self, customer_codes: Sequence[str], as_of: date) -> dict[str, CreditFacts]:
+        """The ERP's credit facts of these customers (its own numbers) on ``as_of``."""
 
     def order_state(self, numbers: Sequence[str]) -> OrderState:
         """The ERP's state of its sales orders ``numbers`` (set-based)."""

@@ -44,6 +44,7 @@ OBJECTS: dict[str, dict[str, FieldKind]] = {
         **_COMMON,
         "po": "text", "accountId": "ref", "status": "number", "orderDate": "text", "amount": "number",
         "comment": "text", "erpCode__c": "text", "hubId__c": "text", "deliveryStatus__c": "text",
+        "creditApproval__c": "text",
     },
     "orderProduct": {
         **_COMMON,

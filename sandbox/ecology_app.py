@@ -11,7 +11,7 @@ What it checks, as e-cology does (docs/protocols.md, ../shared/reference/protoco
 - Every business call carries ``appid``, ``token`` and ``userid`` = RSA(spk, user id); the user is
   the one decrypted, never a cookie (the stand-in sets none).
 
-The tenant (one workflow, 特价审批, workflowId 101, form ``formtable_main_101``): a request is created
+The tenant (workflows 特价审批 101 and 超信用额度审批 102, forms ``formtable_main_101`` / ``_102``): a request is created
 at node 申请人 (type 0) and, with ``isnextflow`` 1, submitted to 销售经理审批 (type 1). The approvers
 decide by a fate drawn from the request title's hash, on the sandbox's day clock
 (``POST /__sandbox/oa/advance {"days": n}``): most approve within 1-3 days (to 归档, type 3), some
@@ -40,13 +40,17 @@ from fastapi.responses import JSONResponse
 
 from .faults import FaultMiddleware, Faults
 
-WORKFLOW_ID = "101"
-FORM_TABLE = "formtable_main_101"
-DETAIL_TABLE = "formtable_main_101_dt1"
-#: the 特价审批 form's fields (数据库字段名 → 显示名), the tenant's design
-FORM_FIELDS = {"sqr": "申请人", "khbm": "客户编码", "khmc": "客户名称", "cpbm": "产品编码", "cpmc": "产品名称",
-               "sqjg": "申请单价", "bzjg": "标准单价", "djxx": "底价", "zkl": "折扣率", "sl": "数量",
-               "yxq": "有效期至", "ddh": "CRM订单", "sm": "说明"}
+#: the tenant's workflows: workflowId → (name, main form table, its fields 数据库字段名 → 显示名)
+WORKFLOWS = {
+    "101": ("特价审批", "formtable_main_101", {
+        "sqr": "申请人", "khbm": "客户编码", "khmc": "客户名称", "cpbm": "产品编码", "cpmc": "产品名称",
+        "sqjg": "申请单价", "bzjg": "标准单价", "djxx": "底价", "zkl": "折扣率", "sl": "数量", "yxq": "有效期至",
+        "ddh": "CRM订单", "sm": "说明"}),
+    "102": ("超信用额度审批", "formtable_main_102", {
+        "sqr": "申请人", "khbm": "客户编码", "khmc": "客户名称", "ddh": "CRM订单", "ddje": "订单金额",
+        "xyed": "信用额度", "ysye": "应收余额", "yqje": "逾期金额", "wcdd": "未完成订单", "kyed": "可用额度",
+        "cxje": "超出金额", "sm": "说明"}),
+}
 DETAIL_FIELDS = {"hh": "行号", "cpbm": "产品编码", "sl": "数量", "sqjg": "申请单价"}
 NODES = {"start": ("1001", "申请人", "0"), "manager": ("1002", "销售经理审批", "1"),
          "archive": ("1004", "归档", "3"), "rejected": ("1005", "否决归档", "3")}
@@ -162,8 +166,10 @@ class Ecology:
         return int(con.execute("select day from clock").fetchone()[0])
 
     def create(self, user: str, form: dict[str, str]) -> dict[str, Any]:
-        if form.get("workflowId") != WORKFLOW_ID:
-            return {"code": "NO_PERMISSION", "errMsg": {"workflowId": f"用户 {user} 没有流程 {form.get('workflowId')} 的创建权限"}}
+        workflow = form.get("workflowId") or ""
+        if workflow not in WORKFLOWS:
+            return {"code": "NO_PERMISSION", "errMsg": {"workflowId": f"用户 {user} 没有流程 {workflow} 的创建权限"}}
+        fields = WORKFLOWS[workflow][2]
         name = (form.get("requestName") or "").strip()
         if not name:
             return {"code": "PARAM_ERROR", "errMsg": {"requestName": "流程标题不能为空"}}
@@ -175,7 +181,7 @@ class Ecology:
             return {"code": "PARAM_ERROR", "errMsg": {"mainData": "参数格式错误", "workflowId": "0"}}
         if not isinstance(main, list) or not all(isinstance(f, dict) and "fieldName" in f for f in main):
             return {"code": "PARAM_ERROR", "errMsg": {"mainData": "mainData 应为 [{fieldName, fieldValue}]"}}
-        unknown = [f["fieldName"] for f in main if f["fieldName"] not in FORM_FIELDS]
+        unknown = [f["fieldName"] for f in main if f["fieldName"] not in fields]
         for table in detail:
             for rec in table.get("workflowRequestTableRecords") or []:
                 unknown += [f["fieldName"] for f in rec.get("workflowRequestTableFields") or []
@@ -192,7 +198,7 @@ class Ecology:
             cur = con.execute(
                 "insert into request (workflowid, requestname, creatorid, created_day, main_json, detail_json, node, "
                 "status, fate, due_day, last_day) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (WORKFLOW_ID, name, user, day, json.dumps(main, ensure_ascii=False), json.dumps(detail, ensure_ascii=False),
+                (workflow, name, user, day, json.dumps(main, ensure_ascii=False), json.dumps(detail, ensure_ascii=False),
                  "manager" if submit else "start", "提交" if submit else "创建", fate, due, day))
             rid = cur.lastrowid
             self._log(con, rid, "start", user, day, form.get("remark") or "", "提交" if submit else "保存",
@@ -254,7 +260,8 @@ class Ecology:
             "creatertype": 0, "creatorId": row["creatorid"], "currentNodeId": nid, "currentNodeType": ntype,
             "isremark": 0, "requestId": str(row["requestid"]), "requestName": row["requestname"],
             "requestLevel": "0", "status": row["status"], "workflowId": int(row["workflowid"]),
-            "workflowBaseInfo": {"workflowName": "特价审批", "workflowTypeId": "12", "formId": "-101", "isBill": "1"}},
+            "workflowBaseInfo": {"workflowName": WORKFLOWS[row["workflowid"]][0], "workflowTypeId": "12",
+                                 "formId": f"-{row['workflowid']}", "isBill": "1"}},
             "errMsg": {}}
 
     def request(self, rid: str, user: str) -> dict[str, Any]:
@@ -270,10 +277,11 @@ class Ecology:
             "currentNodeName": nname, "lastOperateTime": f"{self._stamp(row['last_day'])} 10:00:00",
             "lastOperatorName": last["operatorname"], "requestId": str(row["requestid"]), "requestLevel": "0",
             "requestName": row["requestname"], "status": row["status"],
-            "workflowBaseInfo": {"workflowId": WORKFLOW_ID, "workflowName": "特价审批", "workflowTypeId": "12",
-                                 "workflowTypeName": "销售流程"},
-            "workflowMainTableInfo": {"tableDBName": FORM_TABLE, "requestRecords": [{"recordOrder": 0, "workflowRequestTableFields": [
-                {"fieldName": f["fieldName"], "fieldShowName": FORM_FIELDS.get(f["fieldName"], ""),
+            "workflowBaseInfo": {"workflowId": row["workflowid"], "workflowName": WORKFLOWS[row["workflowid"]][0],
+                                 "workflowTypeId": "12", "workflowTypeName": "销售流程"},
+            "workflowMainTableInfo": {"tableDBName": WORKFLOWS[row["workflowid"]][1], "requestRecords": [{
+                "recordOrder": 0, "workflowRequestTableFields": [
+                {"fieldName": f["fieldName"], "fieldShowName": WORKFLOWS[row["workflowid"]][2].get(f["fieldName"], ""),
                  "fieldValue": str(f.get("fieldValue", "")), "fieldShowValue": str(f.get("fieldValue", ""))}
                 for f in main]}]},
             "workflowRequestLogs": [{
@@ -298,7 +306,8 @@ class Ecology:
                  "creatorName": USERS.get(r["creatorid"], ""), "currentNodeId": NODES[r["node"]][0],
                  "currentNodeName": NODES[r["node"]][1], "requestId": str(r["requestid"]), "requestLevel": "0",
                  "requestName": r["requestname"], "status": r["status"], "sysName": "",
-                 "workflowBaseInfo": {"workflowId": r["workflowid"], "workflowName": "特价审批"}} for r in rows]
+                 "workflowBaseInfo": {"workflowId": r["workflowid"], "workflowName": WORKFLOWS[r["workflowid"]][0]}}
+                for r in rows]
 
 
 class _Control:

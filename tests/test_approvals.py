@@ -49,13 +49,14 @@ def _cases() -> list[dict]:
         return approvals.below_floor(conn, heads, lines).to_dict("records")
 
 
-def _oa_requests(sb) -> list[dict]:
-    return rows(sb.folder / "ecology.db", "select * from request order by requestid")
+def _oa_requests(sb, workflow: str = "101") -> list[dict]:
+    """e-cology's requests of one workflow (101 特价审批, 102 超信用额度审批)."""
+    return rows(sb.folder / "ecology.db", "select * from request where workflowid = ? order by requestid", workflow)
 
 
-def _approval_rows() -> list[dict]:
+def _approval_rows(kind: str = "special_price") -> list[dict]:
     with store.engine().begin() as conn:
-        return [dict(r._mapping) for r in conn.execute(model.approval.select())]
+        return [dict(r._mapping) for r in conn.execute(model.approval.select().where(model.approval.c.kind == kind))]
 
 
 def _u8_line(sb, crm_order_id: str, crm_line_id: str) -> dict | None:
@@ -93,12 +94,13 @@ def test_special_price_orders_wait_and_one_request_is_opened_per_price(world):
     cases = _cases()
     assert cases, "the seed has lines at 72 % of list price"
     for c in cases:
-        assert _u8_line(sb, _crm_order(sb, c["native_key"]), c["native_key"]) is None, "held from U8"
+        assert _u8_line(sb, _crm_order(sb, c["crm_key"]), c["crm_key"]) is None, "held from U8"
     subjects = {c["subject"] for c in cases}
     asked = {r["subject"] for r in _approval_rows()}
     with store.engine().begin() as conn:
         q = model.quarantine.c
-        unasked = {r.record_key: r.reasons for r in conn.execute(model.quarantine.select().where(q.entity == "approval"))}
+        unasked = {r.record_key.split(":", 1)[1].rsplit("@", 1)[0]: r.reasons for r in conn.execute(
+            model.quarantine.select().where(q.entity == "approval", q.record_key.like("special_price:%")))}
     assert asked | set(unasked) == subjects and not asked & set(unasked)
     assert all("customer_name" in " ".join(r) for r in unasked.values()), "only a case the hub cannot name waits unasked"
     names = [r["requestname"] for r in _oa_requests(sb)]
@@ -112,13 +114,16 @@ def test_special_price_orders_wait_and_one_request_is_opened_per_price(world):
         sb.faults(0.0, systems=("oa",))
     assert [r["requestname"] for r in _oa_requests(sb)] == names
     # a run killed after the OA took a request and before the hub recorded it: found by its title
+    credit = [r["requestname"] for r in _oa_requests(sb, "102")]
     with store.engine().begin() as conn:
         conn.execute(model.approval.update().values(state=approvals.SUBMITTING, request_id=None))
     rep = run_flow("approvals", "ap-relink")
     assert [r["requestname"] for r in _oa_requests(sb)] == names
+    assert [r["requestname"] for r in _oa_requests(sb, "102")] == credit
     assert all(r["request_id"] and r["state"] == approvals.PENDING for r in _approval_rows())
     assert rep["systems"]["crm"]["adds_up"], rep["systems"]
-    assert rep["systems"]["crm"]["outcomes"].get("asked in 泛微 e-cology (its request found by title)") == len(names)
+    every = len(names) + len(_oa_requests(sb, "102"))   # the seed's orders over credit are asked for too
+    assert rep["systems"]["crm"]["outcomes"].get("asked in 泛微 e-cology (its request found by title)") == every
 
 
 def _crm_order(sb, line_id: str) -> str:
@@ -127,15 +132,15 @@ def _crm_order(sb, line_id: str) -> str:
 
 def test_a_changed_price_supersedes_and_the_old_decision_is_not_applied(world):
     sb = world
-    case = sorted(_cases(), key=lambda c: c["native_key"])[0]
+    case = sorted(_cases(), key=lambda c: c["crm_key"])[0]
     old = next(r for r in _approval_rows() if r["subject"] == case["subject"] and r["superseded"] is None)
     raised = d(case["price"]) + 1                  # still below the floor
     assert raised < d(case["floor"])
     s = sb.crm_session()
-    r = s.patch(f"{sb.crm_url}/rest/data/v2.0/xobjects/orderProduct/{case['native_key']}", timeout=10, json={"data": {
+    r = s.patch(f"{sb.crm_url}/rest/data/v2.0/xobjects/orderProduct/{case['crm_key']}", timeout=10, json={"data": {
         "unitPrice": float(raised), "amount": float(raised * d(case["quantity"]))}})
     assert r.json()["code"] == "200", r.text
-    order = rows(sb.crm_db, 'select id, amount from "order" where id = ?', int(_crm_order(sb, case["native_key"])))[0]
+    order = rows(sb.crm_db, 'select id, amount from "order" where id = ?', int(_crm_order(sb, case["crm_key"])))[0]
     r = s.patch(f"{sb.crm_url}/rest/data/v2.0/xobjects/order/{order['id']}", timeout=10, json={"data": {
         "amount": float(d(order["amount"]) + d(case["quantity"]))}})   # the order's total follows its line
     assert r.json()["code"] == "200", r.text
@@ -148,10 +153,10 @@ def test_a_changed_price_supersedes_and_the_old_decision_is_not_applied(world):
     run_flow("approvals", "ap-late")
     again = {r["version"]: r for r in _approval_rows() if r["subject"] == case["subject"]}
     assert again[old["version"]]["state"] == approvals.APPROVED and again[old["version"]]["superseded"] == "yes"
-    crm = rows(sb.crm_db, 'select * from "orderProduct" where id = ?', int(case["native_key"]))[0]
+    crm = rows(sb.crm_db, 'select * from "orderProduct" where id = ?', int(case["crm_key"]))[0]
     assert crm["specialPriceApproval__c"] != old["request_id"]
     run_flow("sales_orders", "so-late")
-    assert _u8_line(sb, _crm_order(sb, case["native_key"]), case["native_key"]) is None
+    assert _u8_line(sb, _crm_order(sb, case["crm_key"]), case["crm_key"]) is None
 
 
 def test_decisions_reach_the_crm_and_approved_orders_reach_u8_with_the_approved_price(world):
@@ -165,26 +170,28 @@ def test_decisions_reach_the_crm_and_approved_orders_reach_u8_with_the_approved_
     assert approvals.APPROVED in states and states & {approvals.REJECTED, approvals.RETURNED}
     unasked = [c for c in cases if c["subject"] not in live]      # their customer is not in the hub yet
     cases = [c for c in cases if c["subject"] in live]
-    assert all(_u8_line(sb, _crm_order(sb, c["native_key"]), c["native_key"]) is None for c in unasked)
+    assert all(_u8_line(sb, _crm_order(sb, c["crm_key"]), c["crm_key"]) is None for c in unasked)
 
     def approved(c) -> bool:
         row = live[c["subject"]]
         return row["state"] == approvals.APPROVED and d(row["version"]) <= d(c["price"])
 
+    credit = {r["subject"]: r for r in _approval_rows("over_credit") if r["superseded"] is None}
     orders: dict[str, list[dict]] = {}
     for c in cases:
         orders.setdefault(c["order_hub_id"], []).append(c)
     went = held = 0
     for c in cases:
         row = live[c["subject"]]
-        crm = rows(sb.crm_db, 'select * from "orderProduct" where id = ?', int(c["native_key"]))[0]
-        u8 = _u8_line(sb, _crm_order(sb, c["native_key"]), c["native_key"])
+        crm = rows(sb.crm_db, 'select * from "orderProduct" where id = ?', int(c["crm_key"]))[0]
+        u8 = _u8_line(sb, _crm_order(sb, c["crm_key"]), c["crm_key"])
         if approved(c):
             assert crm["specialPriceApproval__c"] == row["request_id"] and "已批准" in crm["specialPriceStatus__c"]
         else:
             assert row["state"] == approvals.PENDING or row["opinion"] in (crm["specialPriceStatus__c"] or "")
+        over = credit.get(c["order_hub_id"])
         if all(approved(x) for x in orders[c["order_hub_id"]]) and not any(
-                x["order_hub_id"] == c["order_hub_id"] for x in unasked):
+                x["order_hub_id"] == c["order_hub_id"] for x in unasked) and (over is None or over["state"] == "approved"):
             assert u8 is not None and u8["cDefine22"] == row["request_id"]
             assert d(u8["iTaxUnitPrice"]) == d(c["price"]), "the approved price, not U8's list price"
             went += 1
@@ -193,3 +200,54 @@ def test_decisions_reach_the_crm_and_approved_orders_reach_u8_with_the_approved_
             held += 1
     assert went and held
     assert run_flow("approvals", "ap-quiet")["steps"][-1]["written"] == 0, "nothing changed: nothing written"
+
+
+def _u8_order_of_po(sb, po: str) -> dict | None:
+    found = rows(sb.u8_db, "select * from SO_SOMain where cDefine11 = ? and cCloser is null", po)
+    return found[0] if found else None
+
+
+def test_an_order_over_credit_waits_for_its_approval_then_reaches_u8(world):
+    sb = world
+    with store.engine().begin() as conn:
+        x = model.xref.c
+        linked = {h: k for h, k in conn.execute(model.xref.select().with_only_columns(x.hub_id, x.native_key).where(
+            x.entity == "customer", x.system == "u8"))}
+        accounts = [(k, linked[h]) for h, k in conn.execute(model.xref.select().with_only_columns(x.hub_id, x.native_key)
+                                                              .where(x.entity == "customer", x.system == "crm")) if h in linked]
+    account, code = sorted(accounts)[0]
+    product = rows(sb.crm_db, 'select * from "product" where coalesce(hubId__c, \'\') != \'\' order by id limit 1')[0]
+    con = sqlite3.connect(sb.u8_db)
+    with con:   # finance lowers the customer's credit line in U8: 1 000 yuan, controlled
+        con.execute("update Customer set bCredit = 1, iCusCreLine = 1000 where cCusCode = ?", (code,))
+    con.close()
+    price = d(product["priceUnit"])
+    s = sb.crm_session()
+    po = "PO-CREDIT-0001"
+    r = s.post(f"{sb.crm_url}/rest/data/v2.0/xobjects/order", timeout=10, json={"data": {
+        "po": po, "accountId": int(account), "status": 2, "orderDate": "2025-06-20", "amount": float(price * 3)}})
+    order_id = r.json()["data"]["id"]
+    r = s.post(f"{sb.crm_url}/rest/data/v2.0/xobjects/orderProduct", timeout=10, json={"data": {
+        "orderId": order_id, "productId": product["id"], "quantity": 3, "unitPrice": float(price), "discount__c": 0,
+        "taxRate__c": product["taxRate__c"], "amount": float(price * 3)}})
+    assert r.json()["code"] == "200", r.text
+    run_flow("sales_orders", "so-credit-1")
+    assert _u8_order_of_po(sb, po) is None
+    with store.engine().begin() as conn:
+        o = model.outbox.c
+        why = conn.execute(model.outbox.select().with_only_columns(o.status, o.last_error).where(
+            o.entity == "sales_order", o.hub_id == order_hub_id(str(order_id)))).first()
+    assert why.status == "waiting" and "超信用" in why.last_error and "available credit" in why.last_error
+    run_flow("approvals", "ap-credit-1")
+    asked = [r for r in _oa_requests(sb, "102") if po in r["requestname"]]
+    assert len(asked) == 1
+    crm = rows(sb.crm_db, 'select creditApproval__c from "order" where id = ?', order_id)[0]
+    assert "超信用审批中" in crm["creditApproval__c"]
+    assert sb.oa("decide", requestId=asked[0]["requestid"], action="approve", remark="同意，月底前回款")["decided"]
+    run_flow("approvals", "ap-credit-2")
+    assert "超信用已批准" in rows(sb.crm_db, 'select creditApproval__c from "order" where id = ?', order_id)[0][
+        "creditApproval__c"]
+    run_flow("sales_orders", "so-credit-2")
+    assert _u8_order_of_po(sb, po) is not None, "approved: the order reaches U8"
+    run_flow("approvals", "ap-credit-3")
+    assert len([r for r in _oa_requests(sb, "102") if po in r["requestname"]]) == 1

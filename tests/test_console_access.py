@@ -13,7 +13,7 @@ from hub import model, quarantine, store
 from tests.consolekit import METRICS_TOKEN
 
 PAGES = ["/hub/", "/hub/run?id=console-run-1", "/hub/quarantine", "/hub/quarantine/1", "/hub/trace?q=x",
-         "/hub/dedup", "/hub/finance"]
+         "/hub/dedup", "/hub/finance", "/hub/approvals"]
 API = ["/hub/api/flows", "/hub/api/run?id=console-run-1", "/hub/api/quarantine", "/hub/api/quarantine/1",
        "/hub/api/trace?q=x", "/hub/metrics"]
 

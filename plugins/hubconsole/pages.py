@@ -1,5 +1,5 @@
 """The console's HTML pages: flows, run detail, quarantine, record trace, the dedup review
-queue, and the finance exception queue."""
+queue, OA approvals, and the finance exception queue."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
-from hub import audit, health, model, quarantine, report, review_queue, runs, store, trace
+from hub import approval_queue, audit, health, model, quarantine, report, review_queue, runs, store, trace
 from hub.store import MAX_ROW_ID
 from quality.reconcile import queue as recon_queue  # the queue finance's CLI works too
 
@@ -146,6 +146,15 @@ async def dedup_action(request: Request, op: Op) -> RedirectResponse:
     base = request.scope.get("root_path", "").rstrip("/")
     msg = urlencode({"done": f"verdict '{verdict}' on #{decision} recorded; the next customer_master run applies it"})
     return RedirectResponse(f"{base}/dedup?{msg}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/approvals", response_class=HTMLResponse)
+def approvals_page(request: Request, op: Op,
+                   stuck_days: Annotated[float, Query(ge=0, le=3650)] = approval_queue.STUCK_DAYS) -> HTMLResponse:
+    """OA approvals: waiting by age, stuck over N days, decided, superseded."""
+    with store.engine().begin() as conn:
+        found = approval_queue.overview(conn, stuck_days)
+    return page(request, "approvals.html", op=op, a=found)
 
 
 @router.get("/finance", response_class=HTMLResponse)

@@ -59,5 +59,5 @@ def test_a_main_field_the_form_lacks_is_param_error(target, api):
     needs_writes(target, "oa_ecology")
     workflow = target.conns["oa_ecology"].extra.get("contract_workflow_id", "101")
     with pytest.raises(DataError, match="PARAM_ERROR"):
-        api.create({"workflowId": workflow, "requestName": "[hub contract] 不存在的字段",
-                    "mainData": [{"fieldName": "hub_contract_no_such_field", "fieldValue": "1"}], "submit": False})
+        api.create({"workflow": workflow, "title": "[hub contract] 不存在的字段",
+                    "fields": [{"name": "hub_contract_no_such_field", "value": "1"}], "submit": False})
