@@ -25,7 +25,8 @@ OBJECTS: dict[str, dict[str, FieldKind]] = {
         "url": "text", "comment": "text", "uscc__c": "text", "invoiceTitle__c": "text",
         "taxNumber__c": "text", "invoiceAddress__c": "text", "invoicePhone__c": "text",
         "invoiceBank__c": "text", "invoiceBankAccount__c": "text", "erpCode__c": "text", "hubId__c": "text",
-        "missingForOrders__c": "text",
+        "missingForOrders__c": "text", "creditLimit__c": "number", "receivables__c": "number", "overdue__c": "number",
+        "openOrders__c": "number", "availableCredit__c": "number", "creditAsOf__c": "text",
     },
     "contact": {
         **_COMMON,

@@ -15,7 +15,8 @@ def _row(subject: str, version: str, state: str, days: float, request_id: str, *
     return {"kind": "special_price", "subject": subject, "version": version, "system": "oa",
             "request_name": f"特价审批 {subject} {version} [HUB:t]", "request_id": request_id, "state": state,
             "superseded": None, "facts": {"customer_name": f"客户{subject}", "product_code": "0101001"},
-            "submitted_at": at, "updated_at": at, **extra}
+            "submitted_at": at, "updated_at": at, "node": None, "approver": None, "opinion": None, "decided_on": None,
+            **extra}
 
 
 def test_the_approvals_page_shows_waiting_by_age_stuck_decided_and_superseded(console):

@@ -33,7 +33,7 @@ def bag(monkeypatch):
 def test_the_default_bindings_offer_every_dag(bag) -> None:
     parsed = bag("")
     assert parsed.import_errors == {}
-    assert set(parsed.dag_ids) == FLOWS | {"receipts", "hub_watchdog", "shop_orders", "stock"}
+    assert set(parsed.dag_ids) == FLOWS | {"receipts", "hub_watchdog", "shop_orders", "stock", "credit"}
     assert "approvals" not in parsed.dag_ids          # no oa seat: no approvals
 
 
@@ -48,6 +48,7 @@ def test_an_erp_without_receipts_gets_no_receipts_dag(bag) -> None:
     assert parsed.import_errors == {}
     assert "receipts" not in parsed.dag_ids and FLOWS <= set(parsed.dag_ids)
     assert "stock" not in parsed.dag_ids   # no stock read for S/4 yet: the flow is not offered
+    assert "credit" not in parsed.dag_ids  # nor a credit lookup
 
 
 def test_no_shop_bound_no_shop_orders_dag(bag) -> None:
@@ -61,7 +62,7 @@ def test_a_bad_bindings_line_fails_the_dag_imports_with_file_and_line(bag, tmp_p
                       "erp:\n  system: sapp\n  connections: {api: sap}\n", encoding="utf-8")
     parsed = bag(str(broken))
     failed = {Path(f).stem: why for f, why in parsed.import_errors.items()}
-    assert set(failed) == FLOWS | {"receipts", "shop_orders", "stock", "approvals"}  # the watchdog names no seat: it still parses
+    assert set(failed) == FLOWS | {"receipts", "shop_orders", "stock", "approvals", "credit"}  # the watchdog names no seat: it still parses
     assert all(f"{broken}:5: erp: unknown system 'sapp'" in why for why in failed.values()), failed
     assert not FLOWS & set(parsed.dag_ids)
 
