@@ -41,6 +41,8 @@ SYSTEMS: dict[str, SystemCard] = {
     "pdd": SystemCard("拼多多", ("shop",), SHOP_SEAT, needs=("api",), capabilities=SHOP_FLOWS),
     "ecology": SystemCard("泛微 e-cology", ("oa",), "connectors.oa_seat:EcologySeat", needs=("api",),
                           capabilities=("approvals",)),
+    "dingtalk": SystemCard("钉钉", ("oa",), "connectors.oa_seat:DingTalkSeat", needs=("api",),
+                           capabilities=("approvals",)),
 }
 
 #: The alert channels: name → (Airflow connection id, channel ``module:Class``). A connection that

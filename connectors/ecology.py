@@ -30,8 +30,8 @@ from typing import Any, Iterator, Mapping, Sequence
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from connectors.http import HttpClient
-from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, TransientError
+from connectors.http import HttpClient, create_once
+from hub.errors import ConfigurationError, DataError, TransientError
 from hub.types import ConnectionInfo, Page, Record, Vault, WriteResult
 
 log = logging.getLogger("connectors.ecology")
@@ -128,15 +128,15 @@ class EcologyApi:
 
     def _call(self, method: str, path: str, *, params: dict | None = None, form: dict | None = None,
               idempotent: bool | None = None) -> Any:
-        """One business call; a USER_EXCEPTION answer (a token the OA no longer knows) gets one new
-        token and one more try; a second one is the user's (a ConfigurationError)."""
-        for attempt in (1, 2):
+        """One business call; a USER_EXCEPTION answer (a token the OA no longer knows) gets a new token
+        and another try, up to three; then it is the user's (a ConfigurationError)."""
+        for attempt in (1, 2, 3):
             body = self.http.request(method, path, params=params, data=form, headers=self._headers(),
                                      idempotent=idempotent).body
             if not (isinstance(body, dict) and body.get("code") == "USER_EXCEPTION"):
                 return body
             self._token = None
-            if attempt == 2:
+            if attempt == 3:
                 raise ConfigurationError(f"e-cology: user {self.user_id} of app {self.appid} refused on {path}: "
                                          f"{self._msg(body)}")
         return None
@@ -187,17 +187,9 @@ class EcologyApi:
         for rec in records:
             key = str(rec["_key"])
             try:
-                found = self.find(rec["title"])
-                if found:
-                    out.append(WriteResult(key, "linked", native_key=str(found[0]["requestId"])))
-                    continue
-                try:
-                    out.append(WriteResult(key, "created", native_key=self.create(rec)))
-                except AmbiguousWriteError:
-                    found = self.find(rec["title"])
-                    if not found:
-                        raise
-                    out.append(WriteResult(key, "linked", native_key=str(found[0]["requestId"])))
+                status, native = create_once(lambda rec=rec: next((str(r["requestId"]) for r in self.find(rec["title"])), None),
+                                             lambda rec=rec: self.create(rec))
+                out.append(WriteResult(key, status, native_key=str(native)))
             except DataError as exc:
                 out.append(WriteResult(key, "failed", error=str(exc), error_class="data"))
         return out

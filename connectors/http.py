@@ -172,3 +172,23 @@ def paginate(fetch: Callable[[S], tuple[T, S | None]], start: S) -> Iterator[T]:
     while state is not None:
         page, state = fetch(state)
         yield page
+
+
+def create_once(find: Callable[[], str | None], create: Callable[[], str], attempts: int = 3) -> tuple[str, str]:
+    """A create the target has no idempotency key for, made safe to repeat by a lookup by the record's
+    own key: ("linked", id) when ``find`` finds it, else ("created", id). An answer lost after the
+    request went out (:class:`AmbiguousWriteError`) is looked up again before the next try, so a write
+    that was applied is found, and one that never arrived is sent again."""
+    for attempt in range(1, attempts + 1):
+        found = find()
+        if found:
+            return "linked", found
+        try:
+            return "created", create()
+        except AmbiguousWriteError:
+            if attempt == attempts:
+                found = find()
+                if found:
+                    return "linked", found
+                raise
+    raise AssertionError("unreachable")

@@ -1,4 +1,4 @@
-"""The ``oa`` seat: an approvals system (泛微 e-cology 9 here) as the approvals flow asks for it.
+"""The ``oa`` seat: an approvals system (泛微 e-cology 9, 钉钉) as the approvals flow asks for it.
 
 What a tenant's workflow is lives in the binding's options, not in code: ``workflows`` (approval
 kind → the OA workflowId), ``rejected_nodes`` (the archive nodes a 不同意 ends in; any other archive
@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import hashlib
+import json
+
+from connectors import callback_crypto
+from connectors.callback_crypto import ForgedCallback
+from connectors.dingtalk_approval import DingTalkApprovalApi
 from connectors.ecology import EcologyApi
 from connectors.seat import Seat
 from hub.errors import ConfigurationError
@@ -41,3 +47,51 @@ class EcologySeat(Seat):
         if node_type == "0" and progress.get("last_action") == "退回":
             return RETURNED
         return PENDING
+
+
+class DingTalkSeat(Seat):
+    """钉钉 approvals in the ``oa`` role (connection ``api``: login = appKey, password = appSecret, extra
+    ``originator_user_id``, ``dept_id``; ``callback_token`` / ``callback_aes_key`` where the app's
+    approval events are pushed to the hub). ``workflows`` maps a kind to its processCode."""
+
+    def connector(self, vault: Vault | None = None) -> DingTalkApprovalApi:
+        return DingTalkApprovalApi(self.binding.connection("api"))
+
+    workflow = EcologySeat.workflow
+    mapping = EcologySeat.mapping
+
+    def decision(self, progress: Mapping[str, Any]) -> str:
+        """COMPLETED + agree: approved; COMPLETED + refuse, or TERMINATED (revoked by its originator):
+        rejected; RUNNING (or anything new): pending."""
+        status, result = str(progress.get("status") or "").upper(), str(progress.get("result") or "").lower()
+        if status == "COMPLETED":
+            return APPROVED if result == "agree" else REJECTED
+        if status == "TERMINATED":
+            return REJECTED
+        return PENDING
+
+    def verify_event(self, query: Mapping[str, str], body: bytes) -> tuple[dict[str, Any], str]:
+        """The decrypted event and its timestamp of a push whose signature and receiver are ours
+        (connectors/callback_crypto.py); a ForgedCallback otherwise."""
+        token, key, receiver = self.callback()
+        try:
+            encrypted = str(json.loads(body or b"{}").get("encrypt") or "")
+        except (ValueError, AttributeError):
+            raise ForgedCallback("callback body is not {\"encrypt\": …}") from None
+        message, stamp = callback_crypto.verify(token, key, receiver, dict(query), encrypted)
+        event = json.loads(message)
+        event.setdefault("_digest", hashlib.sha256(encrypted.encode()).hexdigest())
+        return event, stamp
+
+    def event_answer(self) -> dict[str, str]:
+        """The encrypted, signed "success" DingTalk requires as the answer to a push."""
+        return callback_crypto.reply(*self.callback())
+
+    def callback(self) -> tuple[str, str, str]:
+        """(token, aes key, receiver id) of the app's event push; a ConfigurationError when not set up."""
+        conn = self.binding.connection("api")
+        token, key = conn.extra.get("callback_token"), conn.extra.get("callback_aes_key")
+        if not token or not key:
+            raise ConfigurationError(f"connection {conn.conn_id!r}: extra.callback_token and extra.callback_aes_key "
+                                     "are needed to receive DingTalk's approval events")
+        return str(token), str(key), str(conn.extra.get("callback_receiver_id") or conn.login)

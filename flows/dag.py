@@ -27,6 +27,30 @@ def asset(entity: str) -> Asset:
     return Asset(f"{ASSET_PREFIX}{entity}", group="hub")
 
 
+def emit_asset_event(entity: str, extra: dict[str, Any]) -> bool:
+    """One asset event on ``hub://<entity>`` through Airflow's asset manager, as the API server's own
+    ``POST /api/v2/assets/events`` route records one (same process, same metadata DB, no credentials
+    needed): the DAGs that consume it run sooner. False (logged) when the asset is not known yet (no
+    DAG that consumes it has been parsed); the next scheduled run picks up what arrived."""
+    import logging
+
+    from airflow.assets.manager import asset_manager
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    target = asset(entity)
+    with create_session() as session:
+        model = session.scalar(select(AssetModel).where(AssetModel.name == target.name,
+                                                        AssetModel.uri == target.uri).limit(1))
+        if model is None:
+            logging.getLogger("flows.dag").warning("asset %s is not registered in Airflow (no DAG consuming it has "
+                                                   "been parsed): what arrived waits for the next scheduled run", target.uri)
+            return False
+        event = asset_manager.register_asset_change(asset=model, extra=extra, source_is_api=True, session=session)
+    return event is not None
+
+
 def _run_step(flow: str, module: str, step: str, **context: Any) -> dict[str, int]:
     from airflow.sdk.exceptions import AirflowFailException
 

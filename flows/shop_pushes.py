@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from flows import roles
+from flows.dag import emit_asset_event as emit_event
 from hub import pushes, store
 from hub.errors import ConfigurationError, HubError, redact
 from hub.types import Binding
@@ -69,28 +70,8 @@ def _answer(adapter: Any, ok: bool, status: int | None = None) -> JSONResponse:
 
 
 def emit_asset_event(seat: str, tids: Sequence[str]) -> bool:
-    """One asset event on ``hub://shop_push`` through Airflow's asset manager, as the API server's
-    own ``POST /api/v2/assets/events`` route records one (same process, same metadata DB, no
-    credentials needed). False (logged) when the asset is not known yet: no DAG that consumes it
-    has been parsed."""
-    from airflow.assets.manager import asset_manager
-    from airflow.models.asset import AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    from flows.dag import asset
-
-    target = asset(PUSH_ENTITY)
-    with create_session() as session:
-        model = session.scalar(select(AssetModel).where(AssetModel.name == target.name,
-                                                        AssetModel.uri == target.uri).limit(1))
-        if model is None:
-            log.warning("asset %s is not registered in Airflow (no DAG consuming it has been parsed): "
-                        "the pushed orders of seat %s wait for the next scheduled run", target.uri, seat)
-            return False
-        event = asset_manager.register_asset_change(
-            asset=model, extra={"seat": seat, "tids": list(tids)}, source_is_api=True, session=session)
-    return event is not None
+    """One asset event on ``hub://shop_push`` (flows.dag.emit_asset_event): the orders DAG runs sooner."""
+    return emit_event(PUSH_ENTITY, {"seat": seat, "tids": list(tids)})
 
 
 def _emit(emit: Emitter, seat: str, tids: Sequence[str]) -> None:

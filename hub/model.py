@@ -252,6 +252,19 @@ approval = Table(
     Index("ix_approval_request", "system", "request_id"),
 )
 
+#: An OA's approval event as received (flows/oa_events.py): its key (the event's own id, else a SHA-256 of
+#: the ciphertext) refuses a replay; polling the open requests stays the safety net.
+oa_event = Table(
+    "oa_event", metadata,
+    Column("seat", String(100), primary_key=True),
+    Column("event_key", String(100), primary_key=True),
+    Column("instance_id", String(100)),
+    Column("event_type", String(60)),
+    Column("result", String(20)),
+    Column("sent_at", String(40)),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
 crm_readiness = Table(
     "crm_readiness", metadata,
     Column("account_key", String(100), primary_key=True),

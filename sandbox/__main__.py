@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="serve the SAP ECC SOAP (BAPI) stand-in on this port (default: not served)")
         sp.add_argument("--shops-port", type=int, default=None,
                         help="serve the shop platforms' stand-in (TOP, JOS, PDD, 抖店, 有赞) on this port (default: not served)")
+        sp.add_argument("--dingtalk-port", type=int, default=None,
+                        help="serve the 钉钉 approvals stand-in on this port (default: not served)")
         sp.add_argument("--oa-port", type=int, default=None,
                         help="serve the 泛微 e-cology 9 stand-in on this port (default: not served)")
         sp.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that get a fault")
@@ -89,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
     return run(ServeOptions(
         directory=args.dir, host=args.host, crm_port=args.crm_port, u8_port=args.u8_port,
         registry_port=args.registry_port, sap_port=args.sap_port, ecc_port=args.ecc_port,
-        shops_port=args.shops_port, oa_port=args.oa_port,
+        shops_port=args.shops_port, oa_port=args.oa_port, dingtalk_port=args.dingtalk_port,
         fault_rate=args.fault_rate, fault_kinds=args.fault_kinds, fault_seed=args.fault_seed,
         slow_seconds=args.fault_slow_seconds, crm_token_ttl=args.crm_token_ttl, u8_token_ttl=args.u8_token_ttl,
     ))

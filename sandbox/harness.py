@@ -43,7 +43,8 @@ class Sandbox:
     def __init__(self, folder: Path, accounts: int = 300, seed: int = 42, crm_port: int | None = None,
                  u8_port: int | None = None, registry_port: int | None = None, orders: int | None = None,
                  sap_port: int | None = None, ecc_port: int | None = None, shops_port: int | None = None,
-                 shop_orders: int | None = None, oa_port: int | None = None) -> None:
+                 shop_orders: int | None = None, oa_port: int | None = None,
+                 dingtalk_port: int | None = None) -> None:
         self.folder = Path(folder).resolve()
         self.accounts = accounts
         self.orders = orders  # None: the seed's default (one order per two accounts)
@@ -55,6 +56,7 @@ class Sandbox:
         self.ecc_port = ecc_port or free_port()
         self.shops_port = shops_port or free_port()
         self.oa_port = oa_port or free_port()
+        self.dingtalk_port = dingtalk_port or free_port()
         self.shop_orders = shop_orders  # None: the seed's default (one per account per platform)
         self.proc: subprocess.Popen | None = None
 
@@ -78,7 +80,12 @@ class Sandbox:
     def urls(self) -> dict[str, str]:
         """Each stand-in's base URL by the name faults and stats use."""
         return {"crm": self.crm_url, "u8": self.u8_url, "registry": self.registry_url, "sap": self.sap_url,
-                "ecc": self.ecc_url, "shops": self.shops_url, "oa": self.oa_url}
+                "ecc": self.ecc_url, "shops": self.shops_url, "oa": self.oa_url, "dingtalk": self.dingtalk_url}
+
+    @property
+    def dingtalk_url(self) -> str:
+        """The 钉钉 approvals stand-in (api.dingtalk.com's v1.0 paths)."""
+        return f"http://127.0.0.1:{self.dingtalk_port}"
 
     @property
     def oa_url(self) -> str:
@@ -121,7 +128,8 @@ class Sandbox:
             if self._serve(timeout):
                 return self
             if attempt + 1 < attempts and "address already in use" in self._log_tail().lower():
-                for name in ("crm_port", "u8_port", "registry_port", "sap_port", "ecc_port", "shops_port", "oa_port"):
+                for name in ("crm_port", "u8_port", "registry_port", "sap_port", "ecc_port", "shops_port", "oa_port",
+                             "dingtalk_port"):
                     setattr(self, name, free_port())
                 continue
             break
@@ -137,7 +145,8 @@ class Sandbox:
                                       "--crm-port", str(self.crm_port), "--u8-port", str(self.u8_port),
                                       "--registry-port", str(self.registry_port),
                                       "--sap-port", str(self.sap_port), "--ecc-port", str(self.ecc_port),
-                                      "--shops-port", str(self.shops_port), "--oa-port", str(self.oa_port)],
+                                      "--shops-port", str(self.shops_port), "--oa-port", str(self.oa_port),
+                                      "--dingtalk-port", str(self.dingtalk_port)],
                                      stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.time() + timeout
         assert self.proc.stdout is not None
@@ -219,6 +228,13 @@ class Sandbox:
         if cred.get("ecology"):  # the 泛微 e-cology app: appid as login, the OA user requests are created as
             conns["OA_ECOLOGY"] = {"conn_type": "http", "host": self.oa_url, "login": cred["ecology"]["appid"],
                                    "extra": {"user_id": cred["ecology"]["user_id"], "scheme": "http"}}
+        if cred.get("dingtalk"):  # the 钉钉 app: appKey / appSecret, who starts requests, its event push
+            dt = cred["dingtalk"]
+            conns["OA_DINGTALK"] = {"conn_type": "http", "host": self.dingtalk_url, "login": dt["app_key"],
+                                    "password": dt["app_secret"], "extra": {
+                                        "originator_user_id": dt["originator_user_id"], "dept_id": dt["dept_id"],
+                                        "callback_token": dt["callback_token"], "callback_aes_key": dt["callback_aes_key"],
+                                        "scheme": "http"}}
         conns.update(self.shop_connections())
         return {f"AIRFLOW_CONN_{k}": json.dumps(v, ensure_ascii=False) for k, v in conns.items()}
 
@@ -241,7 +257,7 @@ class Sandbox:
         os.environ.update(self.connections())
 
     def faults(self, rate: float, kinds: list[str] | None = None, seed: int = 1,
-               systems: tuple[str, ...] = ("crm", "u8", "registry", "sap", "ecc", "shops", "oa"),
+               systems: tuple[str, ...] = ("crm", "u8", "registry", "sap", "ecc", "shops", "oa", "dingtalk"),
                slow_seconds: float | None = None) -> None:
         """Faults of ``kinds`` at ``rate`` on ``systems``; ``slow_seconds``: how long a ``slow`` answer stalls."""
         body: dict[str, Any] = {"rate": rate, "kinds": kinds or list(KINDS), "seed": seed}
@@ -271,6 +287,13 @@ class Sandbox:
         """The OA approvers: ``advance`` (``days``: the approvers work through that many days) or
         ``decide`` (``requestId``, ``action`` approve | reject | return, ``remark``); sandbox/ecology_app.py."""
         resp = requests.post(f"{self.oa_url}/__sandbox/oa/{control}", json=body, timeout=60)
+        return {"status": resp.status_code, **resp.json()}
+
+    def dingtalk(self, control: str, **body: Any) -> dict[str, Any]:
+        """The 钉钉 stand-in's approvers and push: ``callback`` (``url``, ``token``, ``aes_key``), ``advance``
+        (``days``), ``decide`` (``instanceId``, ``result`` agree | refuse) or ``pushes`` (what it pushed)."""
+        url = f"{self.dingtalk_url}/__sandbox/dingtalk/{control}"
+        resp = requests.get(url, timeout=60) if control == "pushes" else requests.post(url, json=body, timeout=60)
         return {"status": resp.status_code, **resp.json()}
 
     def sap_ship(self) -> dict[str, Any]:

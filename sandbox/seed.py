@@ -134,6 +134,11 @@ def make_credentials(seed: int) -> dict[str, Any]:
         # the 泛微 e-cology 9 app the hub registers as (ECOLOGY_APPID), and the OA user it creates
         # requests as; drawn last so nothing above moved
         "ecology": {"appid": "-".join(draw(hexdigits, n) for n in (8, 4, 4, 4, 12)), "user_id": "23"},
+        # the 钉钉 app (appKey/appSecret), its approval event push (token, 43-character aes key) and the
+        # user and department requests are started as; drawn last so nothing above moved
+        "dingtalk": {"app_key": "ding" + draw(string.ascii_lowercase + string.digits, 16), "app_secret": draw(alnum, 64),
+                     "corp_id": "ding" + draw(hexdigits, 16), "callback_token": draw(alnum, 12),
+                     "callback_aes_key": draw(alnum, 43), "originator_user_id": "hub0001", "dept_id": 1},
     }
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import uvicorn
 
 from .crm_app import ACCESS_TTL_S, create_crm_app
+from .dingtalk_app import create_dingtalk_app
 from .ecology_app import create_ecology_app
 from .faults import KINDS, FaultConfig, Faults
 from .registry_app import create_registry_app
@@ -42,6 +43,7 @@ class ServeOptions:
     ecc_port: int | None = None  # None: the SAP ECC (SOAP) stand-in is not served
     shops_port: int | None = None  # None: the shop platforms' stand-in is not served
     oa_port: int | None = None  # None: the 泛微 e-cology stand-in is not served
+    dingtalk_port: int | None = None  # None: the 钉钉 approvals stand-in is not served
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = KINDS
     fault_seed: int = 1
@@ -79,6 +81,7 @@ async def serve(opts: ServeOptions) -> int:
         "ecc": (opts.ecc_port, lambda: create_sap_ecc_app(opts.directory, faults())),
         "shops": (opts.shops_port, lambda: create_shops_app(opts.directory, faults())),
         "oa": (opts.oa_port, lambda: create_ecology_app(opts.directory, faults())),
+        "dingtalk": (opts.dingtalk_port, lambda: create_dingtalk_app(opts.directory, faults())),
     }
     for name, (port, make) in optional.items():
         if port:

@@ -37,8 +37,9 @@ def test_the_default_bindings_offer_every_dag(bag) -> None:
     assert "approvals" not in parsed.dag_ids          # no oa seat: no approvals
 
 
-def test_an_oa_seat_gets_the_approvals_dag(bag) -> None:
-    parsed = bag("oa")
+@pytest.mark.parametrize("bindings_file", ["oa", "dingtalk"])
+def test_an_oa_seat_gets_the_approvals_dag(bag, bindings_file) -> None:
+    parsed = bag(bindings_file)
     assert parsed.import_errors == {}
     assert "approvals" in parsed.dag_ids and FLOWS <= set(parsed.dag_ids)
 

@@ -1,0 +1,179 @@
+"""钉钉 approvals (api.dingtalk.com v1.0 workflow; aliyun/dingtalk-sdk workflow_1_0 and oauth2_1_0).
+
+Token: ``POST /v1.0/oauth2/accessToken`` ``{appKey, appSecret}`` → ``{accessToken, expireIn}`` (7200 s;
+asking again inside the lifetime gives the same one), kept until a minute before it ends and
+fetched again (up to three times a call) on ``InvalidAuthentication`` (400 in practice, 401 accepted too). Every call
+carries ``x-acs-dingtalk-access-token``; errors come as ``{code, message, requestid}``.
+
+Streams: ``workflow_request`` — write takes the approvals flow's records (``workflow`` = the
+processCode, ``title``, ``fields`` ``[{name, value}]``) and starts an instance with ``POST
+/v1.0/workflow/processInstances`` ``{originatorUserId, processCode, deptId, formComponentValues}``
+(``deptId`` is documented as optional and is in practice required: the connection's ``dept_id``,
+-1 for the root). DingTalk gives an instance no title of ours, so the tenant's form has a text
+field for the hub's key (``key_field``, default 「HUB编号」) carrying the title; before a create and
+after a lost answer the originator's instances of the last ``lookback_days`` (``POST
+/v1.0/workflow/processes/instanceIds/query``, ≤ 20 a page, ``nextToken`` a string back and a
+number forth) are read and matched on that field. Read (``{"keys": [instanceId, …]}``) gives each
+instance's progress from ``GET /v1.0/workflow/processInstances?processInstanceId=``: ``status``
+RUNNING / TERMINATED / COMPLETED, ``result`` agree / refuse, the operation records' remarks.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterator, Mapping, Sequence
+
+from connectors.http import HttpClient, create_once
+from hub.errors import ConfigurationError, DataError, TransientError
+from hub.types import ConnectionInfo, Page, Record, WriteResult
+
+log = logging.getLogger("connectors.dingtalk_approval")
+
+DEFAULT_HOST = "https://api.dingtalk.com"
+TOKEN = "/v1.0/oauth2/accessToken"
+INSTANCES = "/v1.0/workflow/processInstances"
+LIST_IDS = "/v1.0/workflow/processes/instanceIds/query"
+STREAM = "workflow_request"
+#: documented 400 codes of a start that are the record's, not the configuration's
+DATA_CODES = {"processInstanceInvalidParameter", "invalidParameter", "formConverterError", "illegalComponent",
+              "targetSelectApproverMissing"}
+CONFIG_CODES = {"processCodeError", "needAuth", "invalidAgentId", "benefitStatusInvalid", "invalidClientIdOrSecret",
+                "Forbidden.AccessDenied.AccessTokenPermissionDenied", "Forbidden.AccessDenied.IpNotInWhiteList"}
+AUTH_CODES = {"InvalidAuthentication"}
+TOKEN_MARGIN_S = 60
+#: a refused token is fetched again up to this many times per call before it is the app's configuration
+TOKEN_TRIES = 3
+
+
+class DingTalkApprovalApi:
+    """One DingTalk app (connection: login = appKey, password = appSecret; extra ``originator_user_id``,
+    ``dept_id``, optional ``key_field``, ``lookback_days``)."""
+
+    system = "dingtalk"
+
+    def __init__(self, conn: ConnectionInfo) -> None:
+        if not conn.login or not conn.password:
+            raise ConfigurationError(f"connection {conn.conn_id!r}: login must be the DingTalk appKey and password its appSecret")
+        self.conn = conn
+        self.originator = str(conn.extra.get("originator_user_id") or "").strip()
+        if not self.originator or conn.extra.get("dept_id") in (None, ""):
+            raise ConfigurationError(f"connection {conn.conn_id!r}: extra.originator_user_id and extra.dept_id (the "
+                                     "originator's department, -1 for the root) are required")
+        self.dept_id = int(conn.extra["dept_id"])
+        self.key_field = str(conn.extra.get("key_field") or "HUB编号")
+        self.lookback_ms = int(float(conn.extra.get("lookback_days") or 30) * 86_400_000)
+        base = conn.base_url() if conn.host else DEFAULT_HOST
+        self.http = HttpClient(base, secrets=conn.secrets(), **conn.http_retry())
+        self._token: tuple[str, float] | None = None
+
+    # --- auth ---------------------------------------------------------------------------------------
+
+    def token(self) -> str:
+        if self._token and self._token[1] > time.time():
+            return self._token[0]
+        resp = self.http.request("POST", TOKEN, json_body={"appKey": self.conn.login, "appSecret": self.conn.password},
+                                 idempotent=True)
+        body = resp.body if isinstance(resp.body, dict) else {}
+        if resp.status != 200 or not body.get("accessToken"):
+            raise ConfigurationError(f"DingTalk refused a token for app {self.conn.login}: {body.get('code')} "
+                                     f"{body.get('message', '')}".strip())
+        self._token = (str(body["accessToken"]), time.time() + max(1, int(body.get("expireIn") or 7200) - TOKEN_MARGIN_S))
+        return self._token[0]
+
+    def _call(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
+              idempotent: bool | None = None) -> Any:
+        for attempt in range(1, TOKEN_TRIES + 1):
+            resp = self.http.request(method, path, params=params, json_body=body, idempotent=idempotent,
+                                     headers={"x-acs-dingtalk-access-token": self.token()})
+            data = resp.body if isinstance(resp.body, dict) else {}
+            if resp.status == 200:
+                return data
+            code = str(data.get("code") or "")
+            if (code in AUTH_CODES or resp.status == 401) and attempt < TOKEN_TRIES:
+                self._token = None
+                continue
+            message = f"DingTalk {path}: HTTP {resp.status} {code} {data.get('message', '')}".strip()
+            if code in DATA_CODES:
+                raise DataError(message)
+            if code in CONFIG_CODES or code in AUTH_CODES or resp.status in (401, 403):
+                raise ConfigurationError(message)
+            raise TransientError(message)
+        return None
+
+    def check(self) -> None:
+        self.token()
+
+    # --- instances ----------------------------------------------------------------------------------
+
+    def _key_of(self, instance: Mapping[str, Any]) -> str | None:
+        for f in instance.get("formComponentValues") or []:
+            if f.get("name") == self.key_field:
+                return str(f.get("value") or "")
+        return None
+
+    def instance(self, instance_id: str) -> dict[str, Any]:
+        data = self._call("GET", INSTANCES, params={"processInstanceId": instance_id})
+        if not isinstance(data.get("result"), dict):
+            raise TransientError(f"DingTalk {INSTANCES} {instance_id}: no result in the answer")
+        return data["result"]
+
+    def find(self, process_code: str, key: str) -> list[str]:
+        """The originator's instances of ``process_code`` of the last ``lookback_days`` whose key field is ``key``."""
+        start, token, out = int(time.time() * 1000) - self.lookback_ms, 0, []
+        for _ in range(500):
+            data = self._call("POST", LIST_IDS, idempotent=True, body={
+                "processCode": process_code, "startTime": start, "nextToken": token, "maxResults": 20,
+                "userIds": [self.originator]})
+            result = data.get("result") or {}
+            out += [i for i in result.get("list") or [] if self._key_of(self.instance(i)) == key]
+            nxt = result.get("nextToken")
+            if nxt in (None, ""):
+                break
+            token = int(nxt)
+        return out
+
+    def start(self, record: Mapping[str, Any]) -> str:
+        values = [{"name": f["name"], "value": f["value"]} for f in record["fields"]]
+        values.append({"name": self.key_field, "value": record["title"]})
+        data = self._call("POST", INSTANCES, idempotent=False, body={
+            "originatorUserId": self.originator, "processCode": str(record["workflow"]), "deptId": self.dept_id,
+            "formComponentValues": values})
+        if not data.get("instanceId"):
+            raise TransientError(f"DingTalk {INSTANCES}: no instanceId in the answer")
+        return str(data["instanceId"])
+
+    def write(self, stream: str, records: Sequence[Record]) -> list[WriteResult]:
+        if stream != STREAM:
+            raise ConfigurationError(f"DingTalk approvals have no writable stream {stream!r} (only {STREAM})")
+        out = []
+        for rec in records:
+            key = str(rec["_key"])
+            try:
+                status, native = create_once(lambda rec=rec: next(iter(self.find(str(rec["workflow"]), rec["title"])), None),
+                                             lambda rec=rec: self.start(rec))
+                out.append(WriteResult(key, status, native_key=str(native)))
+            except DataError as exc:
+                out.append(WriteResult(key, "failed", error=str(exc), error_class="data"))
+        return out
+
+    def census(self, stream: str, records: Sequence[Record]) -> dict[str, int]:
+        return {str(r["title"]): len(self.find(str(r["workflow"]), str(r["title"]))) for r in records} \
+            if stream == STREAM else {}
+
+    def progress(self, instance_id: str) -> dict[str, Any]:
+        inst = self.instance(instance_id)
+        records = inst.get("operationRecords") or []
+        latest = records[-1] if records else {}
+        running = [t for t in inst.get("tasks") or [] if t.get("status") in ("RUNNING", "NEW")]
+        return {"request_id": str(instance_id), "status": inst.get("status") or "", "result": inst.get("result") or "",
+                "node": ",".join(sorted({str(t.get("userId")) for t in running})) or inst.get("status") or "",
+                "last_operator": latest.get("showName") or latest.get("userId") or "",
+                "last_action": latest.get("type") or "", "opinion": str(latest.get("remark") or "").strip(),
+                "operated_on": str(inst.get("finishTime") or latest.get("date") or "")[:10]}
+
+    def read(self, stream: str, cursor: Any = None) -> Iterator[Page]:
+        if stream != STREAM or not isinstance(cursor, dict) or "keys" not in cursor:
+            raise ConfigurationError(f"DingTalk reads {STREAM} by instance ids ({{'keys': [...]}}), got {stream!r}")
+        keys = [str(k) for k in cursor["keys"]]
+        for i in range(0, len(keys), 50):
+            yield Page([self.progress(k) for k in keys[i:i + 50]])
