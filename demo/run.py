@@ -2,7 +2,7 @@
 
 Seeds the sandbox, starts it on loopback, exports the Airflow connections that reach it,
 then either runs every flow (customer_master, product_master, shop_orders, sales_orders, approvals,
-shipments, stock, receipts) in that order, twice, through Airflow (``airflow dags test``) and prints
+shipments, stock, receipts, credit) in that order, twice, through Airflow (``airflow dags test``) and prints
 the reports, or (``--up``) starts ``airflow standalone`` to watch it in the UI. The deployment is the
 default one with 泛微 e-cology in the ``oa`` seat (``deploy/bindings.oa.yaml``): special prices are
 asked for in the first run, the OA's approvers work through 20 days before the second, and a last
@@ -29,7 +29,7 @@ from demo.worlds import WORLDS
 from sandbox.harness import Sandbox
 
 FLOWS = ["customer_master", "product_master", "shop_orders", "sales_orders", "approvals", "shipments", "stock",
-         "receipts"]
+         "receipts", "credit"]
 #: The approvers' working days between two demo runs (the OA stand-in's clock)
 OA_DAYS_BETWEEN_RUNS = 20
 

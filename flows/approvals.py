@@ -42,6 +42,10 @@ FLOW, KIND = "approvals", "special_price"
 SHOWN = "approval_shown"   # xref: what a CRM record shows of its approval (native_version), per kind and record
 CASES, PROGRESS = "cases", "progress"
 SUBMITTING, PENDING, APPROVED, REJECTED, RETURNED = "submitting", "pending", "approved", "rejected", "returned"
+#: what a CRM record shows once it no longer waits for the decision it was asked for (the price raised
+#: above the floor, the customer's credit enough again, the order cancelled)
+NO_LONGER = "{label}审批已不需要"
+OPEN = (SUBMITTING, PENDING, RETURNED)
 
 
 def active() -> bool:
@@ -238,14 +242,16 @@ def request_name(case: Any) -> str:
 
 def resolve_step(ctx: StepContext) -> StepCounts:
     """A request whose (kind, subject, version) was asked already is skipped; a new one is to be
-    asked, and supersedes the subject's requests for other versions that are still open."""
+    asked, and supersedes the subject's requests for other versions that are still open. A version
+    asked once, superseded and wanted again is asked again (its OA request is found by its title)."""
     with ctx.engine.begin() as conn:
         cases = stage_read(conn, ctx.run_id, "validate", CASES)
         progress = stage_read(conn, ctx.run_id, "validate", PROGRESS)
         counts = StepCounts(read=len(cases))
         if not cases.empty:
             known = _approvals(conn, cases["subject"].tolist())
-            asked = set(zip(known["kind"], known["subject"], known["version"])) if not known.empty else set()
+            live = known[known["superseded"] != "yes"] if not known.empty else known
+            asked = set(zip(live["kind"], live["subject"], live["version"])) if not live.empty else set()
             new = [(k, s, v) not in asked for k, s, v in zip(cases["kind"], cases["subject"], cases["version"])]
             cases = cases.assign(new=new)
             counts.skipped = int((~cases["new"]).sum())
@@ -280,8 +286,23 @@ def load(ctx: StepContext) -> StepCounts:
                 keys=["kind", "subject", "version"])
         decided = _record_decisions(conn, oa, progress, ctx.run_id)
         stage_write(conn, ctx.run_id, "decided", pd.DataFrame({"request_id": decided}))
+        _retire(conn, stage_read(conn, ctx.run_id, "extract", CASES), now)
     return StepCounts(read=len(cases) + len(progress), written=len(cases) + len(decided),
                       skipped=len(progress) - len(decided))
+
+
+def _retire(conn, wanted: pd.DataFrame, now) -> None:
+    """Open requests whose subject no longer calls for a decision (no waiting case asks for it) are
+    superseded: the OA may still decide them, the hub records that and applies nothing."""
+    a = model.approval.c
+    for kind in kinds():
+        keep = set(wanted.loc[wanted["kind"] == kind.name, "subject"]) if not wanted.empty else set()
+        stale = [s for (s,) in conn.execute(select(a.subject).where(a.kind == kind.name, a.state.in_(OPEN),
+                                                                    a.superseded.is_(None))) if s not in keep]
+        if stale:
+            conn.execute(update(model.approval).where(a.kind == kind.name, a.subject.in_(stale), a.state.in_(OPEN))
+                         .values(superseded="yes", updated_at=now))
+            log.info("%s: %d open request(s) no longer needed (superseded)", kind.name, len(stale))
 
 
 def _record_decisions(conn, oa, progress: pd.DataFrame, run_id: str) -> list[str]:
@@ -387,6 +408,14 @@ def write_back(ctx: StepContext) -> StepCounts:
                 rec[ref_field] = ref
             records.append(rec)
         counts.skipped += int((cases["kind"] == kind.name).sum()) - len(records) if not cases.empty else 0
+        current = {f"{kind.name}:{k}" for k in (cases.loc[cases["kind"] == kind.name, "crm_key"] if not cases.empty else [])}
+        gone = NO_LONGER.format(label=kind.label)
+        for key, was in shown.items():   # a record no longer waiting for a decision it did not get: say so
+            if key.startswith(f"{kind.name}:") and key not in current and was and "已批准" not in was and was != f"{gone}|":
+                rec = {"_key": key, "id": key.split(":", 1)[1], "_shown": f"{gone}|"}
+                if status_field:
+                    rec[status_field] = gone
+                records.append(rec)
         if records:
             counts += _show(ctx, spec.stream, records)
     with ctx.engine.begin() as conn:
