@@ -40,6 +40,8 @@ DATA_CODES = {"processInstanceInvalidParameter", "invalidParameter", "formConver
 CONFIG_CODES = {"processCodeError", "needAuth", "invalidAgentId", "benefitStatusInvalid", "invalidClientIdOrSecret",
                 "Forbidden.AccessDenied.AccessTokenPermissionDenied", "Forbidden.AccessDenied.IpNotInWhiteList"}
 AUTH_CODES = {"InvalidAuthentication"}
+#: an instance DingTalk no longer has (deleted in the admin console): its request is over, not retried
+GONE_CODES = {"processInstanceNotExist", "processInstanceIdError"}
 TOKEN_MARGIN_S = 60
 #: a refused token is fetched again up to this many times per call before it is the app's configuration
 TOKEN_TRIES = 3
@@ -93,7 +95,7 @@ class DingTalkApprovalApi:
                 self._token = None
                 continue
             message = f"DingTalk {path}: HTTP {resp.status} {code} {data.get('message', '')}".strip()
-            if code in DATA_CODES:
+            if code in DATA_CODES or code in GONE_CODES:
                 raise DataError(message)
             if code in CONFIG_CODES or code in AUTH_CODES or resp.status in (401, 403):
                 raise ConfigurationError(message)
@@ -161,7 +163,14 @@ class DingTalkApprovalApi:
             if stream == STREAM else {}
 
     def progress(self, instance_id: str) -> dict[str, Any]:
-        inst = self.instance(instance_id)
+        """Where an instance stands; one DingTalk no longer has is ``status`` DELETED."""
+        try:
+            inst = self.instance(instance_id)
+        except DataError as exc:
+            if not any(code in str(exc) for code in GONE_CODES):
+                raise
+            return {"request_id": str(instance_id), "status": "DELETED", "result": "", "node": "",
+                    "last_operator": "", "last_action": "", "opinion": "deleted in DingTalk", "operated_on": ""}
         records = inst.get("operationRecords") or []
         latest = records[-1] if records else {}
         running = [t for t in inst.get("tasks") or [] if t.get("status") in ("RUNNING", "NEW")]

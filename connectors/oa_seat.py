@@ -61,12 +61,12 @@ class DingTalkSeat(Seat):
     mapping = EcologySeat.mapping
 
     def decision(self, progress: Mapping[str, Any]) -> str:
-        """COMPLETED + agree: approved; COMPLETED + refuse, or TERMINATED (revoked by its originator):
-        rejected; RUNNING (or anything new): pending."""
+        """COMPLETED + agree: approved; COMPLETED + refuse, TERMINATED (revoked by its originator) or
+        DELETED (gone from DingTalk): rejected; RUNNING (or anything new): pending."""
         status, result = str(progress.get("status") or "").upper(), str(progress.get("result") or "").lower()
         if status == "COMPLETED":
             return APPROVED if result == "agree" else REJECTED
-        if status == "TERMINATED":
+        if status in ("TERMINATED", "DELETED"):
             return REJECTED
         return PENDING
 
