@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from decimal import Decimal
 
 import pandas as pd
 
@@ -49,15 +50,20 @@ def extract(ctx: StepContext) -> StepCounts:
     for part in chunks(sorted(set(linked["erp_code"])), 500):
         facts |= erp.credit(list(part), today)
     rows = []
-    for rec in linked.itertuples(index=False):
-        f = facts.get(rec.erp_code)
-        if f is None:
+    # one CRM account, one company: where the hub merged U8 duplicates (several codes), its exposure is theirs together
+    for crm_id, part in linked.groupby(linked["crm_id"].astype(str)):
+        found = [facts[c] for c in sorted(set(part["erp_code"])) if c in facts]
+        if not found:
             continue
-        rows.append({"crm_id": str(rec.crm_id), "hub_id": _key(str(rec.crm_id)), "erp_code": rec.erp_code,
-                     "credit_limit": money.text(f.limit) if f.limit is not None else None,
-                     "receivables": money.text(f.receivables), "overdue": money.text(f.overdue),
-                     "open_orders": money.text(f.open_orders),
-                     "available": money.text(f.available) if f.available is not None else None,
+        limits = [f.limit for f in found if f.limit is not None]
+        limit = sum(limits, Decimal(0)) if limits else None
+        receivables, overdue = sum((f.receivables for f in found), Decimal(0)), sum((f.overdue for f in found), Decimal(0))
+        open_orders = sum((f.open_orders for f in found), Decimal(0))
+        rows.append({"crm_id": crm_id, "hub_id": _key(crm_id), "erp_code": ",".join(sorted(set(part["erp_code"]))),
+                     "credit_limit": money.text(limit) if limit is not None else None,
+                     "receivables": money.text(receivables), "overdue": money.text(overdue),
+                     "open_orders": money.text(open_orders),
+                     "available": money.text(limit - receivables - open_orders) if limit is not None else None,
                      "as_of": today.isoformat()})
     frame = pd.DataFrame(rows, columns=["crm_id", "hub_id", "erp_code", *FACTS, "as_of"])
     with ctx.engine.begin() as conn:
