@@ -93,9 +93,11 @@ def resolve_step(ctx: StepContext) -> StepCounts:
             return StepCounts()
         frame["content_hash"] = xref.content_hash(frame, spec.hash_fields)
         shown = xref.of_hub_ids(conn, ENTITY, "crm", frame["hub_id"].tolist())["content_hash"]
-        same = frame["hub_id"].map(shown) == frame["content_hash"]
+        known = shown.to_dict()
+        same = pd.Series([known.get(str(h)) == c for h, c in zip(frame["hub_id"], frame["content_hash"])],
+                         index=frame.index, dtype=bool)
         stage_write(conn, ctx.run_id, "resolve", frame[~same])
-        stage_write(conn, ctx.run_id, "skipped", frame[same].assign(_key=frame["crm_id"],
+        stage_write(conn, ctx.run_id, "skipped", frame[same].assign(_key=lambda t: t["crm_id"],
                                                                     reason="the account already shows these figures"))
     return StepCounts(read=len(frame), skipped=int(same.sum()))
 

@@ -61,6 +61,7 @@ def _linked() -> dict[str, list[str]]:
 def test_every_linked_account_shows_its_u8_credit(world):
     sb, report = world
     assert all(t["adds_up"] for t in report["systems"].values())
+    assert report["systems"]["crm"]["outcomes"].get("shown on the CRM account") == step(report, "write_back")["written"] > 0
     truth, linked = _u8_truth(sb), _linked()
     accounts = {str(r["id"]): r for r in rows(sb.crm_db, "select * from account")}
     assert linked
