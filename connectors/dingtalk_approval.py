@@ -119,20 +119,20 @@ class DingTalkApprovalApi:
             raise TransientError(f"DingTalk {INSTANCES} {instance_id}: no result in the answer")
         return data["result"]
 
-    def find(self, process_code: str, key: str) -> list[str]:
-        """The originator's instances of ``process_code`` of the last ``lookback_days`` whose key field is ``key``."""
-        start, token, out = int(time.time() * 1000) - self.lookback_ms, 0, []
-        for _ in range(500):
-            data = self._call("POST", LIST_IDS, idempotent=True, body={
-                "processCode": process_code, "startTime": start, "nextToken": token, "maxResults": 20,
-                "userIds": [self.originator]})
-            result = data.get("result") or {}
-            out += [i for i in result.get("list") or [] if self._key_of(self.instance(i)) == key]
-            nxt = result.get("nextToken")
-            if nxt in (None, ""):
-                break
-            token = int(nxt)
+    def keys(self, process_code: str) -> dict[str, str]:
+        """key field value → instance id, over the originator's instances of ``process_code`` of the
+        last ``lookback_days`` (one listing, one read per instance)."""
+        out: dict[str, str] = {}
+        for i in self._ids(process_code):
+            key = self._key_of(self.instance(i))
+            if key:
+                out.setdefault(key, i)
         return out
+
+    def find(self, process_code: str, key: str) -> list[str]:
+        """The originator's instances of ``process_code`` whose key field is ``key``."""
+        found = self.keys(process_code).get(key)
+        return [found] if found else []
 
     def start(self, record: Mapping[str, Any]) -> str:
         values = [{"name": f["name"], "value": f["value"]} for f in record["fields"]]
@@ -145,22 +145,54 @@ class DingTalkApprovalApi:
         return str(data["instanceId"])
 
     def write(self, stream: str, records: Sequence[Record]) -> list[WriteResult]:
+        """Each record started once: the instances already there are listed once per process for the
+        chunk; after a lost answer the listing is read again before the next try."""
         if stream != STREAM:
             raise ConfigurationError(f"DingTalk approvals have no writable stream {stream!r} (only {STREAM})")
+        known: dict[str, dict[str, str]] = {}
+
+        def lookup(rec: Record, fresh: list[bool]) -> str | None:
+            code = str(rec["workflow"])
+            if code not in known or fresh[0]:
+                known[code] = self.keys(code)
+            fresh[0] = True           # a second look (after a lost answer) reads DingTalk again
+            return known[code].get(rec["title"])
+
         out = []
         for rec in records:
             key = str(rec["_key"])
             try:
-                status, native = create_once(lambda rec=rec: next(iter(self.find(str(rec["workflow"]), rec["title"])), None),
-                                             lambda rec=rec: self.start(rec))
+                flag = [False]
+                status, native = create_once(lambda rec=rec, flag=flag: lookup(rec, flag), lambda rec=rec: self.start(rec))
+                known.setdefault(str(rec["workflow"]), {})[rec["title"]] = str(native)
                 out.append(WriteResult(key, status, native_key=str(native)))
             except DataError as exc:
                 out.append(WriteResult(key, "failed", error=str(exc), error_class="data"))
         return out
 
     def census(self, stream: str, records: Sequence[Record]) -> dict[str, int]:
-        return {str(r["title"]): len(self.find(str(r["workflow"]), str(r["title"]))) for r in records} \
-            if stream == STREAM else {}
+        if stream != STREAM:
+            return {}
+        held: dict[str, int] = {}
+        for code in {str(r["workflow"]) for r in records}:
+            listed = [(self._key_of(self.instance(i)), i) for i in self._ids(code)]
+            for k, _ in listed:
+                held[k or ""] = held.get(k or "", 0) + 1
+        return {str(r["title"]): held.get(str(r["title"]), 0) for r in records}
+
+    def _ids(self, process_code: str) -> list[str]:
+        start, token, out = int(time.time() * 1000) - self.lookback_ms, 0, []
+        for _ in range(500):
+            data = self._call("POST", LIST_IDS, idempotent=True, body={
+                "processCode": process_code, "startTime": start, "nextToken": token, "maxResults": 20,
+                "userIds": [self.originator]})
+            result = data.get("result") or {}
+            out += list(result.get("list") or [])
+            nxt = result.get("nextToken")
+            if nxt in (None, ""):
+                break
+            token = int(nxt)
+        return out
 
     def progress(self, instance_id: str) -> dict[str, Any]:
         """Where an instance stands; one DingTalk no longer has is ``status`` DELETED."""

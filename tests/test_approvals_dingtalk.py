@@ -90,7 +90,7 @@ def test_one_instance_per_request_with_answers_lost_and_tokens_expired(world):
     sb, _ = world
     sb.faults(0.3, ["lost", "500", "expire_token", "truncated"], seed=5, systems=("dingtalk",))
     try:
-        for i in range(3):
+        for i in range(2):
             run_flow("approvals", f"dt-{i}")
     finally:
         sb.faults(0.0, systems=("dingtalk",))

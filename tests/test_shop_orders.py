@@ -27,7 +27,7 @@ SHOPS = {"taobao": (120, -90), "jd": (180, 10), "pdd": (30, -20), "doudian": (60
 SEEDED = 300              # orders per platform over three days: ~8 in a two-hour window
 PAGE_SIZE = 3             # several pages per window: an order moving while paged shifts the pages behind it
 LAG_MINUTES = 0.1         # the last window closes 6 s before now (the default minute would slow the test)
-SINCE_HOURS = 12          # half a day of the seed's three: 54 windows in all (PDD's 30 minutes: 24)
+SINCE_HOURS = 8           # a third of the seed's three days: 36 windows in all (PDD's 30 minutes: 16)
 CHURN = 30                # list calls per platform and run that modify and add orders while paged
 STATUS = {"paid": "activated", "shipped": "activated", "completed": "activated", "unpaid": "draft",
           "cancelled": "cancelled"}
