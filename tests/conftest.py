@@ -147,15 +147,18 @@ def start_sandbox(folder: Path, accounts: int, monkeypatch, seed: int = 42, shop
 
 
 @contextmanager
-def ordered_world(tmp_path_factory, name: str, accounts: int = 60):
+def ordered_world(tmp_path_factory, name: str, accounts: int = 60, env: dict[str, str] | None = None):
     """A module's world up to the orders: its own hub and sandbox, customers, products and orders
-    through their flows (U8 holds the hub's orders, nothing shipped yet); cleaned up after."""
+    through their flows (U8 holds the hub's orders, nothing shipped yet); cleaned up after. ``env``:
+    settings of the module (``HUB_BINDINGS``, a fernet key) in place before anything runs."""
     from hub import store
     from tests.flowkit import run_flow
 
     mp = pytest.MonkeyPatch()
     folder = tmp_path_factory.mktemp(name)
     isolate_hub(folder, mp)
+    for key, value in (env or {}).items():
+        mp.setenv(key, value)
     sb = start_sandbox(folder / "sandbox", accounts, mp)
     try:
         for flow in ("customer_master", "product_master", "sales_orders"):

@@ -19,27 +19,16 @@ from cryptography.fernet import Fernet
 from flows import approvals
 from flows.sales_orders import order_hub_id
 from hub import model, store
-from tests.conftest import isolate_hub, start_sandbox
+from tests.conftest import ordered_world
 from tests.flowkit import run_flow
 from tests.orderkit import d, rows
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    folder = tmp_path_factory.mktemp("approvals")
-    isolate_hub(folder, mp)
-    mp.setenv("HUB_BINDINGS", "oa")
-    mp.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
-    sb = start_sandbox(folder / "sandbox", 160, mp)
-    try:
-        for flow in ("customer_master", "product_master", "sales_orders"):
-            run_flow(flow, f"{flow}-1")
+    env = {"HUB_BINDINGS": "oa", "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()}
+    with ordered_world(tmp_path_factory, "approvals", 160, env) as sb:
         yield sb
-    finally:
-        sb.stop()
-        mp.undo()
-        store.engine_for.cache_clear()
 
 
 def _cases() -> list[dict]:

@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from connectors import callback_crypto
 from flows import approvals, oa_events
 from hub import model, store
-from tests.conftest import isolate_hub, start_sandbox
+from tests.conftest import ordered_world
 from tests.flowkit import run_flow
 from tests.orderkit import rows
 
@@ -53,24 +53,15 @@ class _Receiver:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    folder = tmp_path_factory.mktemp("approvals_dingtalk")
-    isolate_hub(folder, mp)
-    mp.setenv("HUB_BINDINGS", "dingtalk")
-    mp.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
-    sb = start_sandbox(folder / "sandbox", 160, mp)
     receiver = _Receiver()
-    creds = sb.credentials()["dingtalk"]
-    sb.dingtalk("callback", url=receiver.url, token=creds["callback_token"], aes_key=creds["callback_aes_key"])
+    env = {"HUB_BINDINGS": "dingtalk", "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()}
     try:
-        for flow in ("customer_master", "product_master", "sales_orders"):
-            run_flow(flow, f"{flow}-1")
-        yield sb, receiver
+        with ordered_world(tmp_path_factory, "approvals_dingtalk", 160, env) as sb:
+            creds = sb.credentials()["dingtalk"]   # the app's events to the hub's receiver from here on
+            sb.dingtalk("callback", url=receiver.url, token=creds["callback_token"], aes_key=creds["callback_aes_key"])
+            yield sb, receiver
     finally:
         receiver.stop()
-        sb.stop()
-        mp.undo()
-        store.engine_for.cache_clear()
 
 
 def _instances(sb) -> list[dict]:
