@@ -23,7 +23,7 @@ import logging
 import time
 from typing import Any, Iterator, Mapping, Sequence
 
-from connectors.http import HttpClient, create_once
+from connectors.http import HttpClient, create_once, pages_by_key
 from hub.errors import ConfigurationError, DataError, TransientError
 from hub.types import ConnectionInfo, Page, Record, WriteResult
 
@@ -129,11 +129,6 @@ class DingTalkApprovalApi:
                 out.setdefault(key, i)
         return out
 
-    def find(self, process_code: str, key: str) -> list[str]:
-        """The originator's instances of ``process_code`` whose key field is ``key``."""
-        found = self.keys(process_code).get(key)
-        return [found] if found else []
-
     def start(self, record: Mapping[str, Any]) -> str:
         values = [{"name": f["name"], "value": f["value"]} for f in record["fields"]]
         values.append({"name": self.key_field, "value": record["title"]})
@@ -215,6 +210,4 @@ class DingTalkApprovalApi:
     def read(self, stream: str, cursor: Any = None) -> Iterator[Page]:
         if stream != STREAM or not isinstance(cursor, dict) or "keys" not in cursor:
             raise ConfigurationError(f"DingTalk reads {STREAM} by instance ids ({{'keys': [...]}}), got {stream!r}")
-        keys = [str(k) for k in cursor["keys"]]
-        for i in range(0, len(keys), 50):
-            yield Page([self.progress(k) for k in keys[i:i + 50]])
+        yield from pages_by_key(cursor["keys"], self.progress)

@@ -30,7 +30,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from connectors.http import HttpClient, create_once
+from connectors.http import HttpClient, create_once, pages_by_key
 from hub.errors import ConfigurationError, DataError, TransientError
 from hub.types import ConnectionInfo, Page, Record, Vault, WriteResult
 
@@ -214,9 +214,7 @@ class EcologyApi:
     def read(self, stream: str, cursor: Any = None) -> Iterator[Page]:
         if stream != STREAM or not isinstance(cursor, dict) or "keys" not in cursor:
             raise ConfigurationError(f"e-cology reads {STREAM} by request ids ({{'keys': [...]}}), got {stream!r}")
-        keys = [str(k) for k in cursor["keys"]]
-        for i in range(0, len(keys), 50):
-            yield Page([self.progress(k) for k in keys[i:i + 50]])
+        yield from pages_by_key(cursor["keys"], self.progress)
 
     def census(self, stream: str, records: Sequence[Record]) -> dict[str, int]:
         """OA requests per title written (more than one: a doubled request the report shows)."""

@@ -192,3 +192,13 @@ def create_once(find: Callable[[], str | None], create: Callable[[], str], attem
                     return "linked", found
                 raise
     raise AssertionError("unreachable")
+
+
+def pages_by_key(keys: Any, fetch: Callable[[str], dict], size: int = 50) -> Iterator[Any]:
+    """Pages (``hub.types.Page``) of ``fetch(key)`` for each key, ``size`` a page: a read by ids
+    where the API answers one record a call (an OA request's progress)."""
+    from hub.types import Page
+
+    keys = [str(k) for k in keys]
+    for i in range(0, len(keys), size):
+        yield Page([fetch(k) for k in keys[i:i + size]])

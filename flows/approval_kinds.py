@@ -63,7 +63,8 @@ class SpecialPrice:
 
     def cases(self, conn, heads: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
         """Lines priced below their product's floor (list price × the class's share)."""
-        cols = [*CASE_COLUMNS, "product_code", "product_name", "list_price", "floor", "price", "quantity"]
+        cols = [*CASE_COLUMNS, "product_code", "product_name", "list_price", "floor", "price", "discount_rate",
+                "quantity"]
         if heads.empty or lines.empty:
             return pd.DataFrame(columns=cols)
         x = model.xref.c
@@ -94,6 +95,7 @@ class SpecialPrice:
                         "version": money.text(price), "crm_key": str(rec.native_key), **_order_fields(order),
                         "product_code": product["code"], "product_name": product["name"],
                         "list_price": money.text(listed), "floor": money.text(floor), "price": money.text(price),
+                        "discount_rate": f"{price / listed:.4f}",
                         "quantity": money.text(money.dec(rec.quantity) or Decimal(0))})
         return pd.DataFrame(out, columns=cols)
 
@@ -140,6 +142,7 @@ class OverCredit:
         code_of = {k: codes.get(h) for k, h in zip(links["native_key"], links["hub_id"]) if codes.get(h)}
         facts = erp.credit(sorted(set(code_of.values())), date.today()) if code_of else {}
         out = []
+        crm_ids = xref.of_hub_ids(conn, "sales_order", "crm", heads["hub_id"].tolist())["native_key"]
         ordered = heads.assign(_k=heads["customer_key"].astype(str)).sort_values(["_k", "order_date", "order_no"])
         for key, orders in ordered.groupby("_k"):
             credit = facts.get(code_of.get(key, ""))
@@ -152,7 +155,8 @@ class OverCredit:
                 if running <= credit.available:
                     continue
                 out.append({"kind": self.name, "subject": order["hub_id"], "version": money.text(total),
-                            "crm_key": _crm_order_id(conn, order["hub_id"]), **_order_fields(order),
+                            "crm_key": str(crm_ids[order["hub_id"]]) if order["hub_id"] in crm_ids.index else None,
+                            **_order_fields(order),
                             "erp_customer": code_of[key], "total": money.text(total),
                             "credit_limit": money.text(credit.limit), "receivables": money.text(credit.receivables),
                             "overdue": money.text(credit.overdue), "open_orders": money.text(credit.open_orders),
@@ -173,11 +177,6 @@ class OverCredit:
 
     def title(self, case: Any) -> str:
         return f"超信用审批 {case['customer_name']} {case['order_no']} {case['total']}"
-
-
-def _crm_order_id(conn, order_hub_id: str) -> str | None:
-    found = xref.of_hub_ids(conn, "sales_order", "crm", [order_hub_id])["native_key"]
-    return str(found.iloc[0]) if len(found) else None
 
 
 KINDS = {k.name: k for k in (SpecialPrice(), OverCredit())}

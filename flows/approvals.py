@@ -28,7 +28,7 @@ from flows import order_documents, roles
 from flows.approval_kinds import CASE_COLUMNS, KINDS, rules
 from flows.ledger import Ledger
 from flows.steps import quarantined_keys, save_outcomes, write_in_chunks
-from hub import model, money, quarantine, xref
+from hub import model, quarantine, xref
 from hub.errors import ConfigurationError
 from hub.runlog import StepCounts
 from hub.runner import StepContext
@@ -200,9 +200,6 @@ def map_step(ctx: StepContext) -> StepCounts:
             names = _customer_names(conn, cases["customer_key"].astype(str).tolist())
             cases = cases.assign(customer_name=cases["customer_key"].astype(str).map(names),
                                  applicant=cases["owner_key"].astype(str))
-            if "list_price" in cases.columns:
-                cases["discount_rate"] = [f"{money.dec(p) / money.dec(lp):.4f}" if isinstance(lp, str) else None
-                                          for p, lp in zip(cases["version"], cases["list_price"])]
             for kind_name, part in cases.groupby("kind"):
                 spec = engine.load_spec(oa.mapping(kind_name))
                 part = part.reset_index(drop=True)
