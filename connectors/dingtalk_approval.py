@@ -23,7 +23,7 @@ import logging
 import time
 from typing import Any, Iterator, Mapping, Sequence
 
-from connectors.http import HttpClient, create_once, pages_by_key
+from connectors.http import HttpClient, create_once, pages_by_key, write_each
 from hub.errors import ConfigurationError, DataError, TransientError
 from hub.types import ConnectionInfo, Page, Record, WriteResult
 
@@ -153,17 +153,13 @@ class DingTalkApprovalApi:
             fresh[0] = True           # a second look (after a lost answer) reads DingTalk again
             return known[code].get(rec["title"])
 
-        out = []
-        for rec in records:
-            key = str(rec["_key"])
-            try:
-                flag = [False]
-                status, native = create_once(lambda rec=rec, flag=flag: lookup(rec, flag), lambda rec=rec: self.start(rec))
-                known.setdefault(str(rec["workflow"]), {})[rec["title"]] = str(native)
-                out.append(WriteResult(key, status, native_key=str(native)))
-            except DataError as exc:
-                out.append(WriteResult(key, "failed", error=str(exc), error_class="data"))
-        return out
+        def one(rec: Record) -> WriteResult:
+            flag = [False]
+            status, native = create_once(lambda: lookup(rec, flag), lambda: self.start(rec))
+            known.setdefault(str(rec["workflow"]), {})[rec["title"]] = str(native)
+            return WriteResult(str(rec["_key"]), status, native_key=str(native))
+
+        return [write_each(str(rec["_key"]), lambda rec=rec: one(rec)) for rec in records]
 
     def census(self, stream: str, records: Sequence[Record]) -> dict[str, int]:
         if stream != STREAM:

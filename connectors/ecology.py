@@ -30,7 +30,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from connectors.http import HttpClient, create_once, pages_by_key
+from connectors.http import HttpClient, create_once, pages_by_key, write_each
 from hub.errors import ConfigurationError, DataError, TransientError
 from hub.types import ConnectionInfo, Page, Record, Vault, WriteResult
 
@@ -183,16 +183,12 @@ class EcologyApi:
     def write(self, stream: str, records: Sequence[Record]) -> list[WriteResult]:
         if stream != STREAM:
             raise ConfigurationError(f"e-cology has no writable stream {stream!r} (only {STREAM})")
-        out = []
-        for rec in records:
-            key = str(rec["_key"])
-            try:
-                status, native = create_once(lambda rec=rec: next((str(r["requestId"]) for r in self.find(rec["title"])), None),
-                                             lambda rec=rec: self.create(rec))
-                out.append(WriteResult(key, status, native_key=str(native)))
-            except DataError as exc:
-                out.append(WriteResult(key, "failed", error=str(exc), error_class="data"))
-        return out
+        def one(rec: Record) -> WriteResult:
+            status, native = create_once(lambda: next((str(r["requestId"]) for r in self.find(rec["title"])), None),
+                                         lambda: self.create(rec))
+            return WriteResult(str(rec["_key"]), status, native_key=str(native))
+
+        return [write_each(str(rec["_key"]), lambda rec=rec: one(rec)) for rec in records]
 
     def progress(self, request_id: str) -> dict[str, Any]:
         """Where a request stands: node type and name, status, and the latest signed opinion."""

@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterator, TypeVar
 import requests
 import urllib3
 
-from hub.errors import AmbiguousWriteError, RateLimitedError, TransientError, redact
+from hub.errors import AmbiguousWriteError, DataError, RateLimitedError, TransientError, redact
+from hub.types import Page, WriteResult
 
 log = logging.getLogger("connectors.http")
 
@@ -194,11 +195,23 @@ def create_once(find: Callable[[], str | None], create: Callable[[], str], attem
     raise AssertionError("unreachable")
 
 
+def write_each(key: str, write: Callable[[], WriteResult]) -> WriteResult:
+    """One record's write with the outcomes every connector gives alike: a refusal (``DataError``)
+    fails that record (the ledger quarantines it); a target still out of reach after the helper's
+    retries (``TransientError``, a lost answer included) defers it, so the chunk's other records are
+    booked and the step's retry sends this one again; safe, because every create is found by its
+    key before it is sent again. A ``ConfigurationError`` stops the write: a person must act."""
+    try:
+        return write()
+    except DataError as exc:
+        return WriteResult(key, "failed", error=str(exc), error_class="data")
+    except TransientError as exc:
+        return WriteResult(key, "deferred", error=str(exc), error_class="transient")
+
+
 def pages_by_key(keys: Any, fetch: Callable[[str], dict], size: int = 50) -> Iterator[Any]:
     """Pages (``hub.types.Page``) of ``fetch(key)`` for each key, ``size`` a page: a read by ids
     where the API answers one record a call (an OA request's progress)."""
-    from hub.types import Page
-
     keys = [str(k) for k in keys]
     for i in range(0, len(keys), size):
         yield Page([fetch(k) for k in keys[i:i + size]])

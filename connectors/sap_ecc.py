@@ -60,6 +60,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 
+from connectors.http import write_each
 from connectors import sap_ecc_luw, sap_ecc_materials
 from connectors.sap_ecc_keys import alpha, error_rows, messages_text
 from connectors.soap import SoapFault, SoapService, rows
@@ -228,10 +229,9 @@ class SapEccConnector:
         in order. A record is flat: dotted WSDL paths (lists for tables), plus ``_key`` (the hub
         id), ``_op`` (``add``) and ``_ref`` (the hub's reference: search term 1 of a customer,
         CUST_PO of an order)."""
-        if stream == CUSTOMERS:
-            return [self._write_customer(r) for r in records]
-        if stream == ORDERS:
-            return [self._write_order(r) for r in records]
+        if stream in (CUSTOMERS, ORDERS):
+            one = self._write_customer if stream == CUSTOMERS else self._write_order
+            return [write_each(str(r["_key"]), lambda r=r: one(r)) for r in records]
         raise ConfigurationError(f"SAP ECC has no stream {stream!r} to write (only {CUSTOMERS}, {ORDERS}; "
                                  f"{MATERIALS} is read only)")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Callable, Iterator, Sequence
 
-from connectors.http import HttpClient, Response
+from connectors.http import HttpClient, Response, write_each
 from hub.errors import ConfigurationError, DataError, TransientError
 from hub.types import ConnectionInfo, Page, Record, WriteResult
 
@@ -550,7 +550,8 @@ class U8OpenApi:
         key = str(rec["_key"])
         body = {entity: {k: v for k, v in rec.items() if not k.startswith("_") and v is not None}}
         op = rec.get("_op") or "add"
-        try:
+
+        def send() -> WriteResult:
             if op == "add":
                 return WriteResult(key, "created", self.add(entity, body, rec.get("_biz_id")))
             if op in VOUCHER_ACTIONS:
@@ -558,8 +559,8 @@ class U8OpenApi:
             else:
                 self.call("POST", f"{entity}/{op}", body)
             return WriteResult(key, "updated", str(rec.get("code") or rec.get("voucher_code") or ""))
-        except DataError as exc:
-            return WriteResult(key, "failed", error=str(exc), error_class="data")
+
+        return write_each(key, send)
 
     def write(self, entity: str, records: Sequence[Record]) -> list[WriteResult]:
         workers = int(self.conn.extra.get("workers", 4))

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from connectors.http import HttpClient, MalformedResponse, Response
+from connectors.http import HttpClient, MalformedResponse, Response, write_each
 from hub.errors import AmbiguousWriteError, ConfigurationError, DataError, TransientError
 from hub.types import ConnectionInfo, Page, Record, WriteResult
 
@@ -334,25 +334,25 @@ class XiaoshouyiConnector:
 
     def _write_one(self, stream: str, rec: Record) -> WriteResult:
         key = str(rec.get("_key") or rec.get("id"))
+        return write_each(key, lambda: self._send_one(stream, key, rec))
+
+    def _send_one(self, stream: str, key: str, rec: Record) -> WriteResult:
         body = {k: v for k, v in rec.items() if not k.startswith("_") and k != "id"}
-        try:
-            if rec.get("id"):
-                resp = self._call("PATCH", f"{XOBJECTS}/{stream}/{rec['id']}", json_body={"data": body})
-                status = "updated"
-            else:
-                resp, found = self._create(stream, body, self._natural_key(stream, rec))
-                status = "created"
-                if resp is None:
-                    return WriteResult(key, status, found)
-            out = resp.body if isinstance(resp.body, dict) else {}
-            if resp.status >= 400 or str(out.get("code")) != "200":
-                raise DataError(f"销售易 refused {stream} {key}: HTTP {resp.status} code {out.get('code')} {out.get('msg') or ''}")
-            native = (out.get("data") or {}).get("id") or rec.get("id")
-            if native in (None, ""):
-                raise DataError(f"销售易 answered {stream} {key} without a record id")
-            return WriteResult(key, status, str(native))
-        except DataError as exc:
-            return WriteResult(key, "failed", error=str(exc), error_class="data")
+        if rec.get("id"):
+            resp = self._call("PATCH", f"{XOBJECTS}/{stream}/{rec['id']}", json_body={"data": body})
+            status = "updated"
+        else:
+            resp, found = self._create(stream, body, self._natural_key(stream, rec))
+            status = "created"
+            if resp is None:
+                return WriteResult(key, status, found)
+        out = resp.body if isinstance(resp.body, dict) else {}
+        if resp.status >= 400 or str(out.get("code")) != "200":
+            raise DataError(f"销售易 refused {stream} {key}: HTTP {resp.status} code {out.get('code')} {out.get('msg') or ''}")
+        native = (out.get("data") or {}).get("id") or rec.get("id")
+        if native in (None, ""):
+            raise DataError(f"销售易 answered {stream} {key} without a record id")
+        return WriteResult(key, status, str(native))
 
 
 @dataclass

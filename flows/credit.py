@@ -21,7 +21,7 @@ from flows.steps import read_outcomes, save_outcomes, write_to_crm
 from hub import model, money, xref
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import chunks, select_in, stage_read, stage_write, utcnow
+from hub.store import chunks, select_in, stage_read, stage_write
 from mappings import engine
 
 log = logging.getLogger("flows.credit")

@@ -31,13 +31,13 @@ from sqlalchemy import delete
 from flows import assets, roles
 from flows.engine import Flow
 from flows.ledger import Ledger
-from flows.steps import (crm_write_outcomes, json_safe, quarantine_errors, read_outcomes, save_outcomes,
+from flows.steps import (crm_write_outcomes, json_safe, read_outcomes, save_outcomes,
                          upsert_canonical, with_known_hashes, write_in_chunks, write_to_crm)
 from hub import model, money, outbox, quarantine, watermarks, xref
 from hub.model import SHIPMENT_FIELDS, SHIPMENT_LINE_FIELDS
 from hub.runlog import StepCounts
 from hub.runner import StepContext
-from hub.store import chunks, frame_records, select_in, stage_read, stage_write
+from hub.store import chunks, select_in, stage_read, stage_write
 from mappings import engine
 from quality.orders import shipment_facts
 

@@ -161,13 +161,24 @@ def write_in_chunks(ctx: StepContext, connector: Connector, stream: str, records
     counts = StepCounts()
     size = settings.write_chunk()
     written: list[dict[str, Any]] = []
+    deferred: list[WriteResult] = []
     for start in range(0, len(records), size):
-        chunk = list(records[start:start + size])
-        results = connector.write(stream, chunk)
-        with ctx.engine.begin() as conn:
-            counts += persist(conn, chunk, results)
+        chunk, results = [], []
+        for rec, res in zip(records[start:start + size], connector.write(stream, list(records[start:start + size]))):
+            if res.status == "deferred":
+                deferred.append(res)
+            else:
+                chunk.append(rec)
+                results.append(res)
+        if chunk:
+            with ctx.engine.begin() as conn:
+                counts += persist(conn, chunk, results)
         written.extend(rec for rec, res in zip(chunk, results) if res.status != "failed")
     take_census(ctx, connector, stream, written)
+    if deferred:
+        raise TransientError(f"{connector.system} {stream}: {len(deferred)} of {len(records)} records could not be "
+                             f"written for now (e.g. {deferred[0].key}: {deferred[0].error}); the others are booked "
+                             f"and the step's retry sends only these")
     return counts
 
 

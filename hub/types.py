@@ -74,7 +74,10 @@ class WriteResult:
     """Outcome of writing one record to a system."""
 
     key: str
-    status: str  # created | updated | unchanged | failed
+    #: created | updated | unchanged | failed (refused: quarantined) | deferred (the target could
+    #: not be reached for it after the HTTP helper's retries: nothing is booked and the step fails
+    #: transiently after the other records, so its retry sends only this one again)
+    status: str
     native_key: str | None = None
     error: str | None = None
     error_class: str | None = None

@@ -100,6 +100,55 @@ def test_crm_and_u8_creates_are_once_when_answers_are_lost(sandbox):
     assert query(sandbox.crm_db, "select count(*) from product")[0][0] == products
 
 
+def test_a_record_the_erp_cannot_take_now_waits_for_the_retry_while_the_rest_is_booked(sandbox, monkeypatch):
+    """One try per call and a gateway that loses a third of U8's answers (some after the write
+    was applied): the write step books what U8 confirmed, fails transiently for the rest, and its
+    retry sends only those; U8 then holds every customer once."""
+    import importlib
+    import json
+    import os
+    import re
+
+    from hub import report, runner, store
+    from hub.errors import TransientError
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_U8_OPENAPI"])
+    conn["extra"].update({"http_max_attempts": "1", "http_backoff": "0"})
+    monkeypatch.setenv("AIRFLOW_CONN_U8_OPENAPI", json.dumps(conn))
+    sandbox.faults(0.3, ["502", "lost"], seed=21, systems=("u8",))
+    functions = importlib.import_module("flows.customer_master").STEP_FUNCTIONS
+    steps = iter(runner.STEPS)
+    for step in steps:
+        try:
+            runner.run_step("customer_master", step, "defer", functions[step])
+        except TransientError as exc:
+            deferred = int(re.search(r"(\d+) of \d+ records could not be written for now", str(exc))[1])
+            break
+    else:
+        pytest.fail("no write was deferred")
+    with store.engine().begin() as db:
+        booked = dict(db.exec_driver_sql("select status, count(*) from outbox where entity = 'customer' "
+                                         "and target = 'u8' group by status").fetchall())
+    assert booked.get("done", 0) > 0 and booked.get("pending", 0) >= deferred > 0
+
+    sandbox.faults(0.0)                        # the task's retry, as Airflow's retries would run it
+    before = sandbox.stats()["u8"]["by_path"]
+    for step in [step, *steps]:
+        runner.run_step("customer_master", step, "defer", functions[step])
+    runner.finish_run("defer", "success")
+    rep = report.build("defer")
+    assert all(t["adds_up"] for t in rep["systems"].values()), rep["systems"]
+    after = sandbox.stats()["u8"]["by_path"]
+    sent = sum(v - before.get(k, 0) for k, v in after.items() if k.endswith(("/customer/add", "/customer/edit")))
+    assert sent == deferred                    # only the deferred ones went again
+    made = query(sandbox.u8_db, "select biz_id, code from sandbox_bizid")
+    assert len({code for _, code in made}) == len({biz for biz, _ in made}) == len(made)
+    with store.engine().begin() as db:
+        known = dict(db.exec_driver_sql("select hub_id, native_key from xref where entity = 'customer' "
+                                        "and system = 'u8'").fetchall())
+    assert all(known.get(biz) == code for biz, code in made)   # every customer U8 made is the hub's, once
+
+
 def test_the_report_does_not_add_up_when_the_target_holds_a_record_twice(sandbox):
     run_flow("customer_master", "census-0")
     run_flow("product_master", "census-1")

@@ -39,6 +39,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Mapping, Sequence
 
+from connectors.http import write_each
 from connectors.sap_s4 import paths
 from connectors.sap_s4.odata import PreconditionFailed, PreconditionRequired, SapODataClient, header
 from connectors.sap_s4.streams import DATETIME_PROPS, STREAMS, Stream, stream as stream_of
@@ -275,19 +276,21 @@ class SapS4Connector:
     def _write_one(self, s: Stream, name: str, rec: Record, found: Mapping[str, list[str]]) -> WriteResult:
         key = str(rec.get("_key") or "")
         op = rec.get("_op") or "add"
-        try:
-            if op == "add":
-                return self._create(s, name, rec, found)
-            if op in ("edit", "change"):
-                return self._change(s, name, rec)
-            if op == "cancel":
-                return self._change(s, name, {k: rec[k] for k in rec if k in s.keys or k.startswith("_")},
-                                    reject_all=True)
+
+        def send() -> WriteResult:
+            try:
+                if op == "add":
+                    return self._create(s, name, rec, found)
+                if op in ("edit", "change"):
+                    return self._change(s, name, rec)
+                if op == "cancel":
+                    return self._change(s, name, {k: rec[k] for k in rec if k in s.keys or k.startswith("_")},
+                                        reject_all=True)
+            except ValueError as exc:   # a value SAP's format cannot carry (a path, a date)
+                raise DataError(f"S/4HANA {name} {key}: {exc}") from None
             raise ConfigurationError(f"S/4HANA {name}: unknown _op {op!r} (add, edit, change, cancel)")
-        except DataError as exc:
-            return WriteResult(key, "failed", error=str(exc), error_class="data")
-        except ValueError as exc:   # a value SAP's format cannot carry (a path, a date)
-            return WriteResult(key, "failed", error=f"S/4HANA {name} {key}: {exc}", error_class="data")
+
+        return write_each(key, send)
 
     def _create(self, s: Stream, name: str, rec: Record, found: Mapping[str, list[str]]) -> WriteResult:
         key = str(rec.get("_key") or "")

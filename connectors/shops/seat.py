@@ -8,11 +8,11 @@ import importlib
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Mapping, Sequence
 
-from connectors.http import HttpClient
+from connectors.http import HttpClient, write_each
 from connectors.seat import Seat
 from connectors.shops import carriers
 from connectors.shops.platform import Platform, ShopWindow, aware, split
-from hub.errors import ConfigurationError, HubError, RateLimitedError, TransientError, failure_class_of
+from hub.errors import ConfigurationError, DataError, HubError, TransientError, failure_class_of
 from hub.types import Binding, Page, Record, WriteResult
 
 __all__ = ["ShopSeat", "ShopWindow"]
@@ -149,21 +149,20 @@ class ShopConnector:
                 out.append(WriteResult(key, "failed", error=carriers.unknown(self.seat.platform, str(rec.get("carrier"))),
                                        error_class="configuration"))
                 continue
-            try:
-                res = self.seat.impl.ship(rec)
-            except RateLimitedError as exc:
-                # refused before it applied (the Pacer already waited and sent it again): this
-                # record failed, the rest of the chunk goes on; a later run sends it again
-                res = WriteResult(key, "failed", error=str(exc), error_class="transient")
-            except TransientError:
-                # the send may have applied (answer lost, cut or half a body: AmbiguousWriteError,
-                # MalformedResponse): never "failed"; the task retries and the platform's repeat
-                # check (tid + tracking number already held) answers unchanged or created
-                raise
-            except HubError as exc:
-                res = WriteResult(key, "failed", error=str(exc), error_class=failure_class_of(exc))
-            out.append(res)
+            # a send whose answer was lost may have applied: it is deferred (never "failed"), and
+            # the platform's repeat check (tid + tracking number already held) answers the
+            # step's retry unchanged or created
+            out.append(write_each(key, lambda rec=rec: self._ship(rec)))
         return out
+
+    def _ship(self, rec: Record) -> WriteResult:
+        """A refusal other than the record's own (a platform setting) fails it with its class."""
+        try:
+            return self.seat.impl.ship(rec)
+        except (TransientError, DataError):
+            raise
+        except HubError as exc:
+            return WriteResult(str(rec.get("_key")), "failed", error=str(exc), error_class=failure_class_of(exc))
 
 
 def _page_size(opts: Mapping[str, Any], most: int, binding: Binding) -> int:
