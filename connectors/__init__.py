@@ -43,6 +43,9 @@ SYSTEMS: dict[str, SystemCard] = {
                           capabilities=("approvals",)),
     "dingtalk": SystemCard("钉钉", ("oa",), "connectors.oa_seat:DingTalkSeat", needs=("api",),
                            capabilities=("approvals",)),
+    # the hub's own inbound order API; its connections are the dealers (code: Airflow conn id)
+    "dealer_api": SystemCard("经销商订货 API", ("dealer",), "connectors.dealer_api:DealerSeat",
+                             capabilities=("dealer_orders",)),
 }
 
 #: The alert channels: name → (Airflow connection id, channel ``module:Class``). A connection that

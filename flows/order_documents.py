@@ -165,13 +165,14 @@ def prerequisites(conn, heads: pd.DataFrame, lines: pd.DataFrame, crm: str, erp:
                 waits.setdefault(hub_id, []).append(f"customer {who} ({key}) is not ready for orders: {unready[key]} "
                                                     f"(complete it in the CRM; customer_master takes it in)")
     if not lines.empty:
+        source_of = dict(zip(heads["hub_id"], source))
         missing = lines[lines["hub_id"].map(product_code).isna()]
         for order, part in missing.groupby("order_hub_id"):
             keys = ", ".join(sorted(part["product_key"].astype(str).unique()))
             if order in direct_ids:
                 waits.setdefault(str(order), []).append(
-                    f"SKU {keys} (商家编码) is no {label} product code the hub knows (fix the SKU's code in the shop, "
-                    f"or add the product to {label}; product_master links it)")
+                    f"SKU {keys} (商家编码) is no {label} product code the hub knows (fix the code in "
+                    f"{source_of.get(order, 'the shop')}, or add the product to {label}; product_master links it)")
                 continue
             waits.setdefault(str(order), []).append(
                 f"product {keys} (CRM) has no {label} product record linked yet (product_master links it by its code)")

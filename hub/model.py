@@ -265,6 +265,25 @@ oa_event = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
+#: Every signed request on the dealer ordering channel (flows/dealer_orders.py), one row per nonce:
+#: the primary key is what refuses a replay, and the row is the channel's intake log (what came,
+#: what the hub answered, the order it became).
+dealer_request = Table(
+    "dealer_request", metadata,
+    Column("seat", String(100), primary_key=True),
+    Column("dealer", String(60), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("method", String(10), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("order_no", String(120)),
+    Column("hub_id", String(40)),
+    Column("outcome", String(20)),       # accepted | changed | unchanged | refused | read
+    Column("http_status", Integer),
+    Column("detail", Text),
+    Index("ix_dealer_request_order", "seat", "dealer", "order_no"),
+)
+
 crm_readiness = Table(
     "crm_readiness", metadata,
     Column("account_key", String(100), primary_key=True),

@@ -178,7 +178,7 @@ class RegistryRecord:
 
 # --- roles and bindings (docs/adr/0004-roles-and-bindings.md) --------------------------------------
 
-ROLES = ("crm", "erp", "shop", "oa", "registry", "bank")
+ROLES = ("crm", "erp", "shop", "oa", "registry", "bank", "dealer")
 
 
 @dataclass(frozen=True)

@@ -235,6 +235,9 @@ class Sandbox:
                                         "originator_user_id": dt["originator_user_id"], "dept_id": dt["dept_id"],
                                         "callback_token": dt["callback_token"], "callback_aes_key": dt["callback_aes_key"],
                                         "scheme": "http"}}
+        for code, dealer in (cred.get("dealers") or {}).items():  # the dealer ordering API's dealers
+            conns[f"DEALER_{code}"] = {"conn_type": "generic", "password": dealer["key"],
+                                       "extra": {"erp_customer": dealer["erp_customer"], "name": dealer["name"]}}
         conns.update(self.shop_connections())
         return {f"AIRFLOW_CONN_{k}": json.dumps(v, ensure_ascii=False) for k, v in conns.items()}
 

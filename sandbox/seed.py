@@ -139,6 +139,10 @@ def make_credentials(seed: int) -> dict[str, Any]:
         "dingtalk": {"app_key": "ding" + draw(string.ascii_lowercase + string.digits, 16), "app_secret": draw(alnum, 64),
                      "corp_id": "ding" + draw(hexdigits, 16), "callback_token": draw(alnum, 12),
                      "callback_aes_key": draw(alnum, 43), "originator_user_id": "hub0001", "dept_id": 1},
+        # two dealers on the hub's ordering API (their signing keys and the U8 customers they buy
+        # as; the shops sell to 0100001); drawn last so nothing above moved
+        "dealers": {"D0001": {"key": draw(alnum, 40), "erp_customer": "0100002", "name": "华东经销商"},
+                    "D0002": {"key": draw(alnum, 40), "erp_customer": "0100003", "name": "华南经销商"}},
     }
 
 
