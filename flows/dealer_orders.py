@@ -14,7 +14,8 @@ lifecycle); an asset event on ``hub://dealer_order`` makes that run come sooner.
 
 ``GET …/v1/orders/{order_no}`` says where the order stands (refused with reasons, waiting for the
 ERP with its reason, queued, in the ERP with its number); ``GET …/v1/special-prices`` lists the
-dealer's approved special prices still valid (the approvals flow's 特价, by the dealer's CRM account).
+dealer's approved special prices valid on a day (``?on=YYYY-MM-DD``, default today; the approvals
+flow's 特价, by the dealer's CRM accounts).
 Both are signed like the POST (empty body).
 """
 from __future__ import annotations
@@ -378,9 +379,9 @@ def create_app(emit: Emitter = emit_asset_event) -> FastAPI:
 
     @app.get("/{seat}/v1/special-prices", response_model=list[SpecialPrice], openapi_extra=signed,
              responses={401: {"model": Refusal}, 409: {"model": Refusal}})
-    async def get_special_prices(seat: str, request: Request) -> JSONResponse:
-        """The dealer's approved special prices that are still valid."""
-        return await _serve(seat, request, lambda b, _: lambda d: (200, special_prices(d, date.today()),
+    async def get_special_prices(seat: str, request: Request, on: Optional[date] = None) -> JSONResponse:
+        """The dealer's approved special prices valid on ``on`` (the day it means to order; default today)."""
+        return await _serve(seat, request, lambda b, _: lambda d: (200, special_prices(d, on or date.today()),
                                                                      {"outcome": "read"}))
 
     def openapi() -> dict[str, Any]:

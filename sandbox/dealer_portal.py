@@ -54,8 +54,8 @@ class DealerPortal:
     def state(self, order_no: str) -> requests.Response:
         return self.call("GET", f"orders/{order_no}")
 
-    def special_prices(self) -> requests.Response:
-        return self.call("GET", "special-prices")
+    def special_prices(self, on: str | None = None) -> requests.Response:
+        return self.call("GET", "special-prices" + (f"?on={on}" if on else ""))
 
 
 def _fen(v: Decimal) -> Decimal:

@@ -191,6 +191,44 @@ def test_decisions_reach_the_crm_and_approved_orders_reach_u8_with_the_approved_
     assert run_flow("approvals", "ap-quiet")["steps"][-1]["written"] == 0, "nothing changed: nothing written"
 
 
+def test_a_dealer_reads_the_special_prices_approved_for_its_customer(world, monkeypatch):
+    """The dealer ordering channel publishes what the OA approved: the dealer whose ERP customer is
+    an approved request's customer reads that product at that price, with e-cology's number."""
+    import json
+
+    from flows.dealer_orders import create_app
+    from sandbox.dealer_portal import DealerPortal
+    from tests.flowkit import serving
+
+    sb = world
+    live = [r for r in _approval_rows() if r["superseded"] is None and r["state"] == approvals.APPROVED]
+    assert live
+    with store.engine().begin() as conn:
+        x = model.xref.c
+        links = [dict(r._mapping) for r in conn.execute(model.xref.select().where(
+            x.entity == "customer", x.system.in_(["crm", "u8"])))]
+    hub_of = {r["native_key"]: r["hub_id"] for r in links if r["system"] == "crm"}
+    code_of = {r["hub_id"]: r["native_key"] for r in links if r["system"] == "u8"}
+    row = next(r for r in live if code_of.get(hub_of.get(r["subject"].split("|")[0])))
+    code = code_of[hub_of[row["subject"].split("|")[0]]]
+    accounts = {a for a, h in hub_of.items() if h == hub_of[row["subject"].split("|")[0]]}
+    key = sb.credentials()["dealers"]["D0001"]["key"]
+    monkeypatch.setenv("AIRFLOW_CONN_DEALER_D0001", json.dumps(
+        {"conn_type": "generic", "password": key, "extra": {"erp_customer": code}}))
+    with serving(create_app(emit=lambda *a: True)) as base:
+        got = DealerPortal(base, "dealers", "D0001", key).special_prices(on=row["decided_on"])
+        later = DealerPortal(base, "dealers", "D0001", key).special_prices(on="2099-01-01")
+    assert got.status_code == 200, got.text
+    prices = {p["product_code"]: p for p in got.json()}
+    mine = {r["subject"].split("|")[1] for r in live if r["subject"].split("|")[0] in accounts
+            and str(r["valid_until"] or "9999") >= row["decided_on"]}
+    assert set(prices) == mine
+    product = row["subject"].split("|")[1]
+    assert d(prices[product]["price"]) == d(row["version"]) and prices[product]["approval_no"] == row["request_id"]
+    assert [r["requestid"] for r in _oa_requests(sb) if str(r["requestid"]) == row["request_id"]]   # e-cology's own
+    assert later.status_code == 200 and later.json() == []         # past every approval's validity
+
+
 def _u8_order_of_po(sb, po: str) -> dict | None:
     found = rows(sb.u8_db, "select * from SO_SOMain where cDefine11 = ? and cCloser is null", po)
     return found[0] if found else None

@@ -8,20 +8,17 @@ HMAC code); the server is the channel's FastAPI app under uvicorn, as Airflow's 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
 
 from hub import model, store
 from sandbox.dealer_portal import DealerPortal, catalogue, orders
-from sandbox.harness import free_port
 from tests.conftest import ordered_world
-from tests.flowkit import query, run_flow
+from tests.flowkit import query, run_flow, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.xdist_group("test_dealer_api")
@@ -32,24 +29,14 @@ def world(tmp_path_factory):
     from flows.dealer_orders import create_app
 
     emitted: list[dict] = []
-    with ordered_world(tmp_path_factory, "dealer") as sb:
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(emit=lambda entity, extra: emitted.append(extra) or True),
-                                               host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        for _ in range(100):
-            if server.started:
-                break
-            time.sleep(0.05)
+    with ordered_world(tmp_path_factory, "dealer") as sb, \
+            serving(create_app(emit=lambda entity, extra: emitted.append(extra) or True)) as base:
         cred = sb.credentials()["dealers"]
-        portal = {code: DealerPortal(f"http://127.0.0.1:{port}", "dealers", code, d["key"]) for code, d in cred.items()}
+        portal = {code: DealerPortal(base, "dealers", code, d["key"]) for code, d in cred.items()}
         with store.engine().begin() as conn:   # what the hub took from U8 (product_master quarantines a few)
             known = set(conn.exec_driver_sql("select native_key from xref where entity = 'product' "
                                              "and system = 'u8'").scalars())
         yield sb, portal, [i for i in catalogue(Path(sb.u8_db)) if i[0] in known], emitted
-        server.should_exit = True
-        thread.join(10)
 
 
 def _held(order_no: str) -> int:
