@@ -6,7 +6,8 @@ shipments, stock, receipts, credit) in that order, twice, through Airflow (``air
 the reports, or (``--up``) starts ``airflow standalone`` to watch it in the UI. The deployment is the
 default one with 泛微 e-cology in the ``oa`` seat (``deploy/bindings.oa.yaml``): special prices are
 asked for in the first run, the OA's approvers work through 20 days before the second, and a last
-sales_orders run sends the orders whose special price was approved.
+sales_orders run sends the orders whose special price was approved. Before the first sales_orders
+run two dealers' ordering systems send their orders to the hub's dealer API (demo/dealers.py).
 
 The demo drives the sandbox's worlds, so unlike the flows it names the systems it seeds.
 ``make demo ERP=sap`` (``HUB_BINDINGS=sap``) runs the same flows against the SAP S/4HANA stand-in,
@@ -16,6 +17,7 @@ decide), the warehouse of the bound ERP shipping before each shipments run (demo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -97,7 +99,10 @@ def demo(accounts: int, runs: int) -> int:
     world = WORLDS[erp.system]
     flows = offered()
     sb = Sandbox(folder, accounts=accounts).seed()
-    with sb:
+    from demo import dealers
+
+    dealing = bool(roles.seats("dealer")) and "sales_orders" in flows
+    with sb, (dealers.channel() if dealing else contextlib.nullcontext()) as dealer_api:
         sb.export()
         os.environ.setdefault("HUB_RECEIPTS_AS_OF", "2025-06-30")  # the seeded world's today (overdue plans)
         print(f"sandbox up: 销售易 {sb.crm_url}, U8 OpenAPI {sb.u8_url}, SAP S/4HANA {sb.sap_url}, SAP ECC {sb.ecc_url}, "
@@ -108,6 +113,9 @@ def demo(accounts: int, runs: int) -> int:
             for flow in flows:
                 if flow == "shipments" and world.ship:
                     print(f"\n{world.ship(sb)}")
+                if flow == "sales_orders" and n == 1 and dealer_api:
+                    print(f"\nthe dealers' ordering systems send their orders to {dealer_api}: "
+                          f"{dealers.send(sb, dealer_api)}")
                 if flow == "approvals" and n > 1:
                     print(f"\nthe OA approvers work through {OA_DAYS_BETWEEN_RUNS} days: "
                           f"{sb.oa('advance', days=OA_DAYS_BETWEEN_RUNS)['decided']}")
@@ -145,6 +153,8 @@ def demo(accounts: int, runs: int) -> int:
             from demo import approvals
 
             print(approvals.summary(folder))
+        if dealer_api:
+            print(dealers.summary(sb, dealer_api, os.environ.get("HUB_RECEIPTS_AS_OF")))
     return 0
 
 

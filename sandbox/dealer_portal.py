@@ -18,6 +18,7 @@ import time
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -38,15 +39,16 @@ class DealerPortal:
                 "Content-Type": "application/json"}
 
     def path(self, tail: str) -> str:
-        prefix = "/" + self.base.split("://", 1)[-1].split("/", 1)[1] if "/" in self.base.split("://", 1)[-1] else ""
-        return f"{prefix}/{self.channel}/v1/{tail}"
+        """The path the request is sent to and signed with: the base URL's own path (the
+        /dealer-api mount) included."""
+        return f"{urlsplit(self.base).path}/{self.channel}/v1/{tail}"
 
     def call(self, method: str, tail: str, payload: Any = None, **sign: Any) -> requests.Response:
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
         path = self.path(tail)
-        host = self.base.split("://", 1)[0] + "://" + self.base.split("://", 1)[-1].split("/", 1)[0]
-        return requests.request(method, host + path, data=body or None, headers=self.headers(method, path, body, **sign),
-                                timeout=30)
+        origin = urlsplit(self.base)
+        return requests.request(method, f"{origin.scheme}://{origin.netloc}{path}", data=body or None,
+                                headers=self.headers(method, path, body, **sign), timeout=30)
 
     def order(self, order: dict[str, Any], **sign: Any) -> requests.Response:
         return self.call("POST", "orders", order, **sign)

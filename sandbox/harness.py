@@ -2,15 +2,17 @@
 reach them. Used by the demo, the tests and the benchmarks; imports nothing of the hub."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 
@@ -18,6 +20,33 @@ from sandbox.faults import KINDS
 
 
 LISTEN_PORTS = range(20000, 32000)  # below Linux's ephemeral range (32768-60999)
+
+
+@contextlib.contextmanager
+def loopback(app: Any, prefix: str | None = None) -> Iterator[str]:
+    """One of the hub's ASGI apps (a receiver Airflow's API server mounts from a plugin) under
+    uvicorn on loopback, mounted at ``prefix`` as the plugin mounts it; yields the base URL with the
+    prefix. For tests and the demo: production serves these inside Airflow's API server."""
+    import uvicorn
+
+    if prefix:
+        from fastapi import FastAPI
+
+        parent = FastAPI()
+        parent.mount(prefix, app)
+        app = parent
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}{prefix or ''}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def free_port() -> int:

@@ -1,9 +1,8 @@
 """Helpers the flow tests share: run a flow in-process, look into the sandbox systems."""
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from typing import Any, Iterator
+from typing import Any
 
 
 from hub import report, runner
@@ -27,32 +26,6 @@ def run_flow(flow: str, run_id: str, retries: int = 3) -> dict[str, Any]:
                     raise
     runner.finish_run(run_id, "success")
     return report.build(run_id)
-
-
-@contextlib.contextmanager
-def serving(app) -> Iterator[str]:
-    """An ASGI app (a receiver the hub mounts in Airflow's API server) under uvicorn on loopback;
-    yields its base URL."""
-    import threading
-    import time
-
-    import uvicorn
-
-    from sandbox.harness import free_port
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def step(rep: dict[str, Any], name: str) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def test_a_dealer_reads_the_special_prices_approved_for_its_customer(world, monk
 
     from flows.dealer_orders import create_app
     from sandbox.dealer_portal import DealerPortal
-    from tests.flowkit import serving
+    from sandbox.harness import loopback
 
     sb = world
     live = [r for r in _approval_rows() if r["superseded"] is None and r["state"] == approvals.APPROVED]
@@ -215,7 +215,7 @@ def test_a_dealer_reads_the_special_prices_approved_for_its_customer(world, monk
     key = sb.credentials()["dealers"]["D0001"]["key"]
     monkeypatch.setenv("AIRFLOW_CONN_DEALER_D0001", json.dumps(
         {"conn_type": "generic", "password": key, "extra": {"erp_customer": code}}))
-    with serving(create_app(emit=lambda *a: True)) as base:
+    with loopback(create_app(emit=lambda *a: True), "/dealer-api") as base:
         got = DealerPortal(base, "dealers", "D0001", key).special_prices(on=row["decided_on"])
         later = DealerPortal(base, "dealers", "D0001", key).special_prices(on="2099-01-01")
     assert got.status_code == 200, got.text

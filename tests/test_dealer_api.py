@@ -3,7 +3,8 @@ bad signature, a stale one and a replay are refused and store nothing; a bad ord
 the sales order suite's reason and quarantined; the OpenAPI document in docs/ is the API's own.
 
 The dealer's side is sandbox/dealer_portal.py, which signs as docs/dealer_api.md says (its own
-HMAC code); the server is the channel's FastAPI app under uvicorn, as Airflow's API server mounts it.
+HMAC code); the server is the channel's FastAPI app under uvicorn, mounted at /dealer-api as Airflow's API server mounts it
+(the dealer signs the full path, prefix included).
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import requests
 
 from hub import model, store
 from sandbox.dealer_portal import DealerPortal, catalogue, orders
+from sandbox.harness import loopback
 from tests.conftest import ordered_world
-from tests.flowkit import query, run_flow, serving
+from tests.flowkit import query, run_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.xdist_group("test_dealer_api")
@@ -30,7 +32,7 @@ def world(tmp_path_factory):
 
     emitted: list[dict] = []
     with ordered_world(tmp_path_factory, "dealer") as sb, \
-            serving(create_app(emit=lambda entity, extra: emitted.append(extra) or True)) as base:
+            loopback(create_app(emit=lambda entity, extra: emitted.append(extra) or True), "/dealer-api") as base:
         cred = sb.credentials()["dealers"]
         portal = {code: DealerPortal(base, "dealers", code, d["key"]) for code, d in cred.items()}
         with store.engine().begin() as conn:   # what the hub took from U8 (product_master quarantines a few)
@@ -88,7 +90,8 @@ def test_forged_stale_and_replayed_requests_are_refused_and_store_nothing(world)
     tampered = portal["D0002"]
     body = json.dumps({**order, "total": "1.00"}).encode()
     headers = tampered.headers("POST", tampered.path("orders"), json.dumps(order, ensure_ascii=False).encode())
-    cut = requests.post(f"{tampered.base}{tampered.path('orders')}", data=body, headers=headers, timeout=10)
+    origin = tampered.base.removesuffix("/dealer-api")
+    cut = requests.post(f"{origin}{tampered.path('orders')}", data=body, headers=headers, timeout=10)
     assert cut.status_code == 401                  # a body changed after signing
     with store.engine().begin() as conn:
         r = model.dealer_request.c
