@@ -16,6 +16,19 @@ after a lost answer the originator's instances of the last ``lookback_days`` (``
 number forth) are read and matched on that field. Read (``{"keys": [instanceId, …]}``) gives each
 instance's progress from ``GET /v1.0/workflow/processInstances?processInstanceId=``: ``status``
 RUNNING / TERMINATED / COMPLETED, ``result`` agree / refuse, the operation records' remarks.
+
+A tenant still on the legacy server API sets ``extra.api: topapi`` (:class:`DingTalkTopApi`): the
+token from ``GET https://oapi.dingtalk.com/gettoken?appkey=&appsecret=`` → ``{errcode, access_token,
+expires_in}``, every call with ``?access_token=``, ``POST /topapi/processinstance/create``
+``{process_code, originator_user_id, dept_id, form_component_values}`` → ``{errcode, process_instance_id}``,
+``/topapi/processinstance/listids`` ``{process_code, start_time, size ≤ 20, cursor, userid_list}`` →
+``{result: {list, next_cursor}}`` and ``/topapi/processinstance/get`` ``{process_instance_id}`` →
+``{process_instance: {status, result, form_component_values, operation_records, tasks, finish_time}}``
+(protocol notes; the legacy clients fastwego/dingding and the PHP and Java samples the notes cite).
+Errors are ``{errcode, errmsg}`` with HTTP 200: 40014 (不合法的access_token) and 42001 (access_token
+expired) get a new token; any other code is a refusal of the record on a create and a configuration
+error on a read (the codes of a missing instance are not documented for the legacy API, so a deleted
+instance is a configuration error there, visible, rather than a guess).
 """
 from __future__ import annotations
 
@@ -207,3 +220,98 @@ class DingTalkApprovalApi:
         if stream != STREAM or not isinstance(cursor, dict) or "keys" not in cursor:
             raise ConfigurationError(f"DingTalk reads {STREAM} by instance ids ({{'keys': [...]}}), got {stream!r}")
         yield from pages_by_key(cursor["keys"], self.progress)
+
+
+LEGACY_HOST = "https://oapi.dingtalk.com"
+LEGACY_TOKEN = "/gettoken"
+LEGACY_CREATE = "/topapi/processinstance/create"
+LEGACY_GET = "/topapi/processinstance/get"
+LEGACY_LIST_IDS = "/topapi/processinstance/listids"
+#: 40014 不合法的access_token, 42001 access_token 超时
+LEGACY_TOKEN_CODES = {40014, 42001}
+
+
+class DingTalkTopApi(DingTalkApprovalApi):
+    """The same app on DingTalk's legacy ``topapi`` (``extra.api: topapi``): the calls and field names
+    of the old server API, the instance read back in the v1.0 shape so that progress, keys and
+    decisions are the same code."""
+
+    def __init__(self, conn: ConnectionInfo) -> None:
+        super().__init__(conn)
+        if not conn.host:
+            self.http = HttpClient(LEGACY_HOST, secrets=conn.secrets(), **conn.http_retry())
+
+    def token(self) -> str:
+        if self._token and self._token[1] > time.time():
+            return self._token[0]
+        resp = self.http.request("GET", LEGACY_TOKEN, params={"appkey": self.conn.login, "appsecret": self.conn.password})
+        body = resp.body if isinstance(resp.body, dict) else {}
+        if int(body.get("errcode", -1)) != 0 or not body.get("access_token"):
+            raise ConfigurationError(f"DingTalk refused a token for app {self.conn.login}: {body.get('errcode')} "
+                                     f"{body.get('errmsg', '')}".strip())
+        self._token = (str(body["access_token"]),
+                       time.time() + max(1, int(body.get("expires_in") or 7200) - TOKEN_MARGIN_S))
+        return self._token[0]
+
+    def _top(self, path: str, body: dict[str, Any], *, idempotent: bool, refusal: type[Exception]) -> dict[str, Any]:
+        for attempt in range(1, TOKEN_TRIES + 1):
+            resp = self.http.request("POST", path, params={"access_token": self.token()}, json_body=body,
+                                     idempotent=idempotent)
+            data = resp.body if isinstance(resp.body, dict) else {}
+            code = int(data.get("errcode", -1)) if str(data.get("errcode", "")).lstrip("-").isdigit() else -1
+            if resp.status == 200 and code == 0:
+                return data
+            if code in LEGACY_TOKEN_CODES and attempt < TOKEN_TRIES:
+                self._token = None
+                continue
+            message = f"DingTalk {path}: HTTP {resp.status} errcode {data.get('errcode')} {data.get('errmsg', '')}".strip()
+            if resp.status != 200 or code == -1:
+                raise TransientError(message)
+            raise (ConfigurationError if code in LEGACY_TOKEN_CODES else refusal)(message)
+        raise AssertionError("unreachable")
+
+    def instance(self, instance_id: str) -> dict[str, Any]:
+        data = self._top(LEGACY_GET, {"process_instance_id": instance_id}, idempotent=True,
+                         refusal=ConfigurationError)
+        inst = data.get("process_instance")
+        if not isinstance(inst, dict):
+            raise TransientError(f"DingTalk {LEGACY_GET} {instance_id}: no process_instance in the answer")
+        return {"status": inst.get("status"), "result": inst.get("result"), "finishTime": inst.get("finish_time"),
+                "formComponentValues": inst.get("form_component_values") or [],
+                "operationRecords": [{"userId": r.get("userid"), "date": r.get("date"), "type": r.get("operation_type"),
+                                      "result": r.get("operation_result"), "remark": r.get("remark")}
+                                     for r in inst.get("operation_records") or []],
+                "tasks": [{"userId": t.get("userid"), "status": t.get("task_status")} for t in inst.get("tasks") or []]}
+
+    def start(self, record: Mapping[str, Any]) -> str:
+        values = [{"name": f["name"], "value": f["value"]} for f in record["fields"]]
+        values.append({"name": self.key_field, "value": record["title"]})
+        data = self._top(LEGACY_CREATE, {"process_code": str(record["workflow"]), "originator_user_id": self.originator,
+                                         "dept_id": self.dept_id, "form_component_values": values},
+                         idempotent=False, refusal=DataError)
+        if not data.get("process_instance_id"):
+            raise TransientError(f"DingTalk {LEGACY_CREATE}: no process_instance_id in the answer")
+        return str(data["process_instance_id"])
+
+    def _ids(self, process_code: str) -> list[str]:
+        start, cursor, out = int(time.time() * 1000) - self.lookback_ms, 0, []
+        for _ in range(500):
+            data = self._top(LEGACY_LIST_IDS, {"process_code": process_code, "start_time": start, "size": 20,
+                                               "cursor": cursor, "userid_list": self.originator},
+                             idempotent=True, refusal=ConfigurationError)
+            result = data.get("result") or {}
+            out += [str(i) for i in result.get("list") or []]
+            nxt = result.get("next_cursor")
+            if nxt in (None, ""):
+                break
+            cursor = int(nxt)
+        return out
+
+
+def approval_api(conn: ConnectionInfo) -> DingTalkApprovalApi:
+    """The app's API as its connection says: ``extra.api`` ``v1`` (default) or ``topapi`` (legacy)."""
+    dialect = str(conn.extra.get("api") or "v1").lower()
+    if dialect not in ("v1", "topapi"):
+        raise ConfigurationError(f"connection {conn.conn_id!r}: extra.api is v1 (api.dingtalk.com) or topapi "
+                                 f"(oapi.dingtalk.com), not {dialect!r}")
+    return DingTalkTopApi(conn) if dialect == "topapi" else DingTalkApprovalApi(conn)

@@ -13,7 +13,7 @@ import json
 
 from connectors import callback_crypto
 from connectors.callback_crypto import ForgedCallback
-from connectors.dingtalk_approval import DingTalkApprovalApi
+from connectors.dingtalk_approval import DingTalkApprovalApi, approval_api
 from connectors.ecology import EcologyApi
 from connectors.seat import Seat
 from hub.errors import ConfigurationError
@@ -55,7 +55,7 @@ class DingTalkSeat(Seat):
     approval events are pushed to the hub). ``workflows`` maps a kind to its processCode."""
 
     def connector(self, vault: Vault | None = None) -> DingTalkApprovalApi:
-        return DingTalkApprovalApi(self.binding.connection("api"))
+        return approval_api(self.binding.connection("api"))
 
     workflow = EcologySeat.workflow
     mapping = EcologySeat.mapping

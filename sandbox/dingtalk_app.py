@@ -9,6 +9,13 @@ a component the form lacks: 400 illegalComponent; an unknown processCode: 400 pr
 ``GET`` it back (``success`` is the string "true"), ``POST /v1.0/workflow/processes/instanceIds/query``
 lists ids 20 at most a page (``nextToken`` a string).
 
+The legacy server API on the same instances, as oapi.dingtalk.com answers it (``{errcode, errmsg}``
+with HTTP 200): ``GET /gettoken?appkey=&appsecret=`` (40096 不合法的appKey或appSecret, as seen from
+the real server, fs:66386426550), every call with ``?access_token=`` (40014 不合法的access_token); a
+refused parameter is 40035; ``POST /topapi/processinstance/create``,
+``/topapi/processinstance/get`` and ``/topapi/processinstance/listids`` (``size`` at most 20, a numeric
+``next_cursor``) with the old snake_case fields.
+
 The approvers decide by a fate drawn from the instance's key field on the sandbox's day clock
 (``/__sandbox/dingtalk/advance``) or at once (``/__sandbox/dingtalk/decide``); each decision is pushed to
 the app's callback URL (``/__sandbox/dingtalk/callback`` sets it) as DingTalk does: the
@@ -28,6 +35,7 @@ import sqlite3
 import struct
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -188,6 +196,57 @@ class DingTalk:
         return JSONResponse({"result": {"list": page, **({"nextToken": str(offset + size)} if more else {})},
                              "success": True})
 
+    # --- the legacy server API (topapi) ------------------------------------------------------------
+
+    def legacy_token(self, appkey: str, appsecret: str, now: float) -> JSONResponse:
+        if appkey != self.app_key or appsecret != self.app_secret:
+            return JSONResponse({"errcode": 40096, "errmsg": "不合法的appKey或appSecret"})
+        live = [t for t, exp in self.tokens.items() if exp > now + 60]
+        token = live[0] if live else uuid.uuid4().hex
+        self.tokens[token] = now + 7200
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200})
+
+    @staticmethod
+    def _legacy(answer: JSONResponse) -> dict[str, Any]:
+        return json.loads(answer.body)
+
+    def legacy_create(self, body: dict[str, Any]) -> JSONResponse:
+        answer = self.start({"processCode": body.get("process_code"), "originatorUserId": body.get("originator_user_id"),
+                             "deptId": body.get("dept_id"), "formComponentValues": body.get("form_component_values")})
+        data = self._legacy(answer)
+        if answer.status_code != 200:
+            return JSONResponse({"errcode": 40035, "errmsg": data["message"]})
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "process_instance_id": data["instanceId"],
+                             "request_id": uuid.uuid4().hex[:12]})
+
+    def legacy_get(self, body: dict[str, Any]) -> JSONResponse:
+        answer = self.get(str(body.get("process_instance_id") or ""))
+        data = self._legacy(answer)
+        if answer.status_code != 200:
+            return JSONResponse({"errcode": 40035, "errmsg": data["message"]})
+        r = data["result"]
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "request_id": uuid.uuid4().hex[:12], "process_instance": {
+            "title": r["title"], "create_time": r["createTime"], "finish_time": r["finishTime"],
+            "originator_userid": r["originatorUserId"], "originator_dept_id": r["originatorDeptId"],
+            "status": r["status"], "result": r["result"], "business_id": r["businessId"],
+            "form_component_values": r["formComponentValues"],
+            "operation_records": [{"userid": x["userId"], "date": x["date"], "operation_type": x["type"],
+                                   "operation_result": x["result"], "remark": x.get("remark", "")}
+                                  for x in r["operationRecords"]],
+            "tasks": [{"userid": t["userId"], "task_status": t["status"], "task_result": t["result"],
+                       "create_time": t["createTime"], "taskid": str(t["taskId"])} for t in r["tasks"]]}})
+
+    def legacy_list_ids(self, body: dict[str, Any]) -> JSONResponse:
+        size = int(body.get("size") or 10)
+        if size > 20:
+            return JSONResponse({"errcode": 40035, "errmsg": "size 不能超过 20"})
+        users = [u for u in str(body.get("userid_list") or "").split(",") if u]
+        answer = self.list_ids({"processCode": body.get("process_code"), "startTime": body.get("start_time"),
+                                "nextToken": body.get("cursor") or 0, "maxResults": size, "userIds": users})
+        result = self._legacy(answer)["result"]
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "result": {
+            "list": result["list"], **({"next_cursor": int(result["nextToken"])} if "nextToken" in result else {})}})
+
     def decide(self, con, iid: str, result: str, remark: str | None = None) -> bool:
         r = con.execute("select * from instance where id = ?", (iid,)).fetchone()
         if r is None or r["status"] != "RUNNING":
@@ -269,16 +328,40 @@ def create_dingtalk_app(directory: Path, faults: Faults) -> Any:
     async def list_ids(request: Request):
         return dt.list_ids(await request.json()) if dt.authorised(request, time.time()) else refused()
 
+    @app.get("/gettoken")
+    async def gettoken(appkey: str = "", appsecret: str = ""):
+        return dt.legacy_token(appkey, appsecret, time.time())
+
+    def legacy(request: Request, answer) -> JSONResponse:
+        if dt.tokens.get(request.query_params.get("access_token", ""), 0) <= time.time():
+            return JSONResponse({"errcode": 40014, "errmsg": "不合法的access_token"})
+        return answer()
+
+    @app.post("/topapi/processinstance/create")
+    async def legacy_create(request: Request):
+        body = await request.json()
+        return legacy(request, lambda: dt.legacy_create(body))
+
+    @app.post("/topapi/processinstance/get")
+    async def legacy_get(request: Request):
+        body = await request.json()
+        return legacy(request, lambda: dt.legacy_get(body))
+
+    @app.post("/topapi/processinstance/listids")
+    async def legacy_list_ids(request: Request):
+        body = await request.json()
+        return legacy(request, lambda: dt.legacy_list_ids(body))
+
     def live_token(scope) -> str | None:
         headers = {k.decode(): v.decode() for k, v in scope.get("headers", [])}
-        return headers.get("x-acs-dingtalk-access-token") or None
+        query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode()))
+        return headers.get("x-acs-dingtalk-access-token") or query.get("access_token") or None
 
     def revoke(token: str) -> bool:
         return dt.tokens.pop(token, None) is not None
 
     return FaultMiddleware(
-        app, faults, token_paths=("/v1.0/oauth2/accessToken",), live_token=live_token, revoke=revoke,
-        expired=lambda: (400, {"code": "InvalidAuthentication", "message": "不合法的access_token",
-                               "requestid": str(uuid.uuid4()).upper()}),
+        app, faults, token_paths=("/v1.0/oauth2/accessToken", "/gettoken"), live_token=live_token, revoke=revoke,
+        expired=None,   # both APIs refuse the revoked token themselves (v1.0: 400 InvalidAuthentication; topapi: 40014)
         error_body=lambda status, msg: {"code": "systemError", "message": msg, "requestid": str(uuid.uuid4()).upper()},
         extension=_Control(dt))

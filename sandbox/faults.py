@@ -150,7 +150,9 @@ class FaultMiddleware:
                  token_paths: tuple[str, ...],
                  live_token: Callable[[Scope], str | None],
                  revoke: Callable[[str], bool],
-                 expired: Callable[[], tuple[Any, ...]],  # (status, body) or (status, body, headers)
+                 # (status, body) or (status, body, headers); None: the token is revoked and the
+                 # request goes on to the stand-in, which refuses it in its own words
+                 expired: Callable[[], tuple[Any, ...]] | None,
                  error_body: Callable[[int, str], dict[str, Any]],
                  extension: ControlExtension | None = None) -> None:
         self.app, self.faults = app, faults
@@ -196,6 +198,10 @@ class FaultMiddleware:
                 msg = "too many requests" if status == 429 else "internal server error"
                 await _respond(counting_send, status, _json(self.error_body(status, f"{msg} (sandbox fault)")),
                                headers=[(b"retry-after", b"1")] if status == 429 else None)
+            return
+        if kind == "expire_token" and token is not None and self.expired is None:
+            self.revoke(token)
+            await self.app(scope, receive, counting_send)
             return
         if kind == "expire_token" and token is not None:
             await _drain(receive)

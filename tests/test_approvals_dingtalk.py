@@ -154,3 +154,52 @@ def test_the_official_callback_test_vector():
     assert callback_crypto.signature("mryue", "1608001896814", "WL4PK6yA", enc) == "03044561471240d4a14bb09372dfcfd4fd0e40cb"
     assert callback_crypto.decrypt("Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7", enc,
                                    "ding6ccabc44d2c8d38b") == '{"EventType":"check_url"}'
+
+
+def test_a_tenant_on_the_legacy_topapi_gets_one_instance_per_request_and_its_decisions(world, monkeypatch):
+    """extra.api: topapi — the old oapi calls (gettoken, processinstance create / listids / get): lost
+    answers and expired tokens still make one instance per request, and a decision reads back."""
+    from connectors.dingtalk_approval import DingTalkTopApi, approval_api
+    from hub import connections
+    from hub.errors import ConfigurationError
+
+    sb, _ = world
+    raw = json.loads(sb.connections()["AIRFLOW_CONN_OA_DINGTALK"])
+    raw["extra"]["api"] = "topapi"
+    monkeypatch.setenv("AIRFLOW_CONN_OA_DINGTALK", json.dumps(raw))
+    api = approval_api(connections.get("oa_dingtalk"))
+    assert isinstance(api, DingTalkTopApi)
+    fields = [{"name": "客户名称", "value": "上海荣俊纺织有限公司"}, {"name": "产品编码", "value": "0101001"},
+              {"name": "申请单价", "value": "51000.00"}, {"name": "数量", "value": "2"}]
+    records = [{"_key": f"legacy-{i}", "workflow": "PROC-TJSP-0001", "title": f"特价审批 旧接口 {i}", "fields": fields}
+               for i in range(6)]
+    requests.delete(f"{sb.urls['dingtalk']}/__sandbox/stats", timeout=10).raise_for_status()
+    sb.faults(0.4, ["lost", "500", "expire_token", "truncated"], seed=17, systems=("dingtalk",))
+    try:
+        todo, done = list(records), {}
+        for _ in range(8):                    # the task's retries: only what was deferred goes again
+            results = api.write("workflow_request", todo)
+            done.update({r.key: r for r in results if r.status != "deferred"})
+            todo = [rec for rec, r in zip(todo, results) if r.status == "deferred"]
+            if not todo:
+                break
+    finally:
+        sb.faults(0.0, systems=("dingtalk",))
+    assert not todo and all(r.status in ("created", "linked") for r in done.values())
+    served = sb.stats()["dingtalk"]["faults"]
+    assert served.get("expire_token") and served.get("lost"), served          # the faults were really served
+    keys = _keys(sb)
+    assert all(keys.count(rec["title"]) == 1 for rec in records), "one instance per request"
+    again = api.write("workflow_request", records)
+    assert [r.status for r in again] == ["linked"] * len(records)
+    assert {r.native_key for r in again} == {r.native_key for r in done.values()}
+
+    first = done["legacy-0"].native_key
+    assert sb.dingtalk("decide", instanceId=first, result="refuse", remark="旧接口：价格过低")["decided"]
+    [page] = list(api.read("workflow_request", {"keys": [first]}))
+    assert page.records[0]["status"] == "COMPLETED" and page.records[0]["result"] == "refuse"
+    assert page.records[0]["opinion"] == "旧接口：价格过低"
+    raw["password"] = "not-the-app-secret"
+    monkeypatch.setenv("AIRFLOW_CONN_OA_DINGTALK", json.dumps(raw))
+    with pytest.raises(ConfigurationError, match="40096"):
+        approval_api(connections.get("oa_dingtalk")).token()
