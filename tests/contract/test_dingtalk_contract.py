@@ -52,3 +52,38 @@ def test_an_unknown_instance_is_an_error_not_an_empty_answer(api):
     with pytest.raises(DataError, match="processInstance(NotExist|IdError)"):
         api.instance("hub-contract-no-such-instance")
     assert api.progress("hub-contract-no-such-instance")["status"] == "DELETED"
+
+
+# --- the legacy server API (extra.api: topapi) ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def legacy(target):
+    """The same app on oapi.dingtalk.com's topapi (a tenant on it points oa_dingtalk there)."""
+    import dataclasses
+
+    from connectors.dingtalk_approval import DingTalkTopApi
+
+    conn = target.conns["oa_dingtalk"]
+    return DingTalkTopApi(dataclasses.replace(conn, extra={**conn.extra, "api": "topapi"}))
+
+
+def test_legacy_gettoken_answers_errcode_0_and_an_access_token(legacy):
+    """GET /gettoken?appkey=&appsecret= → {errcode: 0, access_token, expires_in}."""
+    assert legacy.token()
+
+
+def test_legacy_a_forged_access_token_is_errcode_40014(legacy):
+    """Every topapi call carries ?access_token=; one the server does not know: HTTP 200 {errcode: 40014}."""
+    r = requests.post(f"{legacy.http.base_url}/topapi/processinstance/get", params={"access_token": "hub-contract-forged"},
+                      json={"process_instance_id": "x"}, timeout=30)
+    assert r.status_code == 200 and r.json().get("errcode") == 40014, r.text
+
+
+def test_legacy_listids_answers_a_list_and_a_numeric_next_cursor(target, legacy):
+    """listids {process_code, start_time, size ≤ 20, cursor}: result.list; result.next_cursor a number while more remain."""
+    data = legacy._top("/topapi/processinstance/listids", {
+        "process_code": _process(target), "start_time": int(time.time() * 1000) - 86_400_000, "size": 20, "cursor": 0},
+        idempotent=True, refusal=DataError)
+    result = data.get("result") or {}
+    assert isinstance(result.get("list"), list)
+    assert result.get("next_cursor") in (None, "") or isinstance(result["next_cursor"], int)
