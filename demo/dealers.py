@@ -20,8 +20,7 @@ ORDERS_PER_DEALER = 5
 def channel() -> Iterator[str]:
     """The dealer API (the app Airflow's API server mounts from plugins/hub_dealer_api.py) on loopback,
     at the same /dealer-api prefix."""
-    from flows.dealer_orders import create_app
-    from plugins.hub_dealer_api import URL_PREFIX
+    from plugins.hub_dealer_api import URL_PREFIX, create_app
 
     with loopback(create_app(), URL_PREFIX) as base:
         yield base

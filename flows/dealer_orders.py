@@ -1,7 +1,7 @@
 """The dealer ordering channel: a signed order API for ordering systems without a connector.
 
-``POST {prefix}/{seat}/v1/orders`` takes one dealer order (JSON, schema ``DealerOrder``, the OpenAPI
-document at ``{prefix}/openapi.json``). The seat (connectors/dealer_api.py) checks the dealer's
+``POST {prefix}/{seat}/v1/orders`` takes one dealer order (JSON, schema ``DealerOrder``; the HTTP
+surface and its OpenAPI document are plugins/hub_dealer_api.py's, served at ``{prefix}/openapi.json``). The seat (connectors/dealer_api.py) checks the dealer's
 HMAC signature and timestamp; the nonce is claimed in the hub store first, so a replay is refused
 (409) even when the first request is still being processed. The order is then mapped by the
 mapping specs and gated by the same Great Expectations suite as every sales order
@@ -22,26 +22,18 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from datetime import date, datetime, timezone
-from decimal import Decimal
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import pandas as pd
-from fastapi import BackgroundTasks, FastAPI, Request
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 
 from flows import order_documents, roles
-from flows.dag import emit_asset_event
 from flows.steps import decimals_as_text
 from hub import model, money, outbox, quarantine, store, xref
-from hub.errors import ConfigurationError, HubError, redact
+from hub.errors import HubError, redact
 from hub.store import select_in
 from hub.types import Binding
 from mappings import engine
@@ -60,63 +52,6 @@ HEAD_SPEC, LINE_SPEC = "dealer_order_to_sales_order", "dealer_line_to_sales_orde
 Emitter = Callable[[str, dict[str, Any]], bool]
 
 
-# --- the API's documented shapes (OpenAPI) ---------------------------------------------------------
-
-Money = Decimal
-
-
-class DealerLine(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    line_no: Optional[int] = Field(None, ge=1, description="the dealer's line number (default: position, from 1)")
-    product_code: str = Field(..., min_length=1, max_length=60, description="the ERP's product code (存货编码 / material)")
-    quantity: Money = Field(..., description="quantity in the product's sales unit")
-    unit_price: Money = Field(..., description="price per unit, tax included (含税单价), yuan")
-    discount: Optional[Money] = Field(None, description="discount on the line, yuan (default 0)")
-    tax_rate: Money = Field(..., description="VAT rate in percent: 13, 9, 6, 3, 1 or 0")
-    amount: Money = Field(..., description="quantity × unit_price − discount, rounded half-up to the fen")
-
-
-class DealerOrder(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    order_no: str = Field(..., min_length=1, max_length=120, description="the dealer's order number, unique per dealer")
-    order_date: Optional[date] = Field(None, description="order date (default: the day it is received)")
-    currency: str = Field("CNY", pattern="^CNY$", description="only CNY")
-    total: Money = Field(..., description="the order total: the sum of the lines' amounts, to the fen")
-    memo: Optional[str] = Field(None, max_length=250)
-    ship_to: Optional[str] = Field(None, max_length=250, description="delivery address and contact, as one text")
-    cancelled: bool = Field(False, description="true cancels the order (the ERP order is closed if it has it)")
-    lines: list[DealerLine] = Field(..., min_length=1, max_length=500)
-
-
-class OrderAnswer(BaseModel):
-    order_no: str
-    hub_order_id: str
-    outcome: str = Field(..., description="accepted | changed | unchanged")
-    state: str = Field(..., description="queued for the ERP, or cancelled")
-
-
-class Refusal(BaseModel):
-    detail: str
-    reasons: list[str] = []
-
-
-class OrderState(BaseModel):
-    order_no: str
-    hub_order_id: str
-    state: str = Field(..., description="refused | waiting | queued | in_erp | cancelled | unknown")
-    erp_order_no: Optional[str] = None
-    reasons: list[str] = []
-
-
-class SpecialPrice(BaseModel):
-    product_code: str
-    product_name: Optional[str] = None
-    price: str = Field(..., description="the approved price per unit, tax included, yuan")
-    valid_until: Optional[str] = None
-    approval_no: Optional[str] = Field(None, description="the OA request's number")
-    approved_on: Optional[str] = None
-
-
 def order_hub_id(seat: str, dealer: str, order_no: str) -> str:
     return str(uuid.uuid5(NS, f"{seat}:order:{dealer}:{order_no}"))
 
@@ -131,13 +66,6 @@ def _run_id(seat: str, now: float) -> str:
 
 
 # --- one order -----------------------------------------------------------------------------------
-
-def _texts(order: DealerOrder, today: date) -> dict[str, Any]:
-    """The order as JSON-able text (decimals exact), the default date filled in."""
-    raw = json.loads(order.model_dump_json())
-    raw["order_date"] = raw.get("order_date") or today.isoformat()
-    return raw
-
 
 def _map(seat, dealer, raw: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Mapped header and lines (with hub ids), and the reasons the order is refused: the mapping
@@ -259,10 +187,6 @@ def special_prices(dealer, today: date) -> list[dict[str, Any]]:
 
 # --- the HTTP surface ----------------------------------------------------------------------------
 
-def _binding(name: str) -> Binding | None:
-    return next((b for b in roles.seats("dealer") if b.name == name), None)
-
-
 def _claim(binding: Binding, dealer: str, nonce: str, method: str, path: str, now: float) -> bool:
     """Record the nonce; False when the dealer used it before (a replay)."""
     try:
@@ -303,20 +227,26 @@ def handle(binding: Binding, method: str, path: str, headers: dict[str, str], bo
     return status, answer
 
 
-def _order_act(binding: Binding, body: bytes, now: float, background: Callable[..., None], emit: Emitter):
+def refuse_shape(binding: Binding, dealer, body: bytes, reasons: list[str], now: float) -> None:
+    """Quarantine a request whose body is no order (the schema's reasons), with what was sent."""
+    with store.engine().begin() as conn:
+        quarantine.add(conn, run_id=_run_id(binding.name, now), flow=FLOW, entity=ENTITY, system=binding.name,
+                       stage="extract", items=[(f"{dealer.code}:request:{int(now)}",
+                                                {"body": body[:4000].decode("utf-8", "replace")}, reasons)])
+
+
+def order_act(binding: Binding, body: bytes, now: float, parse: Callable[[bytes, date], dict[str, Any]],
+              background: Callable[..., None], emit: Emitter):
+    """What a verified POST of an order does: ``parse`` (the HTTP surface's schema) gives the order as
+    text or raises ValueError with the reasons in ``args[1]``; then :func:`take`."""
     def act(dealer) -> tuple[int, dict[str, Any], dict[str, Any]]:
         try:
-            order = DealerOrder.model_validate(json.loads(body, parse_float=Decimal))
-        except (ValueError, ValidationError) as exc:
-            errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
-            reasons = [f"{'.'.join(str(p) for p in e.get('loc', ())) or 'body'}: {e['msg']}" for e in errors]
-            with store.engine().begin() as conn:
-                quarantine.add(conn, run_id=_run_id(binding.name, now), flow=FLOW, entity=ENTITY, system=binding.name,
-                               stage="extract", items=[(f"{dealer.code}:request:{int(now)}",
-                                                        {"body": body[:4000].decode("utf-8", "replace")}, reasons)])
+            raw = parse(body, datetime.fromtimestamp(now, timezone.utc).date())
+        except ValueError as exc:
+            reasons = list(exc.args[1]) if len(exc.args) > 1 else [str(exc)]
+            refuse_shape(binding, dealer, body, reasons, now)
             return 422, {"detail": "the order is not a DealerOrder", "reasons": reasons}, {
                 "outcome": "refused", "detail": "; ".join(reasons)[:2000]}
-        raw = _texts(order, datetime.fromtimestamp(now, timezone.utc).date())
         status, answer, outcome, hub_id = take(binding, dealer, raw, now)
         if outcome in ("accepted", "changed"):
             background(_emit, emit, binding.name, dealer.code, hub_id)
@@ -330,77 +260,3 @@ def _emit(emit: Emitter, seat: str, dealer: str, hub_id: str | None) -> None:
         emit(ASSET, {"seat": seat, "dealer": dealer, "hub_order_id": hub_id})
     except Exception as exc:  # noqa: BLE001 - stored and queued; the next scheduled sales_orders run sends it
         log.error("dealer order: asset event for channel %s failed (%s: %s)", seat, type(exc).__name__, redact(str(exc)))
-
-
-def create_app(emit: Emitter = emit_asset_event) -> FastAPI:
-    """The channel as a FastAPI app (plugins/hub_dealer_api.py mounts it in Airflow's API server).
-    Not signed in to Airflow: each request is authenticated by the dealer's signature."""
-    app = FastAPI(title="Hub dealer ordering API", version="1", docs_url=None, redoc_url=None,
-                  description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
-
-    async def _serve(seat: str, request: Request, act_for: Callable[[Binding, bytes], Callable]) -> JSONResponse:
-        try:
-            binding = await run_in_threadpool(_binding, seat)
-        except ConfigurationError as exc:
-            log.error("dealer channel %s: bindings unavailable (%s)", seat, redact(str(exc)))
-            return JSONResponse({"detail": "bindings unavailable"}, status_code=503)
-        if binding is None:
-            return JSONResponse({"detail": "no such dealer channel"}, status_code=404)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"detail": "too large"}, status_code=413)
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        try:
-            status, answer = await run_in_threadpool(handle, binding, request.method, path, dict(request.headers),
-                                                     body, time.time(), act_for(binding, body))
-        except ConfigurationError as exc:
-            log.error("dealer channel %s: %s", seat, redact(str(exc)))
-            return JSONResponse({"detail": "the channel is not configured for this dealer"}, status_code=503)
-        return JSONResponse(answer, status_code=status)
-
-    signed = {"security": [{"dealerSignature": []}]}
-
-    @app.post("/{seat}/v1/orders", response_model=OrderAnswer, status_code=201, openapi_extra={
-        **signed, "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/DealerOrder"}}}}},
-        responses={200: {"model": OrderAnswer, "description": "a re-send: unchanged, or the changed order queued again"},
-                   401: {"model": Refusal}, 409: {"model": Refusal, "description": "replay"},
-                   422: {"model": Refusal, "description": "refused (the suite's reasons); quarantined"}})
-    async def post_order(seat: str, request: Request, background: BackgroundTasks) -> JSONResponse:
-        """Submit (or re-send, or cancel) one order."""
-        return await _serve(seat, request, lambda b, body: _order_act(b, body, time.time(), background.add_task, emit))
-
-    @app.get("/{seat}/v1/orders/{order_no}", response_model=OrderState, openapi_extra=signed,
-             responses={401: {"model": Refusal}, 409: {"model": Refusal}})
-    async def get_order(seat: str, order_no: str, request: Request) -> JSONResponse:
-        """Where an order stands."""
-        return await _serve(seat, request, lambda b, _: lambda d: (200, where_it_stands(b, d, order_no), {
-            "order_no": order_no, "outcome": "read"}))
-
-    @app.get("/{seat}/v1/special-prices", response_model=list[SpecialPrice], openapi_extra=signed,
-             responses={401: {"model": Refusal}, 409: {"model": Refusal}})
-    async def get_special_prices(seat: str, request: Request, on: Optional[date] = None) -> JSONResponse:
-        """The dealer's approved special prices valid on ``on`` (the day it means to order; default today)."""
-        return await _serve(seat, request, lambda b, _: lambda d: (200, special_prices(d, on or date.today()),
-                                                                     {"outcome": "read"}))
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-            for model_ in (DealerOrder, DealerLine):
-                schemas[model_.__name__] = model_.model_json_schema(ref_template="#/components/schemas/{model}")
-            doc["components"]["securitySchemes"] = {"dealerSignature": {
-                "type": "apiKey", "in": "header", "name": "X-Hub-Signature",
-                "description": "lower-case hex HMAC-SHA256 with the dealer's key of METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\n"
-                               "hex(SHA-256(body)); with X-Hub-Dealer, X-Hub-Timestamp (Unix seconds, ±300 s) and "
-                               "X-Hub-Nonce (16-64 of A-Z a-z 0-9 _ -, never reused) (docs/dealer_api.md)"}}
-            app.openapi_schema = doc
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
-
-
-if __name__ == "__main__":  # the OpenAPI document docs/dealer_api.openapi.json is
-    print(json.dumps(create_app(emit=lambda *a: True).openapi(), ensure_ascii=False, indent=2))

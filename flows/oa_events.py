@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from flows import roles
+from flows import receivers, roles
 from flows.dag import emit_asset_event
 from hub import model, store
 from hub.errors import ConfigurationError, HubError, redact
@@ -32,10 +32,6 @@ EVENT_ENTITY = "oa_event"
 MAX_AGE_S = 3600
 MAX_BODY = 1 << 16
 STORED, REPLAYED, FORGED, STALE, CHECK = "stored", "replayed", "forged", "stale", "check_url"
-
-
-def _seat(name: str):
-    return next((b for b in roles.seats("oa") if b.name == name), None)
 
 
 def _age_s(stamp: str, now: float) -> float:
@@ -90,16 +86,12 @@ def create_app(emit: Callable[[str, dict[str, Any]], bool] = emit_asset_event) -
 
     @app.post("/{seat}", include_in_schema=False)
     async def push(seat: str, request: Request, background: BackgroundTasks) -> JSONResponse:
-        try:
-            binding = await run_in_threadpool(_seat, seat)
-        except ConfigurationError as exc:
-            log.error("oa event for seat %s: bindings unavailable (%s)", seat, redact(str(exc)))
-            return JSONResponse({"detail": "bindings unavailable"}, status_code=503)
-        if binding is None:
-            return JSONResponse({"detail": "no such oa seat"}, status_code=404)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"detail": "too large"}, status_code=413)
+        binding = await receivers.seat_of("oa", seat)
+        if isinstance(binding, JSONResponse):
+            return binding
+        body = await receivers.body_within(request, MAX_BODY)
+        if isinstance(body, JSONResponse):
+            return body
         try:
             status, answer, _ = await run_in_threadpool(receive, binding, dict(request.query_params), body, time.time(),
                                                         background.add_task, emit)

@@ -19,7 +19,7 @@ from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from flows import roles
+from flows import receivers, roles
 from flows.dag import emit_asset_event as emit_event
 from hub import pushes, store
 from hub.errors import ConfigurationError, HubError, redact
@@ -36,10 +36,6 @@ MAX_BODY = 1 << 20
 REFUSALS = {"ForgedPush": pushes.FORGED, "StalePush": pushes.STALE}
 
 Emitter = Callable[[str, Sequence[str]], bool]
-
-
-def _binding(name: str) -> Binding | None:
-    return next((b for b in roles.seats("shop") if b.name == name), None)
 
 
 def _secrets(binding: Binding) -> tuple[str, ...]:
@@ -146,13 +142,9 @@ def create_app(emit: Emitter = emit_asset_event) -> FastAPI:
 
     @app.post("/{seat}", include_in_schema=False)
     async def push(seat: str, request: Request, background: BackgroundTasks) -> JSONResponse:
-        try:
-            binding = await run_in_threadpool(_binding, seat)
-        except ConfigurationError as exc:  # a bad bindings file: nothing is acknowledged until it is fixed
-            log.error("shop push for seat %s: bindings unavailable (%s)", seat, redact(str(exc)))
-            return JSONResponse({"detail": "bindings unavailable"}, status_code=503)
-        if binding is None:
-            return JSONResponse({"detail": "no such shop seat"}, status_code=404)
+        binding = await receivers.seat_of("shop", seat)
+        if isinstance(binding, JSONResponse):
+            return binding
         body = await request.body()
         return await run_in_threadpool(receive, binding, request.headers, body, datetime.now(timezone.utc),
                                        background.add_task, emit)

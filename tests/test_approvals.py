@@ -196,7 +196,7 @@ def test_a_dealer_reads_the_special_prices_approved_for_its_customer(world, monk
     an approved request's customer reads that product at that price, with e-cology's number."""
     import json
 
-    from flows.dealer_orders import create_app
+    from plugins.hub_dealer_api import create_app
     from sandbox.dealer_portal import DealerPortal
     from sandbox.harness import loopback
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.xdist_group("test_dealer_api")
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from flows.dealer_orders import create_app
+    from plugins.hub_dealer_api import create_app
 
     emitted: list[dict] = []
     with ordered_world(tmp_path_factory, "dealer") as sb, \
@@ -146,8 +146,8 @@ def test_an_order_for_an_unknown_item_waits_with_the_reason_and_a_cancel_reaches
 
 
 def test_the_published_openapi_document_is_the_apis_own():
-    from flows.dealer_orders import create_app
+    from plugins.hub_dealer_api import create_app
 
     published = json.loads((ROOT / "docs" / "dealer_api.openapi.json").read_text(encoding="utf-8"))
     assert published == json.loads(json.dumps(create_app(emit=lambda *a: True).openapi())), (
-        "docs/dealer_api.openapi.json is stale: python -m flows.dealer_orders > docs/dealer_api.openapi.json")
+        "docs/dealer_api.openapi.json is stale: PYTHONPATH=. .venv/bin/python plugins/hub_dealer_api.py > docs/dealer_api.openapi.json")
