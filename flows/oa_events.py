@@ -86,12 +86,10 @@ def create_app(emit: Callable[[str, dict[str, Any]], bool] = emit_asset_event) -
 
     @app.post("/{seat}", include_in_schema=False)
     async def push(seat: str, request: Request, background: BackgroundTasks) -> JSONResponse:
-        binding = await receivers.seat_of("oa", seat)
-        if isinstance(binding, JSONResponse):
-            return binding
-        body = await receivers.body_within(request, MAX_BODY)
-        if isinstance(body, JSONResponse):
-            return body
+        found = await receivers.seat_and_body("oa", seat, request, MAX_BODY)
+        if isinstance(found, JSONResponse):
+            return found
+        binding, body = found
         try:
             status, answer, _ = await run_in_threadpool(receive, binding, dict(request.query_params), body, time.time(),
                                                         background.add_task, emit)

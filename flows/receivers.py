@@ -38,3 +38,12 @@ async def body_within(request: Request, limit: int) -> bytes | JSONResponse:
     if len(body) > limit:
         return JSONResponse({"detail": "too large"}, status_code=413)
     return body
+
+
+async def seat_and_body(role: str, name: str, request: Request, limit: int) -> tuple[Binding, bytes] | JSONResponse:
+    """:func:`seat_of` and :func:`body_within` in one: the seat and the body, or the answer why not."""
+    binding = await seat_of(role, name)
+    if isinstance(binding, JSONResponse):
+        return binding
+    body = await body_within(request, limit)
+    return body if isinstance(body, JSONResponse) else (binding, body)

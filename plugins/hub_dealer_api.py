@@ -112,12 +112,10 @@ def create_app(emit: Emitter = emit_asset_event) -> FastAPI:
                   description=dealer_orders.__doc__.split("\n\n", 1)[1] if dealer_orders.__doc__ else None)
 
     async def _serve(seat: str, request: Request, act_for: Callable[[Binding, bytes], Callable]) -> JSONResponse:
-        binding = await receivers.seat_of("dealer", seat)
-        if isinstance(binding, JSONResponse):
-            return binding
-        body = await receivers.body_within(request, MAX_BODY)
-        if isinstance(body, JSONResponse):
-            return body
+        found = await receivers.seat_and_body("dealer", seat, request, MAX_BODY)
+        if isinstance(found, JSONResponse):
+            return found
+        binding, body = found
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         try:
             status, answer = await run_in_threadpool(dealer_orders.handle, binding, request.method, path, dict(request.headers),
