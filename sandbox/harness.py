@@ -268,6 +268,9 @@ class Sandbox:
             conns[f"DEALER_{code}"] = {"conn_type": "generic", "password": dealer["key"],
                                        "extra": {"erp_customer": dealer["erp_customer"], "name": dealer["name"]}}
         conns.update(self.shop_connections())
+        for conn in conns.values():   # loopback answers in milliseconds: the retries' pauses short, their count as deployed
+            if conn["conn_type"] == "http":
+                conn["extra"].setdefault("http_backoff", 0.02)
         return {f"AIRFLOW_CONN_{k}": json.dumps(v, ensure_ascii=False) for k, v in conns.items()}
 
     def shop_connections(self) -> dict[str, dict[str, Any]]:
