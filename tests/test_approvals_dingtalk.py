@@ -8,13 +8,10 @@ The oracles: the DingTalk stand-in's own instances (dingtalk.db), its pushes, U8
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 
 import pytest
 import requests
-import uvicorn
 from cryptography.fernet import Fernet
 
 from connectors import callback_crypto
@@ -26,29 +23,18 @@ from tests.orderkit import rows
 
 
 class _Receiver:
-    """flows/oa_events.py's app under uvicorn on a loopback port (as Airflow's API server mounts it)."""
+    """flows/oa_events.py's app on loopback, mounted at /oa-events as Airflow's API server mounts it."""
 
     def __init__(self) -> None:
+        from sandbox.harness import loopback
+
         self.emitted: list[dict] = []
         app = oa_events.create_app(emit=lambda entity, extra: self.emitted.append({"entity": entity, **extra}) or True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(100):
-            if self.server.started:
-                break
-            time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/oa"
+        self._serving = loopback(app, "/oa-events")
+        self.url = f"{self._serving.__enter__()}/oa"
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        self._serving.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
