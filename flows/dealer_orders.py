@@ -171,7 +171,8 @@ def special_prices(dealer, today: date) -> list[dict[str, Any]]:
                              where=[x.entity == "customer", x.system == crm], columns=["native_key"])
         keys = set(accounts["native_key"].astype(str))
         rows = conn.execute(select(a.subject, a.version, a.request_id, a.decided_on, a.valid_until, a.facts).where(
-            a.kind == "special_price", a.state == "approved", or_(a.superseded.is_(None), a.superseded != "yes"))).all()
+            a.kind == "special_price", a.state == "approved", or_(a.superseded.is_(None), a.superseded != "yes"),
+            or_(*[a.subject.like(f"{k}|%") for k in keys]))).all() if keys else []
     out: dict[str, dict[str, Any]] = {}
     for subject, version, request_id, decided, valid, facts in rows:
         account, _, product = str(subject).partition("|")

@@ -163,8 +163,9 @@ def write_in_chunks(ctx: StepContext, connector: Connector, stream: str, records
     written: list[dict[str, Any]] = []
     deferred: list[WriteResult] = []
     for start in range(0, len(records), size):
+        sent = list(records[start:start + size])
         chunk, results = [], []
-        for rec, res in zip(records[start:start + size], connector.write(stream, list(records[start:start + size]))):
+        for rec, res in zip(sent, connector.write(stream, sent)):
             if res.status == "deferred":
                 deferred.append(res)
             else:
